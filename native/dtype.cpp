@@ -1,0 +1,43 @@
+#include "dtype.hpp"
+
+namespace tw {
+
+const char* KserveName(ONNXTensorElementDataType type) {
+  switch (type) {
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL: return "BOOL";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8: return "UINT8";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT16: return "UINT16";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT32: return "UINT32";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT64: return "UINT64";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8: return "INT8";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT16: return "INT16";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32: return "INT32";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64: return "INT64";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16: return "FP16";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT: return "FP32";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE: return "FP64";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16: return "BF16";
+    default: return "";
+  }
+}
+
+size_t ElementSize(ONNXTensorElementDataType type) {
+  switch (type) {
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL:
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8:
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8: return 1;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT16:
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT16:
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16:
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16: return 2;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT32:
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32:
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT: return 4;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT64:
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64:
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE: return 8;
+    default: return 0;
+  }
+}
+
+}  // namespace tw

@@ -1,0 +1,73 @@
+// A model instance: one ORT session, its staging slots and its executor thread (and, on CUDA,
+// a compute stream plus a copy stream for uploads). Batches run in submission order.
+#pragma once
+#include <onnxruntime_cxx_api.h>
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "model_options.hpp"
+#include "run_job.hpp"
+#include "session_factory.hpp"
+#include "staging_slot.hpp"
+
+namespace tw {
+
+class Instance {
+ public:
+  using Completion = std::function<void(RunJob*)>;
+
+  /** Built on the loader thread: creates streams, the session and the slots, then starts the executor. */
+  Instance(const ModelOptions& options, const ModelSignature* signature, Completion complete);
+  ~Instance();
+  Instance(const Instance&) = delete;
+  Instance& operator=(const Instance&) = delete;
+
+  const ModelSignature& signature() const { return signature_; }
+  StagingSlot& slot(int i) { return *slots_[i]; }
+  int slot_count() const { return static_cast<int>(slots_.size()); }
+
+  /** JS thread: queues the uploads (CUDA) and the batch. */
+  void Submit(RunJob* job);
+  /** JS thread: withdraws the slot's queued batch or terminates its running one. */
+  bool Cancel(int slot);
+  /** Any thread but JS: fails queued batches as cancelled, waits for the running one, joins. */
+  void Stop();
+
+  size_t host_bytes() const;
+  size_t device_bytes() const;
+
+ private:
+  void AllocateSlots();
+  void UploadInputs(RunJob& job);
+  void Loop();
+  void Execute(RunJob& job);
+  void RunCpu(RunJob& job, StagingSlot& slot);
+  void RunGpu(RunJob& job, StagingSlot& slot);
+  void CopyOrtOutput(RunJob& job, StagingSlot& slot, size_t o, const Ort::Value& value);
+
+  ModelOptions options_;
+  ModelSignature signature_;
+  Completion complete_;
+  void* compute_stream_ = nullptr;
+  void* copy_stream_ = nullptr;
+  std::unique_ptr<Ort::Session> session_;
+  std::vector<std::unique_ptr<StagingSlot>> slots_;
+  std::vector<const char*> input_names_;
+  std::vector<const char*> output_names_;
+  Ort::MemoryInfo cpu_info_;
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<RunJob*> queue_;
+  RunJob* running_ = nullptr;
+  bool stopping_ = false;
+  std::thread executor_;
+};
+
+}  // namespace tw

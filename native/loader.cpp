@@ -1,0 +1,49 @@
+#include "loader.hpp"
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+namespace tw {
+namespace {
+
+struct LoaderQueue {
+  std::mutex mutex;
+  std::condition_variable wake;
+  std::deque<std::function<void()>> tasks;
+};
+
+LoaderQueue& Queue() {
+  // Leaked on purpose, and its thread detached: it lives as long as the process.
+  static LoaderQueue* queue = [] {
+    auto* q = new LoaderQueue();
+    std::thread([q] {
+      for (;;) {
+        std::function<void()> task;
+        {
+          std::unique_lock<std::mutex> lock(q->mutex);
+          q->wake.wait(lock, [q] { return !q->tasks.empty(); });
+          task = std::move(q->tasks.front());
+          q->tasks.pop_front();
+        }
+        task();
+      }
+    }).detach();
+    return q;
+  }();
+  return *queue;
+}
+
+}  // namespace
+
+void PostToLoader(std::function<void()> task) {
+  LoaderQueue& q = Queue();
+  {
+    std::lock_guard<std::mutex> lock(q.mutex);
+    q.tasks.push_back(std::move(task));
+  }
+  q.wake.notify_one();
+}
+
+}  // namespace tw
