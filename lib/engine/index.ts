@@ -1,0 +1,72 @@
+/**
+ * The engine: load ONNX models on a native loader thread and run batches on per-instance
+ * executor threads through pinned (CUDA) or aligned (CPU) staging slots.
+ */
+import { TensorwireError, toTensorwireError } from '../errors';
+import { LoadedModel } from './loaded-model';
+import { nativeAddon, type NativeEngineInfo } from './native-binding';
+import { ortProviderOptions } from './provider-options';
+import type { Datatype, LoadOptions, ModelMetadata, TensorSpec } from './types';
+
+export * from './types';
+export { LoadedModel } from './loaded-model';
+export { StagingSlot } from './staging-slot';
+export { ortProviderOptions } from './provider-options';
+
+/** Default rows per batch for batchable models when the caller sets none. */
+export const DEFAULT_MAX_BATCH_SIZE = 64;
+
+function checkInteger(name: string, v: number | undefined, min: number): void {
+  if (v !== undefined && (!Number.isInteger(v) || v < min)) {
+    throw new TensorwireError('INVALID_INPUT', `load option ${name} must be an integer >= ${min}, got ${String(v)}`);
+  }
+}
+
+/**
+ * Loads a model version. The session is created on the native loader thread; the promise
+ * rejects with MODEL_LOAD_FAILED (naming the file and ONNX Runtime's reason) or
+ * PROVIDER_UNAVAILABLE (naming the missing library and the fix). Never falls back to the CPU.
+ */
+export async function loadModel(path: string, options: LoadOptions = {}): Promise<LoadedModel> {
+  checkInteger('instances', options.instances, 1);
+  checkInteger('slotsPerInstance', options.slotsPerInstance, 2);
+  checkInteger('intraOpThreads', options.intraOpThreads, 0);
+  checkInteger('interOpThreads', options.interOpThreads, 0);
+  checkInteger('maxBatchSize', options.maxBatchSize, 0);
+  const provider = options.provider ?? { kind: 'cpu' };
+  const maxBatchSize = options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
+  let native;
+  try {
+    native = await nativeAddon().loadModel(path, {
+      provider: provider.kind,
+      deviceId: provider.kind === 'cpu' ? 0 : (provider.deviceId ?? 0),
+      providerOptions: ortProviderOptions(provider),
+      instances: options.instances ?? 1,
+      slotsPerInstance: options.slotsPerInstance ?? 2,
+      intraOpThreads: options.intraOpThreads ?? 1,
+      interOpThreads: options.interOpThreads ?? 1,
+      maxBatchSize: maxBatchSize || 1,
+      graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
+    });
+  } catch (e) {
+    throw toTensorwireError(e);
+  }
+  const raw = native.metadata();
+  const spec = (t: { name: string; datatype: string; shape: number[] }): TensorSpec => ({ name: t.name, datatype: t.datatype as Datatype, shape: t.shape });
+  const metadata: ModelMetadata = { inputs: raw.inputs.map(spec), outputs: raw.outputs.map(spec), batchable: raw.batchable };
+  return new LoadedModel(native, path, metadata, maxBatchSize);
+}
+
+/** ONNX Runtime version, providers compiled into it, whether the CUDA helper was built, staging bytes. */
+export function engineInfo(): NativeEngineInfo {
+  return nativeAddon().engineInfo();
+}
+
+/** Free and total memory of a CUDA device; throws PROVIDER_UNAVAILABLE without a GPU. */
+export function cudaMemoryInfo(deviceId = 0): { free: number; total: number } {
+  try {
+    return nativeAddon().cudaMemoryInfo(deviceId);
+  } catch (e) {
+    throw toTensorwireError(e);
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * Loads the compiled addon and describes its raw interface. When it cannot be loaded, the
+ * error says which file was tried and how to fix it (sharp's rule).
+ */
+import * as path from 'node:path';
+import { TensorwireError } from '../errors';
+import type { Datatype } from './types';
+
+/** Raw tensor description returned by the addon. */
+export interface NativeTensorInfo {
+  name: string;
+  datatype: Datatype | '';
+  shape: number[];
+}
+
+/** Result of a finished batch as the addon reports it. */
+export interface NativeRunResult {
+  shapes: number[][];
+  bytes: number[];
+  /** [inputUs, inferUs, outputUs] */
+  timing: [number, number, number];
+}
+
+/** The addon's model object (native/native_model.cpp). */
+export interface NativeModel {
+  readonly instanceCount: number;
+  readonly slotsPerInstance: number;
+  metadata(): { inputs: NativeTensorInfo[]; outputs: NativeTensorInfo[]; batchable: boolean };
+  inputBuffer(instance: number, slot: number, input: number, minBytes: number): ArrayBuffer;
+  outputBuffer(instance: number, slot: number, output: number): ArrayBuffer;
+  run(instance: number, slot: number, shapes: number[][]): Promise<NativeRunResult>;
+  cancel(instance: number, slot: number): boolean;
+  unload(): Promise<void>;
+  memory(): { host: number; gpu: number };
+}
+
+/** Options object the addon's loadModel reads (native/model_options.cpp). */
+export interface NativeLoadOptions {
+  provider: 'cpu' | 'cuda' | 'tensorrt';
+  deviceId: number;
+  providerOptions: Record<string, string>;
+  instances: number;
+  slotsPerInstance: number;
+  intraOpThreads: number;
+  interOpThreads: number;
+  maxBatchSize: number;
+  graphOptimizationLevel: string;
+}
+
+export interface NativeEngineInfo {
+  ortVersion: string;
+  ortLibraryDirectory: string;
+  cudaBuilt: boolean;
+  availableProviders: string[];
+  pinnedBytes: number;
+  alignedBytes: number;
+}
+
+export interface NativeAddon {
+  loadModel(path: string, options: NativeLoadOptions): Promise<NativeModel>;
+  engineInfo(): NativeEngineInfo;
+  cudaMemoryInfo(deviceId: number): { free: number; total: number };
+}
+
+let addon: NativeAddon | undefined;
+
+/** The addon, loaded on first use. */
+export function nativeAddon(): NativeAddon {
+  if (addon) return addon;
+  // Works from lib/engine (sources under vitest) and dist/lib/engine (compiled).
+  const candidates = [path.join(__dirname, '..', '..', 'build', 'Release', 'tensorwire.node'), path.join(__dirname, '..', '..', '..', 'build', 'Release', 'tensorwire.node')];
+  const failures: string[] = [];
+  for (const file of candidates) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      addon = require(file) as NativeAddon;
+      return addon;
+    } catch (e) {
+      failures.push(`${file}: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  throw new TensorwireError(
+    'INTERNAL',
+    `cannot load the tensorwire addon (${failures.join('; ')}). Build it with \`npm ci\` or \`npm run build\` (needs cmake and a C++17 compiler).`,
+  );
+}
