@@ -1,0 +1,264 @@
+/**
+ * The server core (InferenceService): model repository + per-model hot swap + schedulers +
+ * engine, independent of HTTP. Front ends (lib/server) call only this.
+ *
+ * Model control (Triton's --model-control-mode):
+ * - none: load what the repository holds at start; later changes are ignored.
+ * - poll: as none, then watch the repository and hot-swap on every settled change.
+ * - explicit: load only `loadModels` at start; the repository API loads and unloads.
+ */
+import { stat } from 'node:fs/promises';
+import * as path from 'node:path';
+import { Registry } from 'prom-client';
+import { TensorwireError, isTensorwireError, toTensorwireError } from '../errors';
+import { engineInfo } from '../engine';
+import { createMetrics, type TensorwireMetrics } from '../metrics/registry';
+import type { InferRequest, InferResponse, InferOutputTensor } from '../protocol/types';
+import { RepositoryWatcher, scanModel, scanRepository, singleFileRepository, validateConfig, type RepositoryDiff, type RepositoryScan } from '../repository';
+import type { BatcherConfigPatch } from '../scheduler/batcher-config';
+import { ServedModel } from './served-model';
+import type { InferenceService, ModelMetadataResponse, ModelStatistics, Readiness, RepositoryIndexEntry } from './types';
+
+export type ModelControl = 'none' | 'poll' | 'explicit';
+
+/** Options of createInferenceService. */
+export interface CreateServiceOptions {
+  /** A repository directory (`<name>/<version>/model.onnx`) or a single `.onnx` file. */
+  repository: string;
+  modelControl?: ModelControl;
+  /** Models to load at start in explicit mode. */
+  loadModels?: string[];
+  /** Repository poll interval in poll mode (ms). Default 1000. */
+  pollMs?: number;
+  /** How long a retired version may drain before its leftovers are rejected (ms). Default 30000. */
+  drainMs?: number;
+  /** Prometheus registry to record into; a new one by default. */
+  registry?: Registry;
+  /** Log lines (state changes); default console.log. */
+  log?: (line: string) => void;
+}
+
+/** The service plus what the CLI and tests need beyond the front-end interface. */
+export interface TensorwireService extends InferenceService {
+  readonly metrics: TensorwireMetrics;
+  readonly registry: Registry;
+  /** Resolves when the models loaded at start have loaded (or failed). */
+  readonly initialLoad: Promise<void>;
+  /** Live batching change of a serving model (all its versions), without a reload. */
+  updateBatching(name: string, patch: BatcherConfigPatch): void;
+  /** Readiness false, new requests 503, queued and running ones finish, models freed. */
+  shutdown(): Promise<void>;
+}
+
+class Service implements TensorwireService {
+  readonly registry: Registry;
+  readonly metrics: TensorwireMetrics;
+  initialLoad: Promise<void> = Promise.resolve();
+  private readonly models = new Map<string, ServedModel>();
+  private readonly expected = new Set<string>();
+  private watcher: RepositoryWatcher | undefined;
+  private shuttingDown = false;
+  private readonly drainMs: number;
+  private readonly log: (line: string) => void;
+  private singleFile = false;
+
+  constructor(private readonly options: CreateServiceOptions) {
+    this.registry = options.registry ?? new Registry();
+    this.metrics = createMetrics(this.registry, {
+      pinnedMemoryProvider: () => {
+        const info = engineInfo();
+        return { usedBytes: info.pinnedBytes, totalBytes: info.pinnedBytes };
+      },
+    });
+    this.metrics.registerQueueDepthProvider(() => this.queueDepths());
+    this.drainMs = options.drainMs ?? 30_000;
+    this.log = options.log ?? ((line) => console.log(line));
+  }
+
+  private *queueDepths() {
+    for (const m of this.models.values()) for (const v of m.versions()) yield { model: m.name, version: String(v.version), depth: v.queueDepth() };
+  }
+
+  private served(name: string): ServedModel {
+    let m = this.models.get(name);
+    if (!m) {
+      m = new ServedModel(
+        name,
+        {
+          metrics: this.metrics,
+          onState: (v) => this.log(`model ${v.name} version ${v.version}: ${v.state}${v.state === 'failed' ? ` (${v.reason})` : ''}`),
+        },
+        this.drainMs,
+      );
+      this.models.set(name, m);
+    }
+    return m;
+  }
+
+  async start(): Promise<void> {
+    const repo = this.options.repository;
+    const info = await stat(repo).catch(() => undefined);
+    if (!info) throw new TensorwireError('NOT_FOUND', `model repository ${repo} does not exist`);
+    this.singleFile = info.isFile();
+    const scan = this.singleFile ? await singleFileRepository(repo) : await scanRepository(repo);
+    const control = this.options.modelControl ?? 'poll';
+    const names = control === 'explicit' ? (this.options.loadModels ?? []) : [...scan.models.keys()];
+    for (const name of names) {
+      if (!scan.models.has(name)) throw new TensorwireError('NOT_FOUND', `--load-model ${name}: no model directory ${path.join(repo, name)}`);
+    }
+    for (const name of names) this.expected.add(name);
+    this.initialLoad = Promise.all(names.map((n) => this.served(n).apply(scan.models.get(n)!))).then(() => undefined);
+    if (control === 'poll') {
+      this.watcher = new RepositoryWatcher(repo, {
+        intervalMs: this.options.pollMs ?? 1000,
+        scan: this.singleFile ? () => singleFileRepository(repo) : undefined,
+        onChange: (diff) => this.applyDiff(diff),
+        onError: (e) => this.log(`repository: ${e.message}`),
+      });
+      void this.initialLoad.then(() => this.watcher?.start(scan));
+    }
+  }
+
+  private async applyDiff(diff: RepositoryDiff): Promise<void> {
+    if (this.shuttingDown) return;
+    await Promise.all(
+      diff.changes.map(async (change) => {
+        if (change.kind === 'removed') {
+          this.expected.delete(change.name);
+          this.log(`model ${change.name}: removed from the repository, unloading`);
+          await this.models.get(change.name)?.unloadAll();
+          return;
+        }
+        this.expected.add(change.name);
+        await this.served(change.name).apply(change.model!);
+      }),
+    );
+  }
+
+  isLive(): boolean {
+    return true;
+  }
+
+  isReady(): boolean {
+    if (this.shuttingDown) return false;
+    for (const name of this.expected) if (!this.models.get(name)?.isReady()) return false;
+    return true;
+  }
+
+  private known(name: string): ServedModel {
+    const m = this.models.get(name);
+    if (!m) throw new TensorwireError('NOT_FOUND', `unknown model "${name}"`);
+    return m;
+  }
+
+  modelReadiness(name: string, version?: string): Readiness {
+    if (this.shuttingDown) return { ready: false, reason: 'server is shutting down' };
+    return this.known(name).readiness(version);
+  }
+
+  modelMetadata(name: string, version?: string): ModelMetadataResponse {
+    const m = this.known(name);
+    const v = m.resolve(version);
+    const e = v.effective!;
+    return { name, versions: m.servingVersions().map(String), platform: 'onnxruntime_onnx', inputs: e.inputs, outputs: e.outputs };
+  }
+
+  servingMetadata(name: string, version?: string) {
+    const v = this.known(name).resolve(version);
+    return { version: String(v.version), metadata: v.model!.metadata, maxBatchSize: v.effective!.maxBatchSize };
+  }
+
+  modelConfig(name: string, version?: string): Record<string, unknown> {
+    return this.known(name).resolve(version).effective!.tritonConfig;
+  }
+
+  async infer(name: string, version: string | undefined, request: InferRequest, signal?: AbortSignal): Promise<InferResponse> {
+    if (this.shuttingDown) throw new TensorwireError('UNAVAILABLE', 'server is shutting down', { retryAfterSeconds: 1 });
+    const v = this.known(name).resolve(version);
+    const start = performance.now();
+    this.metrics.requestStarted();
+    try {
+      const result = await v.infer(request, signal);
+      const totalUs = (performance.now() - start) * 1000;
+      const batchSize = v.effective!.maxBatchSize > 0 ? request.inputs[0].shape[0] : 1;
+      v.stats.recordSuccess(batchSize, result.timings, totalUs);
+      const outputs: InferOutputTensor[] = new Array(result.outputs.length);
+      for (let i = 0; i < outputs.length; i++) {
+        const o = result.outputs[i];
+        const binary = request.outputs ? request.outputs[i].binary : request.binaryDataOutput;
+        outputs[i] = { name: o.name, datatype: o.datatype, shape: o.shape, data: o.data, binary };
+      }
+      const response: InferResponse = { modelName: name, modelVersion: String(v.version), outputs, timings: result.timings };
+      if (request.id !== undefined) response.id = request.id;
+      return response;
+    } catch (e) {
+      const err = toTensorwireError(e);
+      v.stats.recordFailure(err.code, (performance.now() - start) * 1000);
+      throw err;
+    } finally {
+      this.metrics.requestFinished();
+    }
+  }
+
+  statistics(name?: string, version?: string): ModelStatistics[] {
+    const models = name ? [this.known(name)] : [...this.models.values()];
+    const out: ModelStatistics[] = [];
+    for (const m of models) {
+      const versions = version ? [m.resolve(version)] : m.versions().filter((v) => v.state === 'ready' || v.state === 'draining');
+      for (const v of versions) out.push(v.stats.toJSON());
+    }
+    return out;
+  }
+
+  repositoryIndex(readyOnly = false): RepositoryIndexEntry[] {
+    const rows = [...this.models.values()].flatMap((m) => m.index());
+    return readyOnly ? rows.filter((r) => r.state === 'ready') : rows;
+  }
+
+  async loadModel(name: string, config?: Record<string, unknown>): Promise<void> {
+    if ((this.options.modelControl ?? 'poll') !== 'explicit') {
+      throw new TensorwireError('INVALID_INPUT', 'explicit model load / unload is not allowed unless the server runs with --model-control explicit');
+    }
+    if (this.singleFile) throw new TensorwireError('INVALID_INPUT', 'a single-file server has no repository to load from');
+    const override = config === undefined ? undefined : validateConfig(config, `load request for "${name}"`);
+    const scanned = await scanModel(path.join(this.options.repository, name), name).catch((e: unknown) => {
+      throw isTensorwireError(e) ? e : new TensorwireError('NOT_FOUND', `no model directory for "${name}" in ${this.options.repository}`);
+    });
+    if (scanned.versions.length === 0 && !scanned.error) throw new TensorwireError('NOT_FOUND', `model "${name}" has no version directory with a model file`);
+    this.expected.add(name);
+    const m = this.served(name);
+    await m.apply(scanned, override);
+    if (!m.isReady()) throw new TensorwireError('MODEL_LOAD_FAILED', `failed to load "${name}": ${m.readiness(undefined).reason ?? 'unknown reason'}`);
+  }
+
+  async unloadModel(name: string): Promise<void> {
+    if ((this.options.modelControl ?? 'poll') !== 'explicit') {
+      throw new TensorwireError('INVALID_INPUT', 'explicit model load / unload is not allowed unless the server runs with --model-control explicit');
+    }
+    const m = this.known(name);
+    this.expected.delete(name);
+    await m.unloadAll();
+  }
+
+  updateBatching(name: string, patch: BatcherConfigPatch): void {
+    const m = this.known(name);
+    const serving = m.versions().filter((v) => v.state === 'ready');
+    if (serving.length === 0) throw new TensorwireError('UNAVAILABLE', `model "${name}" has no ready version`);
+    for (const v of serving) v.updateBatching(patch);
+  }
+
+  async shutdown(): Promise<void> {
+    this.shuttingDown = true;
+    await this.watcher?.stop();
+    await Promise.all([...this.models.values()].map((m) => m.unloadAll()));
+  }
+}
+
+/** Builds the service and starts loading the repository (await `initialLoad` for the loads). */
+export async function createInferenceService(options: CreateServiceOptions): Promise<TensorwireService> {
+  const service = new Service(options);
+  await service.start();
+  return service;
+}
+
+export type { RepositoryScan };

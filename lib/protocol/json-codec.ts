@@ -1,0 +1,88 @@
+/**
+ * KServe v2 JSON inference requests and responses (no binary tensor data), and the
+ * response text shared with the binary extension and the WebSocket frames.
+ *
+ * Responses are written as Triton writes them: compact, keys in Triton's order
+ * (`id`, `model_name`, `model_version`, `outputs`; per output `name`, `datatype`, `shape`,
+ * then `parameters` or `data`), `id` only when the request had one.
+ */
+import type { JsonDecodeState } from './tensor-data';
+import { checkOutputBytes, tensorBytesToJsonText } from './tensor-json';
+import { parseJsonText, parseJsonTextExact } from './json-text';
+import { requestFromJson, type BinarySection, type RequestDecodeOptions } from './request-object';
+import type { InferRequest, InferResponse } from './types';
+
+/** Body bytes [start, end) as UTF-8 text. */
+export function bodyText(body: Uint8Array | string, start = 0, end?: number): string {
+  if (typeof body === 'string') return body;
+  const stop = end ?? body.byteLength;
+  if (Buffer.isBuffer(body)) return body.toString('utf8', start, stop);
+  // A Buffer view over the same memory: decodes without copying the bytes.
+  return Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8', start, stop);
+}
+
+/**
+ * Decodes a JSON inference request body (`Content-Type: application/json`, no
+ * Inference-Header-Content-Length). Throws INVALID_INPUT: `malformed JSON: ...` or a message
+ * naming the field or tensor at fault.
+ */
+export function decodeJsonRequest(body: Uint8Array | string, options?: RequestDecodeOptions): InferRequest {
+  const text = bodyText(body);
+  return decodeRequestRoot(parseJsonText(text), text, undefined, options);
+}
+
+/**
+ * Decodes a request already parsed from `text` (the caller parsed it to read other fields,
+ * e.g. a stream frame's `id`). `text` is needed again only in the rare case of INT64/UINT64
+ * numbers beyond 2^53, which are then re-read exactly.
+ */
+export function decodeRequestRoot(root: unknown, text: string, binary: BinarySection | undefined, options?: RequestDecodeOptions): InferRequest {
+  const state: JsonDecodeState = { lossyIntegers: false };
+  const request = requestFromJson(root, binary, options, state);
+  if (!state.lossyIntegers) return request;
+  return requestFromJson(parseJsonTextExact(text), binary, options, undefined);
+}
+
+/** The JSON text of a response's header, and what must follow it as binary data. */
+export interface ResponseHeader {
+  /** The JSON object, complete (binary outputs carry parameters.binary_data_size instead of data). */
+  json: string;
+  /** Sum of the byte sizes of the outputs sent as binary data (0 when none). */
+  binaryBytes: number;
+  /** Number of outputs sent as binary data. */
+  binaryOutputs: number;
+}
+
+/**
+ * Writes the response JSON. With `allowBinary`, outputs whose `binary` flag is set get
+ * `"parameters":{"binary_data_size":N}` and no data; the caller appends their bytes in
+ * output order. `idJson` is the id already as JSON (a string literal, or a number for stream
+ * frames); undefined leaves `id` out. Throws INTERNAL when an output's bytes do not match
+ * its shape (a bug upstream, never the client's fault).
+ */
+export function buildResponseHeader(resp: InferResponse, idJson: string | undefined, allowBinary: boolean): ResponseHeader {
+  let json = idJson === undefined ? '{' : '{"id":' + idJson + ',';
+  json += '"model_name":' + JSON.stringify(resp.modelName) + ',"model_version":' + JSON.stringify(resp.modelVersion) + ',"outputs":[';
+  let binaryBytes = 0;
+  let binaryOutputs = 0;
+  const outputs = resp.outputs;
+  for (let i = 0; i < outputs.length; i++) {
+    const out = outputs[i];
+    checkOutputBytes(out.name, out.datatype, out.shape, out.data);
+    json += (i === 0 ? '{"name":' : ',{"name":') + JSON.stringify(out.name) + ',"datatype":"' + out.datatype + '","shape":[' + out.shape.join(',') + ']';
+    if (allowBinary && out.binary) {
+      json += ',"parameters":{"binary_data_size":' + out.data.byteLength + '}}';
+      binaryBytes += out.data.byteLength;
+      binaryOutputs++;
+    } else {
+      json += ',"data":[' + tensorBytesToJsonText(out.datatype, out.data) + ']}';
+    }
+  }
+  json += ']}';
+  return { json, binaryBytes, binaryOutputs };
+}
+
+/** The response as JSON text with every output's data inline, whatever its `binary` flag. */
+export function encodeJsonResponse(resp: InferResponse): string {
+  return buildResponseHeader(resp, resp.id === undefined ? undefined : JSON.stringify(resp.id), false).json;
+}

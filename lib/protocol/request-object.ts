@@ -1,0 +1,196 @@
+/**
+ * A parsed KServe v2 inference request object -> InferRequest. Shared by the JSON codec,
+ * the binary tensor extension and the WebSocket frames; they differ only in where binary
+ * tensor data lives (`BinarySection`) and in how outputs default to binary.
+ *
+ * Checks here are about the protocol (types of fields, sizes of binary data); whether the
+ * request fits the model is validate.ts's job.
+ */
+import type { Datatype } from '../engine/types';
+import { DATATYPE_SIZE } from '../engine/types';
+import { TensorwireError } from '../errors';
+import { DATATYPES, describeValue, elementCount, formatShape, isDatatype, jsonToTensorBytes, type JsonDecodeState } from './tensor-data';
+import type { InferInputTensor, InferRequest, RequestedOutput } from './types';
+
+/** The binary tensor data of a request: `body` from byte `start` on, consumed by inputs in order. */
+export interface BinarySection {
+  body: Uint8Array;
+  start: number;
+}
+
+/** How outputs default to binary, which differs between HTTP and the two stream frame kinds. */
+export interface RequestDecodeOptions {
+  /** Value of `binaryDataOutput` when the request has no binary_data_output parameter. Default false. */
+  defaultBinaryOutput?: boolean;
+  /** False forces every output to JSON (a text stream frame cannot carry bytes). Default true. */
+  allowBinaryOutput?: boolean;
+  /** Accept a finite number as `id` (stream frames) and keep it as its decimal string. Default false, as in Triton. */
+  numericId?: boolean;
+}
+
+const EMPTY_PARAMETERS: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
+
+function invalid(message: string): TensorwireError {
+  return new TensorwireError('INVALID_INPUT', message);
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+/**
+ * Converts the parsed request `root` into an InferRequest. Inputs with
+ * parameters.binary_data_size take their bytes from `binary` as views (no copy), in order;
+ * the sizes must add up to exactly the bytes `binary` holds. Throws INVALID_INPUT.
+ */
+export function requestFromJson(root: unknown, binary: BinarySection | undefined, options: RequestDecodeOptions | undefined, state: JsonDecodeState | undefined): InferRequest {
+  if (!isObject(root)) throw invalid(`the request must be a JSON object, got ${describeValue(root)}`);
+  let id = root.id;
+  if (typeof id === 'number' && options?.numericId === true && Number.isFinite(id)) id = String(id);
+  if (id !== undefined && typeof id !== 'string') throw invalid(`'id' must be a string, got ${describeValue(id)}`);
+
+  // Every field present from the start (undefined when absent): one hidden class for all
+  // requests keeps the scheduler's property reads monomorphic.
+  const request: InferRequest = {
+    id,
+    inputs: [],
+    outputs: undefined,
+    binaryDataOutput: options?.defaultBinaryOutput ?? false,
+    priority: undefined,
+    timeoutUs: undefined,
+    parameters: EMPTY_PARAMETERS,
+  };
+  if (root.parameters !== undefined) readRequestParameters(root.parameters, request);
+  const allowBinary = options?.allowBinaryOutput ?? true;
+  if (!allowBinary) request.binaryDataOutput = false;
+
+  const inputs = root.inputs;
+  if (!Array.isArray(inputs)) throw invalid(`'inputs' must be an array, got ${describeValue(inputs)}`);
+  let offset = binary?.start ?? 0;
+  for (let i = 0; i < inputs.length; i++) {
+    const input = readInput(inputs[i], i, binary, offset, state);
+    offset += input.binarySize;
+    request.inputs.push(input.tensor);
+  }
+  if (binary !== undefined && offset !== binary.body.byteLength) {
+    const available = binary.body.byteLength - binary.start;
+    throw invalid(`the request carries ${available} bytes of binary data but the inputs' binary_data_size add up to ${offset - binary.start}`);
+  }
+
+  if (root.outputs !== undefined) request.outputs = readOutputs(root.outputs, request.binaryDataOutput, allowBinary);
+  return request;
+}
+
+function readRequestParameters(parameters: unknown, request: InferRequest): void {
+  if (!isObject(parameters)) throw invalid(`'parameters' must be an object, got ${describeValue(parameters)}`);
+  let others: Record<string, unknown> | undefined;
+  for (const key in parameters) {
+    const value = parameters[key];
+    switch (key) {
+      case 'binary_data_output':
+        if (typeof value !== 'boolean') throw invalid(`request parameter 'binary_data_output' must be a boolean, got ${describeValue(value)}`);
+        request.binaryDataOutput = value;
+        break;
+      case 'priority':
+        if (!isCount(value)) throw invalid(`request parameter 'priority' must be a non-negative integer, got ${describeValue(value)}`);
+        request.priority = value;
+        break;
+      case 'timeout':
+        if (!isCount(value)) throw invalid(`request parameter 'timeout' must be a non-negative integer (microseconds), got ${describeValue(value)}`);
+        request.timeoutUs = value;
+        break;
+      default:
+        if (key.startsWith('triton_')) throw invalid(`request parameter '${key}': names starting with 'triton_' are reserved`);
+        others ??= {};
+        // A plain assignment of "__proto__" would replace the object's prototype.
+        if (key === '__proto__') Object.defineProperty(others, key, { value, enumerable: true, writable: true, configurable: true });
+        else others[key] = value;
+    }
+  }
+  if (others !== undefined) request.parameters = others;
+}
+
+function readInput(input: unknown, index: number, binary: BinarySection | undefined, offset: number, state: JsonDecodeState | undefined): { tensor: InferInputTensor; binarySize: number } {
+  if (!isObject(input)) throw invalid(`input ${index} must be an object, got ${describeValue(input)}`);
+  const name = input.name;
+  if (typeof name !== 'string' || name.length === 0) throw invalid(`input ${index}: 'name' must be a non-empty string, got ${describeValue(name)}`);
+  const label = `input '${name}'`;
+  const datatype = readDatatype(label, input.datatype);
+  const shape = readShape(label, input.shape);
+
+  let binarySize: number | undefined;
+  const parameters = input.parameters;
+  if (parameters !== undefined) {
+    if (!isObject(parameters)) throw invalid(`${label}: 'parameters' must be an object, got ${describeValue(parameters)}`);
+    if (parameters.shared_memory_region !== undefined) throw invalid(`${label}: shared memory inputs are not supported`);
+    const size = parameters.binary_data_size;
+    if (size !== undefined) {
+      if (!isCount(size)) throw invalid(`${label}: parameters.binary_data_size must be a non-negative integer, got ${describeValue(size)}`);
+      binarySize = size;
+    }
+  }
+
+  if (binarySize === undefined) {
+    if (input.data === undefined) throw invalid(`${label}: no 'data' and no parameters.binary_data_size`);
+    const data = jsonToTensorBytes(label, datatype, shape, input.data, state);
+    return { tensor: { name, datatype, shape, data }, binarySize: 0 };
+  }
+
+  if (input.data !== undefined) throw invalid(`${label}: has both 'data' and parameters.binary_data_size`);
+  if (binary === undefined) {
+    throw invalid(`${label}: parameters.binary_data_size is set but the request carries no binary data (no Inference-Header-Content-Length header, or a text stream frame)`);
+  }
+  const expected = elementCount(shape) * DATATYPE_SIZE[datatype];
+  if (binarySize !== expected) {
+    throw invalid(`${label}: binary_data_size ${binarySize} does not match ${datatype} shape ${formatShape(shape)} (expected ${expected} bytes)`);
+  }
+  const left = binary.body.byteLength - offset;
+  if (binarySize > left) {
+    throw invalid(`${label}: binary_data_size ${binarySize} runs past the end of the body (${left} bytes of binary data left)`);
+  }
+  return { tensor: { name, datatype, shape, data: binary.body.subarray(offset, offset + binarySize) }, binarySize };
+}
+
+function readDatatype(label: string, datatype: unknown): Datatype {
+  if (isDatatype(datatype)) return datatype;
+  if (datatype === 'BYTES') throw invalid(`${label}: datatype BYTES is not supported`);
+  throw invalid(`${label}: unknown datatype ${describeValue(datatype)}; expected one of ${DATATYPES.join(', ')}`);
+}
+
+function readShape(label: string, shape: unknown): number[] {
+  if (Array.isArray(shape)) {
+    let ok = true;
+    for (let i = 0; i < shape.length; i++) if (!isCount(shape[i])) ok = false;
+    if (ok) return shape as number[];
+  }
+  throw invalid(`${label}: 'shape' must be an array of non-negative integers, got ${describeValue(shape)}`);
+}
+
+function readOutputs(outputs: unknown, binaryDefault: boolean, allowBinary: boolean): RequestedOutput[] {
+  if (!Array.isArray(outputs)) throw invalid(`'outputs' must be an array, got ${describeValue(outputs)}`);
+  const result: RequestedOutput[] = [];
+  for (let i = 0; i < outputs.length; i++) {
+    const output = outputs[i];
+    if (!isObject(output)) throw invalid(`output ${i} must be an object, got ${describeValue(output)}`);
+    const name = output.name;
+    if (typeof name !== 'string' || name.length === 0) throw invalid(`output ${i}: 'name' must be a non-empty string, got ${describeValue(name)}`);
+    let binary = binaryDefault;
+    const parameters = output.parameters;
+    if (parameters !== undefined) {
+      if (!isObject(parameters)) throw invalid(`output '${name}': 'parameters' must be an object, got ${describeValue(parameters)}`);
+      if (parameters.classification !== undefined) throw invalid(`output '${name}': the classification extension is not supported`);
+      if (parameters.shared_memory_region !== undefined) throw invalid(`output '${name}': shared memory outputs are not supported`);
+      const flag = parameters.binary_data;
+      if (flag !== undefined) {
+        if (typeof flag !== 'boolean') throw invalid(`output '${name}': parameters.binary_data must be a boolean, got ${describeValue(flag)}`);
+        binary = flag;
+      }
+    }
+    result.push({ name, binary: allowBinary && binary });
+  }
+  return result;
+}

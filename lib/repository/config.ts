@@ -1,0 +1,315 @@
+/**
+ * tensorwire's model configuration: Triton's model config with Triton's (snake_case) field
+ * names, read from `<model>/config.json` (or a Triton `config.pbtxt`, see pbtxt.ts).
+ *
+ * Values are normalised while validating: datatypes become KServe names (`FP32`; both
+ * `TYPE_FP32` and `FP32` are accepted), instance kinds become `KIND_*`, Triton's string-valued
+ * `parameters` become typed numbers, and Triton `execution_accelerators` become a tensorwire
+ * `optimization.provider`. Unknown fields are rejected (a typo in a production config must not
+ * pass silently); fields that Triton knows but tensorwire does not implement are rejected with
+ * a message saying so.
+ */
+import type { Datatype, GraphOptimizationLevel } from '../engine/types';
+import { TensorwireError } from '../errors';
+import { FieldReader, join } from './field-reader';
+import { readInstanceGroups, readOptimization, readParameters } from './config-runtime';
+
+/** Tensor override of one input or output. `dims` excludes the batch dimension when max_batch_size > 0 (as in Triton). */
+export interface TensorConfig {
+  name: string;
+  data_type?: Datatype;
+  dims?: number[];
+}
+
+/** Triton ModelQueuePolicy. 0 means "no limit" / "no timeout", as in Triton. */
+export interface QueuePolicyConfig {
+  max_queue_size?: number;
+  default_timeout_microseconds?: number;
+  allow_timeout_override?: boolean;
+  timeout_action?: 'REJECT' | 'DELAY';
+}
+
+/** Triton ModelDynamicBatching (the subset tensorwire implements). */
+export interface DynamicBatchingConfig {
+  preferred_batch_size?: number[];
+  max_queue_delay_microseconds?: number;
+  /** 0 disables priorities; otherwise levels 1..priority_levels, 1 the highest. */
+  priority_levels?: number;
+  default_priority_level?: number;
+  default_queue_policy?: QueuePolicyConfig;
+  /** Keyed by priority level (as a decimal string, like protobuf's JSON map keys). */
+  priority_queue_policy?: Record<string, QueuePolicyConfig>;
+}
+
+/** Normalised instance kind. KIND_AUTO picks the GPU when the provider is CUDA/TensorRT. */
+export type InstanceKind = 'KIND_CPU' | 'KIND_GPU' | 'KIND_AUTO';
+
+/** Triton ModelInstanceGroup (tensorwire supports one group on one device). */
+export interface InstanceGroupConfig {
+  name?: string;
+  kind?: InstanceKind;
+  count?: number;
+  gpus?: number[];
+}
+
+/** Execution provider in config form (snake_case names of lib/engine ProviderOptions). */
+export type ProviderConfig =
+  | { kind: 'cpu' }
+  | {
+      kind: 'cuda';
+      device_id?: number;
+      memory_limit_bytes?: number;
+      cudnn_conv_algo_search?: 'EXHAUSTIVE' | 'HEURISTIC' | 'DEFAULT';
+      arena_extend_strategy?: 'kNextPowerOfTwo' | 'kSameAsRequested';
+    }
+  | {
+      kind: 'tensorrt';
+      device_id?: number;
+      fp16?: boolean;
+      engine_cache_enable?: boolean;
+      engine_cache_path?: string;
+      max_workspace_size_bytes?: number;
+      profile_min_shapes?: string;
+      profile_opt_shapes?: string;
+      profile_max_shapes?: string;
+    };
+
+/** `optimization`: the provider (also what Triton `execution_accelerators` are turned into). */
+export interface OptimizationConfig {
+  provider?: ProviderConfig;
+}
+
+/** Session parameters (Triton's `parameters`, typed). */
+export interface ParametersConfig {
+  intra_op_thread_count?: number;
+  inter_op_thread_count?: number;
+  /** tensorwire: staging slots per instance (>= 2, double buffering). */
+  slots_per_instance?: number;
+  /** tensorwire: ORT graph optimisation level. */
+  graph_optimization_level?: GraphOptimizationLevel;
+}
+
+/** Which versions of a model are served. Default: `{ latest: { num_versions: 1 } }`. */
+export type VersionPolicy =
+  | { latest: { num_versions: number } }
+  | { all: Record<string, never> }
+  | { specific: { versions: number[] } };
+
+/** One input of a warm-up sample; exactly one data source (zero_data when none is given). */
+export interface WarmupInputConfig {
+  data_type?: Datatype;
+  /** Without the batch dimension when max_batch_size > 0. */
+  dims?: number[];
+  zero_data?: boolean;
+  random_data?: boolean;
+  /** File name inside `<model>/warmup/`, raw little-endian tensor bytes (Triton's layout). */
+  input_data_file?: string;
+}
+
+/** Triton ModelWarmup. */
+export interface WarmupConfig {
+  name: string;
+  batch_size?: number;
+  count?: number;
+  inputs: Record<string, WarmupInputConfig>;
+}
+
+/** A validated, normalised model configuration. Every field is optional: completion fills the rest from the model. */
+export interface ModelConfig {
+  name?: string;
+  platform?: 'onnxruntime_onnx';
+  backend?: 'onnxruntime';
+  /** File inside each version directory; default `model.onnx`. */
+  default_model_filename?: string;
+  max_batch_size?: number;
+  input?: TensorConfig[];
+  output?: TensorConfig[];
+  dynamic_batching?: DynamicBatchingConfig;
+  instance_group?: InstanceGroupConfig[];
+  optimization?: OptimizationConfig;
+  parameters?: ParametersConfig;
+  version_policy?: VersionPolicy;
+  model_warmup?: WarmupConfig[];
+}
+
+/** KServe datatype -> Triton TYPE_* name. */
+export const TRITON_DATATYPE: Readonly<Record<Datatype, string>> = {
+  BOOL: 'TYPE_BOOL', UINT8: 'TYPE_UINT8', UINT16: 'TYPE_UINT16', UINT32: 'TYPE_UINT32', UINT64: 'TYPE_UINT64',
+  INT8: 'TYPE_INT8', INT16: 'TYPE_INT16', INT32: 'TYPE_INT32', INT64: 'TYPE_INT64',
+  FP16: 'TYPE_FP16', FP32: 'TYPE_FP32', FP64: 'TYPE_FP64', BF16: 'TYPE_BF16',
+};
+
+const DATATYPES = Object.keys(TRITON_DATATYPE) as Datatype[];
+
+/** Reads a datatype written either Triton style (`TYPE_FP32`) or KServe style (`FP32`). */
+export function readDatatype(r: FieldReader, v: unknown, path: string): Datatype {
+  if (typeof v === 'string') {
+    const bare = v.startsWith('TYPE_') ? v.slice(5) : v;
+    if ((DATATYPES as string[]).includes(bare)) return bare as Datatype;
+    if (bare === 'STRING' || bare === 'BYTES') r.error(`${path}: ${v} (string tensors) is not supported yet`);
+  }
+  return r.fail(path, `a datatype (${DATATYPES.map((d) => TRITON_DATATYPE[d]).join(', ')}, or the KServe names FP32, ...)`, v);
+}
+
+/** Dims: integers, each -1 (dynamic) or positive. */
+export function readDims(r: FieldReader, v: unknown, path: string): number[] {
+  return r.array(v, path).map((d, i) => {
+    const n = r.int(d, join(path, i), -1);
+    if (n === 0) r.fail(join(path, i), '-1 (dynamic) or a positive integer', d);
+    return n;
+  });
+}
+
+/** A plain file name (no directories, no `..`), for default_model_filename and warm-up files. */
+function readFileName(r: FieldReader, v: unknown, path: string): string {
+  const s = r.string(v, path);
+  if (s.includes('/') || s.includes('\\') || s === '.' || s === '..') r.fail(path, 'a file name without directories', v);
+  return s;
+}
+
+function readTensors(r: FieldReader, v: unknown, path: string): TensorConfig[] {
+  const seen = new Set<string>();
+  return r.array(v, path).map((item, i) => {
+    const at = join(path, i);
+    const o = r.object(item, at, ['name', 'data_type', 'dims']);
+    const name = r.string(o.name, join(at, 'name'));
+    if (seen.has(name)) r.error(`${at}.name: "${name}" is listed twice`);
+    seen.add(name);
+    const t: TensorConfig = { name };
+    if (o.data_type !== undefined) t.data_type = readDatatype(r, o.data_type, join(at, 'data_type'));
+    if (o.dims !== undefined) t.dims = readDims(r, o.dims, join(at, 'dims'));
+    return t;
+  });
+}
+
+function readQueuePolicy(r: FieldReader, v: unknown, path: string): QueuePolicyConfig {
+  const o = r.object(v, path, ['max_queue_size', 'default_timeout_microseconds', 'allow_timeout_override', 'timeout_action']);
+  const q: QueuePolicyConfig = {};
+  if (o.max_queue_size !== undefined) q.max_queue_size = r.int(o.max_queue_size, join(path, 'max_queue_size'));
+  if (o.default_timeout_microseconds !== undefined) q.default_timeout_microseconds = r.int(o.default_timeout_microseconds, join(path, 'default_timeout_microseconds'));
+  if (o.allow_timeout_override !== undefined) q.allow_timeout_override = r.bool(o.allow_timeout_override, join(path, 'allow_timeout_override'));
+  if (o.timeout_action !== undefined) q.timeout_action = r.oneOf(o.timeout_action, join(path, 'timeout_action'), ['REJECT', 'DELAY'] as const);
+  return q;
+}
+
+function readDynamicBatching(r: FieldReader, v: unknown, path: string): DynamicBatchingConfig {
+  const o = r.object(v, path, [
+    'preferred_batch_size', 'max_queue_delay_microseconds', 'priority_levels', 'default_priority_level',
+    'default_queue_policy', 'priority_queue_policy',
+  ]);
+  const d: DynamicBatchingConfig = {};
+  if (o.preferred_batch_size !== undefined) d.preferred_batch_size = r.ints(o.preferred_batch_size, join(path, 'preferred_batch_size'), 1);
+  if (o.max_queue_delay_microseconds !== undefined) d.max_queue_delay_microseconds = r.int(o.max_queue_delay_microseconds, join(path, 'max_queue_delay_microseconds'));
+  if (o.priority_levels !== undefined) d.priority_levels = r.int(o.priority_levels, join(path, 'priority_levels'));
+  if (o.default_priority_level !== undefined) d.default_priority_level = r.int(o.default_priority_level, join(path, 'default_priority_level'));
+  if (o.default_queue_policy !== undefined) d.default_queue_policy = readQueuePolicy(r, o.default_queue_policy, join(path, 'default_queue_policy'));
+  const levels = d.priority_levels ?? 0;
+  if (levels > 0) {
+    const at = join(path, 'default_priority_level');
+    if (d.default_priority_level === undefined) r.error(`${at} is required when priority_levels is ${levels} (a level from 1 to ${levels})`);
+    if (d.default_priority_level < 1 || d.default_priority_level > levels) r.fail(at, `an integer from 1 to ${levels} (priority_levels)`, d.default_priority_level);
+  } else if (d.default_priority_level) {
+    r.error(`${join(path, 'default_priority_level')} is set but priority_levels is 0 (priorities are off)`);
+  }
+  if (o.priority_queue_policy !== undefined) {
+    const at = join(path, 'priority_queue_policy');
+    const m = r.object(o.priority_queue_policy, at);
+    d.priority_queue_policy = {};
+    for (const [key, policy] of Object.entries(m)) {
+      const level = r.int(key, `${at} key`, 1);
+      if (level > levels) r.fail(`${at} key`, `a priority level from 1 to priority_levels (${levels})`, key);
+      d.priority_queue_policy[String(level)] = readQueuePolicy(r, policy, join(at, key));
+    }
+  }
+  return d;
+}
+
+function readVersionPolicy(r: FieldReader, v: unknown, path: string): VersionPolicy {
+  const o = r.object(v, path, ['latest', 'all', 'specific']);
+  const keys = Object.keys(o);
+  if (keys.length !== 1) r.fail(path, 'exactly one of latest, all, specific', v);
+  if (o.latest !== undefined) {
+    const l = r.object(o.latest, join(path, 'latest'), ['num_versions']);
+    return { latest: { num_versions: r.int(l.num_versions ?? 1, join(path, 'latest.num_versions'), 1) } };
+  }
+  if (o.all !== undefined) {
+    r.object(o.all, join(path, 'all'), []);
+    return { all: {} };
+  }
+  const s = r.object(o.specific, join(path, 'specific'), ['versions']);
+  const versions = r.ints(s.versions, join(path, 'specific.versions'), 1);
+  if (versions.length === 0) r.fail(join(path, 'specific.versions'), 'a non-empty list of versions', s.versions);
+  return { specific: { versions } };
+}
+
+function readWarmup(r: FieldReader, v: unknown, path: string): WarmupConfig[] {
+  return r.array(v, path).map((item, i) => {
+    const at = join(path, i);
+    const o = r.object(item, at, ['name', 'batch_size', 'count', 'inputs']);
+    const w: WarmupConfig = { name: r.string(o.name, join(at, 'name')), inputs: {} };
+    if (o.batch_size !== undefined) w.batch_size = r.int(o.batch_size, join(at, 'batch_size'));
+    if (o.count !== undefined) w.count = r.int(o.count, join(at, 'count'), 1);
+    const inputs = r.object(o.inputs, join(at, 'inputs'));
+    if (Object.keys(inputs).length === 0) r.fail(join(at, 'inputs'), 'an object naming at least one input', o.inputs);
+    for (const [name, spec] of Object.entries(inputs)) {
+      const ip = join(join(at, 'inputs'), name);
+      const s = r.object(spec, ip, ['data_type', 'dims', 'zero_data', 'random_data', 'input_data_file']);
+      const x: WarmupInputConfig = {};
+      if (s.data_type !== undefined) x.data_type = readDatatype(r, s.data_type, join(ip, 'data_type'));
+      if (s.dims !== undefined) x.dims = readDims(r, s.dims, join(ip, 'dims'));
+      if (s.zero_data !== undefined) x.zero_data = r.bool(s.zero_data, join(ip, 'zero_data'));
+      if (s.random_data !== undefined) x.random_data = r.bool(s.random_data, join(ip, 'random_data'));
+      if (s.input_data_file !== undefined) x.input_data_file = readFileName(r, s.input_data_file, join(ip, 'input_data_file'));
+      const sources = [x.zero_data, x.random_data, x.input_data_file !== undefined].filter(Boolean).length;
+      if (sources > 1) r.error(`${ip}: give only one of zero_data, random_data, input_data_file`);
+      w.inputs[name] = x;
+    }
+    return w;
+  });
+}
+
+const TOP_FIELDS = [
+  'name', 'platform', 'backend', 'default_model_filename', 'max_batch_size', 'input', 'output',
+  'dynamic_batching', 'instance_group', 'optimization', 'parameters', 'version_policy', 'model_warmup',
+] as const;
+
+/**
+ * Validates and normalises an untyped config object (parsed JSON, or the object pbtxt.ts builds).
+ * Throws TensorwireError INVALID_INPUT naming `where` and the field path.
+ */
+export function validateConfig(obj: unknown, where = 'config'): ModelConfig {
+  const r = new FieldReader(where);
+  const o = r.object(obj, '', TOP_FIELDS);
+  const c: ModelConfig = {};
+  if (o.name !== undefined) c.name = r.string(o.name, 'name');
+  if (o.platform !== undefined) {
+    if (o.platform !== 'onnxruntime_onnx') r.fail('platform', '"onnxruntime_onnx" (tensorwire serves ONNX models with ONNX Runtime)', o.platform);
+    c.platform = 'onnxruntime_onnx';
+  }
+  if (o.backend !== undefined) {
+    if (o.backend !== 'onnxruntime') r.fail('backend', '"onnxruntime" (tensorwire serves ONNX models with ONNX Runtime)', o.backend);
+    c.backend = 'onnxruntime';
+  }
+  if (o.default_model_filename !== undefined) c.default_model_filename = readFileName(r, o.default_model_filename, 'default_model_filename');
+  if (o.max_batch_size !== undefined) c.max_batch_size = r.int(o.max_batch_size, 'max_batch_size');
+  if (o.input !== undefined) c.input = readTensors(r, o.input, 'input');
+  if (o.output !== undefined) c.output = readTensors(r, o.output, 'output');
+  if (o.dynamic_batching !== undefined) c.dynamic_batching = readDynamicBatching(r, o.dynamic_batching, 'dynamic_batching');
+  if (o.instance_group !== undefined) c.instance_group = readInstanceGroups(r, o.instance_group, 'instance_group');
+  if (o.optimization !== undefined) c.optimization = readOptimization(r, o.optimization, 'optimization');
+  if (o.parameters !== undefined) c.parameters = readParameters(r, o.parameters, 'parameters');
+  if (o.version_policy !== undefined) c.version_policy = readVersionPolicy(r, o.version_policy, 'version_policy');
+  if (o.model_warmup !== undefined) c.model_warmup = readWarmup(r, o.model_warmup, 'model_warmup');
+  return c;
+}
+
+/** Parses and validates the text of a config.json; `where` (the file path) starts every error message. */
+export function parseConfigJson(text: string, where = 'config.json'): ModelConfig {
+  let obj: unknown;
+  try {
+    obj = JSON.parse(text);
+  } catch (e) {
+    throw new TensorwireError('INVALID_INPUT', `${where}: not valid JSON (${(e as Error).message})`);
+  }
+  return validateConfig(obj, where);
+}

@@ -1,0 +1,186 @@
+/**
+ * Moving bytes between requests and a staging slot: gather every request's input rows into
+ * the slot (one copy per request and input, no intermediate arrays) and scatter the batch's
+ * output rows back into one buffer per request (copied, because slot views die on release).
+ */
+import { TensorwireError } from '../errors';
+import { DATATYPE_SIZE, type BatchOutput, type TensorSpec } from '../engine/types';
+import type { InferRequest } from '../protocol/types';
+
+/** The part of a staging slot the gather step writes to. */
+export interface InputSlot {
+  inputView(i: number, byteLength: number): Uint8Array;
+}
+
+/** One request of a batch, as the copy steps see it. */
+export interface BatchMember {
+  readonly request: InferRequest;
+  /** Rows this request contributes (1 for a model that does not batch). */
+  readonly batchSize: number;
+  /** Index into request.inputs of model input i, or null when request.inputs is in model order. */
+  readonly inputOrder: Int32Array | null;
+  /** Model output indices to return, or null for all of them. */
+  readonly outputIndices: Int32Array | null;
+  /** False once nobody waits for the result (cancelled while its batch ran): its rows are skipped. */
+  readonly wantsResult: boolean;
+}
+
+/**
+ * Checks that `request` carries every model input (and nothing else), and returns the index of
+ * each model input in request.inputs, or null when they are already in model order (the common
+ * case, which allocates nothing). Throws INVALID_INPUT naming the missing or unknown tensor.
+ */
+export function resolveInputOrder(inputs: readonly TensorSpec[], request: InferRequest): Int32Array | null {
+  const given = request.inputs;
+  let inOrder = given.length === inputs.length;
+  for (let i = 0; inOrder && i < inputs.length; i++) inOrder = given[i]!.name === inputs[i]!.name;
+  if (inOrder) return null;
+  const order = new Int32Array(inputs.length);
+  for (let i = 0; i < inputs.length; i++) {
+    const at = given.findIndex((t) => t.name === inputs[i]!.name);
+    if (at < 0) {
+      throw new TensorwireError('INVALID_INPUT', `input '${inputs[i]!.name}' is missing: the model expects ${inputs.map((t) => `'${t.name}'`).join(', ')}`);
+    }
+    order[i] = at;
+  }
+  for (const t of given) {
+    if (!inputs.some((s) => s.name === t.name)) {
+      throw new TensorwireError('INVALID_INPUT', `input '${t.name}' is not an input of the model (expected ${inputs.map((s) => `'${s.name}'`).join(', ')})`);
+    }
+  }
+  return order;
+}
+
+/**
+ * Cheap guards the slot copy relies on (the request validator checks far more): each input's
+ * byte count matches its shape and datatype, and, for a batchable model, its first dimension
+ * is the request's batch size. Throws INVALID_INPUT naming the tensor.
+ */
+export function checkInputBytes(request: InferRequest, batchable: boolean, batchSize: number): void {
+  for (const t of request.inputs) {
+    let elements = 1;
+    for (const d of t.shape) elements *= d;
+    const expected = elements * (DATATYPE_SIZE[t.datatype] ?? NaN);
+    if (t.data.byteLength !== expected) {
+      throw new TensorwireError('INVALID_INPUT', `input '${t.name}': shape [${t.shape.join(',')}] of ${t.datatype} needs ${expected} bytes, got ${t.data.byteLength}`);
+    }
+    if (batchable && t.shape[0] !== batchSize) {
+      throw new TensorwireError('INVALID_INPUT', `input '${t.name}': first dimension ${t.shape[0]} differs from the request's batch size ${batchSize}`);
+    }
+  }
+}
+
+/** Model output indices for the request's requested outputs (null = all); INVALID_INPUT for an unknown name. */
+export function resolveOutputIndices(outputs: readonly TensorSpec[], request: InferRequest): Int32Array | null {
+  const wanted = request.outputs;
+  if (wanted === undefined) return null;
+  const indices = new Int32Array(wanted.length);
+  for (let k = 0; k < wanted.length; k++) {
+    const at = outputs.findIndex((o) => o.name === wanted[k]!.name);
+    if (at < 0) {
+      throw new TensorwireError('INVALID_INPUT', `output '${wanted[k]!.name}' is not an output of the model (expected ${outputs.map((o) => `'${o.name}'`).join(', ')})`);
+    }
+    indices[k] = at;
+  }
+  return indices;
+}
+
+/**
+ * Copies every member's inputs into the slot, rows of member k right after those of member
+ * k-1, and returns the shape of each input: the first member's shape with the batch dimension
+ * replaced by `batchSize` (or the shape as it is for a model that does not batch).
+ */
+export function gatherInputs(slot: InputSlot, inputCount: number, members: readonly BatchMember[], batchable: boolean, batchSize: number): number[][] {
+  const shapes: number[][] = new Array(inputCount);
+  for (let i = 0; i < inputCount; i++) {
+    let total = 0;
+    for (const m of members) total += m.request.inputs[m.inputOrder === null ? i : m.inputOrder[i]!]!.data.byteLength;
+    const view = slot.inputView(i, total);
+    let offset = 0;
+    for (const m of members) {
+      const data = m.request.inputs[m.inputOrder === null ? i : m.inputOrder[i]!]!.data;
+      view.set(data, offset);
+      offset += data.byteLength;
+    }
+    const first = members[0]!;
+    const firstInput = first.request.inputs[first.inputOrder === null ? i : first.inputOrder[i]!]!;
+    const shape = firstInput.shape.slice();
+    if (batchable) shape[0] = batchSize;
+    let elements = 1;
+    for (const d of shape) elements *= d;
+    if (elements * DATATYPE_SIZE[firstInput.datatype] !== total) {
+      // Members agree on bytes per row only when their compatKeys were computed right.
+      throw new TensorwireError(
+        'INTERNAL',
+        `requests batched together have different shapes for input '${firstInput.name}': ${total} bytes for batch shape [${shape.join(',')}] (compatKey must separate them)`,
+      );
+    }
+    shapes[i] = shape;
+  }
+  return shapes;
+}
+
+/**
+ * Splits the batch's outputs by rows: member k gets its `batchSize` rows of each output it
+ * asked for, copied into one buffer of its own. Returns one output list per member (null for
+ * members that no longer want a result, whose rows are stepped over without copying).
+ * Throws ENGINE_FAILURE when an output does not have one row per batch row.
+ */
+export function scatterOutputs(
+  outputs: readonly BatchOutput[],
+  members: readonly BatchMember[],
+  batchable: boolean,
+  batchSize: number,
+): (BatchOutput[] | null)[] {
+  const n = outputs.length;
+  const rowBytes = new Array<number>(n);
+  for (let o = 0; o < n; o++) {
+    const out = outputs[o]!;
+    if (!batchable) {
+      rowBytes[o] = out.data.byteLength;
+      continue;
+    }
+    if (out.shape[0] !== batchSize || out.data.byteLength % batchSize !== 0) {
+      throw new TensorwireError(
+        'ENGINE_FAILURE',
+        `output '${out.name}' has shape [${out.shape.join(',')}] (${out.data.byteLength} bytes) for a batch of ${batchSize} rows: cannot split it by request`,
+      );
+    }
+    rowBytes[o] = out.data.byteLength / batchSize;
+  }
+
+  const results: (BatchOutput[] | null)[] = new Array(members.length);
+  let row = 0;
+  for (let k = 0; k < members.length; k++) {
+    const m = members[k]!;
+    const rows = batchable ? m.batchSize : 1;
+    const firstRow = row;
+    row += rows;
+    if (!m.wantsResult) {
+      results[k] = null;
+      continue;
+    }
+    const picked = m.outputIndices;
+    const count = picked === null ? n : picked.length;
+    let total = 0;
+    for (let j = 0; j < count; j++) total += rowBytes[picked === null ? j : picked[j]!]! * rows;
+    // One allocation per request; allocUnsafe skips zero-filling bytes we overwrite at once.
+    const buffer = Buffer.allocUnsafe(total);
+    const list: BatchOutput[] = new Array(count);
+    let offset = 0;
+    for (let j = 0; j < count; j++) {
+      const o = picked === null ? j : picked[j]!;
+      const out = outputs[o]!;
+      const bytes = rowBytes[o]! * rows;
+      const start = rowBytes[o]! * firstRow;
+      const data = new Uint8Array(buffer.buffer, buffer.byteOffset + offset, bytes);
+      data.set(out.data.subarray(start, start + bytes));
+      offset += bytes;
+      const shape = out.shape.slice();
+      if (batchable) shape[0] = rows;
+      list[j] = { name: out.name, datatype: out.datatype, shape, data };
+    }
+    results[k] = list;
+  }
+  return results;
+}
