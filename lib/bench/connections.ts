@@ -1,0 +1,223 @@
+/**
+ * The load generator's connections: one request in flight per connection, the request
+ * bytes prepared once and written as they are. HTTP goes over raw node:net sockets with
+ * keep-alive (measured faster than node:http with a keep-alive Agent: no per-request
+ * ClientRequest/IncomingMessage objects, no header parsing beyond what ends a response);
+ * the WebSocket stream goes through the `ws` package.
+ */
+import { connect, type Socket } from 'node:net';
+import { HttpResponseParser } from './http-parser';
+import { loadWs, type WsSocket } from '../client/ws-types';
+
+/** How a request ended: ok, or the error kind the report counts it under. */
+export type Completion = { ok: true } | { ok: false; kind: string };
+
+/** What a connection tells its owner. */
+export interface ConnectionEvents {
+  /** The connection is open and idle (first time, or again after a reconnect). */
+  onReady(conn: Connection): void;
+  /** The request in flight finished (response, error status, or transport failure); `startedAt` is its start time. */
+  onComplete(conn: Connection, result: Completion, startedAt: number): void;
+  /** Opening failed; the owner decides when to retry. */
+  onConnectError(conn: Connection, message: string): void;
+}
+
+/** One connection with at most one request in flight. */
+export interface Connection {
+  /** performance.now() the request in flight counts from (its scheduled or send time); NaN when idle. */
+  startedAt: number;
+  readonly busy: boolean;
+  readonly open: boolean;
+  /** Opens (or reopens) the connection. */
+  connect(): void;
+  /** Sends the prepared request; `startedAt` is the time latency counts from. */
+  send(startedAt: number): void;
+  /** Abandons the request in flight (timeout): it completes with `kind`, the connection reopens. */
+  fail(kind: string): void;
+  close(): void;
+}
+
+/** HTTP/1.1 over a raw keep-alive socket. */
+export class HttpConnection implements Connection {
+  startedAt = NaN;
+  busy = false;
+  open = false;
+  private socket: Socket | undefined;
+  private closed = false;
+  private readonly parser: HttpResponseParser;
+
+  constructor(
+    private readonly host: string,
+    private readonly port: number,
+    private readonly request: Buffer,
+    private readonly events: ConnectionEvents,
+    /** Read buffer, shared by the connections of one thread (each read is parsed before the next). */
+    private readonly readBuffer: Buffer = Buffer.allocUnsafe(64 * 1024),
+  ) {
+    this.parser = new HttpResponseParser((status, keepAlive) => this.response(status, keepAlive));
+  }
+
+  connect(): void {
+    if (this.closed) return;
+    this.parser.reset();
+    // `onread` hands reads to us in one reused buffer: no Buffer per read, no stream
+    // 'data' events (the parser copies the little it keeps across reads).
+    const socket = connect({
+      host: this.host,
+      port: this.port,
+      noDelay: true,
+      onread: {
+        buffer: this.readBuffer,
+        callback: (n: number, buf: Uint8Array) => {
+          if (socket !== this.socket) return false;
+          try {
+            this.parser.feed((buf as Buffer).subarray(0, n));
+          } catch (e) {
+            this.reopen(`protocol error: ${(e as Error).message}`);
+          }
+          return true;
+        },
+      },
+    });
+    this.socket = socket;
+    socket.on('connect', () => {
+      if (socket !== this.socket) return;
+      this.open = true;
+      this.events.onReady(this);
+    });
+    socket.on('error', () => {}); // 'close' follows and says what happened
+    socket.on('close', () => {
+      if (socket !== this.socket) return;
+      const wasOpen = this.open;
+      this.open = false;
+      this.socket = undefined;
+      // A response delimited by the close completes now (and reopen() has reconnected).
+      if (this.busy && this.parser.end() && !this.busy) return;
+      if (this.busy) this.finish({ ok: false, kind: 'connection closed' });
+      if (this.closed) return;
+      if (wasOpen) this.connect();
+      else this.events.onConnectError(this, `cannot connect to ${this.host}:${this.port}`);
+    });
+  }
+
+  send(startedAt: number): void {
+    this.startedAt = startedAt;
+    this.busy = true;
+    this.socket!.write(this.request);
+  }
+
+  fail(kind: string): void {
+    if (this.busy) this.reopen(kind);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.socket?.destroy();
+    this.socket = undefined;
+    this.open = false;
+  }
+
+  private response(status: number, keepAlive: boolean): void {
+    if (!this.busy) return; // nothing asked: a stray response (server bug); ignore it
+    const result: Completion = status >= 200 && status < 300 ? { ok: true } : { ok: false, kind: `HTTP ${status}` };
+    // The server closes after this response: reconnect before the next request.
+    if (!keepAlive) this.reopen(result);
+    else this.finish(result);
+  }
+
+  private finish(result: Completion): void {
+    // Clear the state first: the owner may send the next request from onComplete.
+    const startedAt = this.startedAt;
+    this.busy = false;
+    this.startedAt = NaN;
+    this.events.onComplete(this, result, startedAt);
+  }
+
+  /**
+   * Detaches and destroys the socket *before* completing the request in flight, so the owner
+   * (which may send again from onComplete) sees the connection closed and waits for onReady.
+   */
+  private reopen(result: Completion | string): void {
+    const old = this.socket;
+    this.socket = undefined;
+    this.open = false;
+    old?.destroy();
+    if (this.busy) this.finish(typeof result === 'string' ? { ok: false, kind: result } : result);
+    if (!this.closed) this.connect();
+  }
+}
+
+/** The tensorwire WebSocket stream (/v2/stream): one binary frame out, one frame back. */
+export class WsConnection implements Connection {
+  startedAt = NaN;
+  busy = false;
+  open = false;
+  private ws: WsSocket | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly url: string,
+    private readonly frame: Buffer,
+    private readonly events: ConnectionEvents,
+  ) {}
+
+  connect(): void {
+    if (this.closed) return;
+    const WebSocket = loadWs();
+    const ws = new WebSocket(this.url, { perMessageDeflate: false, maxPayload: 1 << 30 });
+    this.ws = ws;
+    ws.on('open', () => {
+      if (ws !== this.ws) return;
+      this.open = true;
+      this.events.onReady(this);
+    });
+    ws.on('message', (_data: unknown, isBinary: boolean) => {
+      if (ws !== this.ws || !this.busy) return;
+      // Binary requests get binary answers; a failure is a text frame {"id", "error"}.
+      this.finish(isBinary ? { ok: true } : { ok: false, kind: 'stream error' });
+    });
+    ws.on('error', () => {});
+    ws.on('close', () => {
+      if (ws !== this.ws) return;
+      const wasOpen = this.open;
+      this.open = false;
+      this.ws = undefined;
+      if (this.busy) this.finish({ ok: false, kind: 'connection closed' });
+      if (this.closed) return;
+      if (wasOpen) this.connect();
+      else this.events.onConnectError(this, `cannot open ${this.url}`);
+    });
+  }
+
+  send(startedAt: number): void {
+    this.startedAt = startedAt;
+    this.busy = true;
+    this.ws!.send(this.frame, { binary: true });
+  }
+
+  fail(kind: string): void {
+    if (!this.busy) return;
+    // Detach first (see HttpConnection.reopen): the owner must not send on the dying socket.
+    const old = this.ws;
+    this.ws = undefined;
+    this.open = false;
+    old?.terminate();
+    this.finish({ ok: false, kind });
+    if (!this.closed) this.connect();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.ws?.terminate();
+    this.ws = undefined;
+    this.open = false;
+  }
+
+  private finish(result: Completion): void {
+    // Clear the state first: the owner may send the next request from onComplete.
+    const startedAt = this.startedAt;
+    this.busy = false;
+    this.startedAt = NaN;
+    this.events.onComplete(this, result, startedAt);
+  }
+}
