@@ -8,6 +8,7 @@
 #include "host_buffer.hpp"
 #include "loader.hpp"
 #include "native_model.hpp"
+#include "nvml.hpp"
 #include "ort_env.hpp"
 
 namespace tw {
@@ -126,6 +127,22 @@ Napi::Value CudaMemoryInfo(const Napi::CallbackInfo& info) {
   }
 }
 
+// gpuStats(): [{index, utilization (0..1), memoryUsed, memoryTotal}], empty without NVML.
+Napi::Value GpuStatsJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto stats = ReadGpuStats();
+  Napi::Array out = Napi::Array::New(env, stats.size());
+  for (size_t i = 0; i < stats.size(); i++) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("index", stats[i].index);
+    o.Set("utilization", stats[i].utilization_percent / 100.0);
+    o.Set("memoryUsed", Napi::Number::New(env, static_cast<double>(stats[i].memory_used)));
+    o.Set("memoryTotal", Napi::Number::New(env, static_cast<double>(stats[i].memory_total)));
+    out.Set(static_cast<uint32_t>(i), o);
+  }
+  return out;
+}
+
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -135,6 +152,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("loadModel", Napi::Function::New(env, LoadModel));
   exports.Set("engineInfo", Napi::Function::New(env, EngineInfo));
   exports.Set("cudaMemoryInfo", Napi::Function::New(env, CudaMemoryInfo));
+  exports.Set("gpuStats", Napi::Function::New(env, GpuStatsJs));
   return exports;
 }
 

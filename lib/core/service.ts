@@ -10,16 +10,19 @@
 import { stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { Registry } from 'prom-client';
-import { TensorwireError, isTensorwireError, toTensorwireError } from '../errors';
-import { engineInfo } from '../engine';
+import { TensorwireError, toTensorwireError } from '../errors';
+import { engineInfo, gpuStats } from '../engine';
 import { createMetrics, type TensorwireMetrics } from '../metrics/registry';
 import type { InferRequest, InferResponse, InferOutputTensor } from '../protocol/types';
 import { RepositoryWatcher, scanModel, scanRepository, singleFileRepository, validateConfig, type RepositoryDiff, type RepositoryScan } from '../repository';
-import type { BatcherConfigPatch } from '../scheduler/batcher-config';
+import type { BatchingChange, BatchingSettings } from './live-config';
 import { ServedModel } from './served-model';
 import type { InferenceService, ModelMetadataResponse, ModelStatistics, Readiness, RepositoryIndexEntry } from './types';
 
 export type ModelControl = 'none' | 'poll' | 'explicit';
+
+/** Model names the repository serves (as the scanner's rule): URL-safe, and never a path. */
+const MODEL_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 
 /** Options of createInferenceService. */
 export interface CreateServiceOptions {
@@ -44,8 +47,14 @@ export interface TensorwireService extends InferenceService {
   readonly registry: Registry;
   /** Resolves when the models loaded at start have loaded (or failed). */
   readonly initialLoad: Promise<void>;
-  /** Live batching change of a serving model (all its versions), without a reload. */
-  updateBatching(name: string, patch: BatcherConfigPatch): void;
+  /**
+   * Live change of a serving model's batching (applies at once to every serving version) and
+   * instance count (reloads the same files beside the serving ones: a hot swap). Resolves with
+   * the settings in force.
+   */
+  updateBatching(name: string, change: BatchingChange): Promise<BatchingSettings>;
+  /** The batching settings and instance count in force. */
+  batchingSettings(name: string): BatchingSettings;
   /** Readiness false, new requests 503, queued and running ones finish, models freed. */
   shutdown(): Promise<void>;
 }
@@ -64,7 +73,10 @@ class Service implements TensorwireService {
 
   constructor(private readonly options: CreateServiceOptions) {
     this.registry = options.registry ?? new Registry();
+    // GPU gauges exist only where NVML reports a GPU.
+    const gpus = gpuStats();
     this.metrics = createMetrics(this.registry, {
+      ...(gpus.length > 0 ? { gpuProvider: () => gpuStats().map((g) => ({ gpu: String(g.index), utilization: g.utilization, memoryUsedBytes: g.memoryUsed, memoryTotalBytes: g.memoryTotal })) } : {}),
       pinnedMemoryProvider: () => {
         const info = engineInfo();
         return { usedBytes: info.pinnedBytes, totalBytes: info.pinnedBytes };
@@ -88,7 +100,7 @@ class Service implements TensorwireService {
           metrics: this.metrics,
           onState: (v) => this.log(`model ${v.name} version ${v.version}: ${v.state}${v.state === 'failed' ? ` (${v.reason})` : ''}`),
         },
-        this.drainMs,
+        { drainMs: this.drainMs, log: this.log },
       );
       this.models.set(name, m);
     }
@@ -220,15 +232,23 @@ class Service implements TensorwireService {
       throw new TensorwireError('INVALID_INPUT', 'explicit model load / unload is not allowed unless the server runs with --model-control explicit');
     }
     if (this.singleFile) throw new TensorwireError('INVALID_INPUT', 'a single-file server has no repository to load from');
+    // The name comes from a URL: only names the scanner would serve (no "..", no "/").
+    if (!MODEL_NAME.test(name)) throw new TensorwireError('NOT_FOUND', `no model "${name}": model names are letters, digits, _ . - (not starting with .)`);
     const override = config === undefined ? undefined : validateConfig(config, `load request for "${name}"`);
-    const scanned = await scanModel(path.join(this.options.repository, name), name).catch((e: unknown) => {
-      throw isTensorwireError(e) ? e : new TensorwireError('NOT_FOUND', `no model directory for "${name}" in ${this.options.repository}`);
-    });
+    const dir = path.join(this.options.repository, name);
+    if (!(await stat(dir).catch(() => undefined))?.isDirectory()) throw new TensorwireError('NOT_FOUND', `no model directory "${name}" in ${this.options.repository}`);
+    const scanned = await scanModel(dir, name);
     if (scanned.versions.length === 0 && !scanned.error) throw new TensorwireError('NOT_FOUND', `model "${name}" has no version directory with a model file`);
-    this.expected.add(name);
     const m = this.served(name);
-    await m.apply(scanned, override);
-    if (!m.isReady()) throw new TensorwireError('MODEL_LOAD_FAILED', `failed to load "${name}": ${m.readiness(undefined).reason ?? 'unknown reason'}`);
+    const result = await m.apply(scanned, override, { retryFailed: true });
+    // Server readiness waits for the models that serve (a first load that failed does not make the server unready).
+    if (m.isReady()) this.expected.add(name);
+    const problems = [...(result.error ? [result.error] : []), ...result.failed.map((f) => `version ${f.version}: ${f.reason}`)];
+    if (problems.length > 0 || !m.isReady()) {
+      const serving = m.servingVersions();
+      const still = serving.length > 0 ? `; version ${serving.join(', ')} keeps serving` : '';
+      throw new TensorwireError('MODEL_LOAD_FAILED', `failed to load "${name}": ${problems.join('; ') || m.readiness(undefined).reason || 'unknown reason'}${still}`);
+    }
   }
 
   async unloadModel(name: string): Promise<void> {
@@ -240,11 +260,13 @@ class Service implements TensorwireService {
     await m.unloadAll();
   }
 
-  updateBatching(name: string, patch: BatcherConfigPatch): void {
-    const m = this.known(name);
-    const serving = m.versions().filter((v) => v.state === 'ready');
-    if (serving.length === 0) throw new TensorwireError('UNAVAILABLE', `model "${name}" has no ready version`);
-    for (const v of serving) v.updateBatching(patch);
+  updateBatching(name: string, change: BatchingChange): Promise<BatchingSettings> {
+    if (this.shuttingDown) return Promise.reject(new TensorwireError('UNAVAILABLE', 'server is shutting down', { retryAfterSeconds: 1 }));
+    return this.known(name).configure(change);
+  }
+
+  batchingSettings(name: string): BatchingSettings {
+    return this.known(name).settings();
   }
 
   async shutdown(): Promise<void> {

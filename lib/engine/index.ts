@@ -4,7 +4,7 @@
  */
 import { TensorwireError, toTensorwireError } from '../errors';
 import { LoadedModel } from './loaded-model';
-import { nativeAddon, type NativeEngineInfo } from './native-binding';
+import { nativeAddon, type GpuStats, type NativeEngineInfo } from './native-binding';
 import { ortProviderOptions } from './provider-options';
 import type { Datatype, LoadOptions, ModelMetadata, TensorSpec } from './types';
 
@@ -70,3 +70,10 @@ export function cudaMemoryInfo(deviceId = 0): { free: number; total: number } {
     throw toTensorwireError(e);
   }
 }
+
+/** Utilization and memory of every visible GPU through NVML; empty without an NVIDIA driver. */
+export function gpuStats(): GpuStats[] {
+  return nativeAddon().gpuStats();
+}
+
+export type { GpuStats };

@@ -60,6 +60,16 @@ export interface NativeAddon {
   loadModel(path: string, options: NativeLoadOptions): Promise<NativeModel>;
   engineInfo(): NativeEngineInfo;
   cudaMemoryInfo(deviceId: number): { free: number; total: number };
+  gpuStats(): GpuStats[];
+}
+
+/** One GPU as NVML reports it. */
+export interface GpuStats {
+  index: number;
+  /** 0..1 over NVML's last sample period. */
+  utilization: number;
+  memoryUsed: number;
+  memoryTotal: number;
 }
 
 let addon: NativeAddon | undefined;
