@@ -1,0 +1,90 @@
+/**
+ * Glue between uWS route registration and route handlers: builds the `HttpExchange`
+ * synchronously, turns anything a handler throws into an error response, and tracks
+ * asynchronous handlers as in flight for graceful shutdown.
+ */
+import type { TemplatedApp } from 'uWebSockets.js';
+import type { InferenceService } from '../core/types';
+import { TensorwireError } from '../errors';
+import { HttpExchange } from './http-response';
+import type { InFlightTracker } from './inflight';
+
+/** What every route can see. */
+export interface ServerContext {
+  readonly service: InferenceService;
+  /** Largest request body (and WebSocket message) accepted, bytes. */
+  readonly maxBodyBytes: number;
+  /** Requests handed to the core and not settled yet (HTTP and stream). */
+  readonly inflight: InFlightTracker;
+  /** True once a graceful shutdown began: readiness is false and new work gets 503. */
+  draining: boolean;
+  /** GET /metrics, when the server was given one. */
+  readonly metricsHandler?: () => Promise<{ contentType: string; body: string | Uint8Array }>;
+}
+
+/**
+ * A route handler. It must either answer synchronously or return a promise; it may throw
+ * (or reject) with a TensorwireError to answer with that error.
+ */
+export type RouteHandler = (exchange: HttpExchange, context: ServerContext) => void | Promise<void>;
+
+/** One route: method, uWS pattern (`:name` parameters), the request headers it reads. */
+export interface RouteSpec {
+  method: 'get' | 'post' | 'any';
+  pattern: string;
+  headers?: readonly string[];
+  /** The handler reads `exchange.method` and `exchange.url`. */
+  copyUrl?: boolean;
+  handler: RouteHandler;
+}
+
+const NO_HEADERS: readonly string[] = [];
+
+/** Registers `spec` on `app`. */
+export function addRoute(app: TemplatedApp, context: ServerContext, spec: RouteSpec): void {
+  const paramCount = spec.pattern.split('/').filter((part) => part.startsWith(':')).length;
+  const headers = spec.headers ?? NO_HEADERS;
+  const handler = spec.handler;
+  const copyUrl = spec.copyUrl === true;
+  const inflight = context.inflight;
+  app[spec.method](spec.pattern, (res, req) => {
+    const exchange = new HttpExchange(res, req, paramCount, headers, copyUrl);
+    let pending: void | Promise<void>;
+    try {
+      pending = handler(exchange, context);
+    } catch (e) {
+      exchange.sendError(e);
+      return;
+    }
+    if (pending === undefined) {
+      if (!exchange.isDone) exchange.sendError(new TensorwireError('INTERNAL', `route ${spec.pattern} returned without answering`));
+      return;
+    }
+    inflight.enter();
+    pending.then(
+      () => {
+        inflight.leave();
+        if (!exchange.isDone) exchange.sendError(new TensorwireError('INTERNAL', `route ${spec.pattern} finished without answering`));
+      },
+      (e: unknown) => {
+        inflight.leave();
+        exchange.sendError(e);
+      },
+    );
+  });
+}
+
+/** Parses a JSON request body, with an error that says what was being parsed. */
+export function parseJsonBody(body: Buffer, what: string): unknown {
+  if (body.length === 0) return undefined;
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch (e) {
+    throw new TensorwireError('INVALID_INPUT', `${what}: the body is not valid JSON (${(e as Error).message})`);
+  }
+}
+
+/** The error a route answers while the server is shutting down. */
+export function shuttingDown(): TensorwireError {
+  return new TensorwireError('UNAVAILABLE', 'the server is shutting down', { retryAfterSeconds: 1 });
+}

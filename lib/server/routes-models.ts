@@ -1,0 +1,92 @@
+/**
+ * Per-model routes of the KServe v2 REST API as Triton serves them: metadata, readiness,
+ * configuration, statistics and inference (JSON and the binary tensor data extension).
+ * Every route exists with and without `/versions/{v}`.
+ *
+ * Inference only decodes, calls the core and encodes: validation against the model is the
+ * core's job (`InferenceService.infer` throws INVALID_INPUT naming the tensor at fault).
+ */
+import { decodeInferRequest, encodeResponse } from '../protocol/binary-codec';
+import { TensorwireError } from '../errors';
+import type { HttpExchange } from './http-response';
+import { shuttingDown, type RouteHandler, type RouteSpec } from './router';
+
+/** Headers the infer route reads (copied synchronously from uWS's request). */
+const INFER_HEADERS = ['content-length', 'inference-header-content-length', 'content-encoding'] as const;
+
+/** The model name and optional version of a route matched with or without /versions/{v}. */
+function target(x: HttpExchange): [string, string | undefined] {
+  return [x.params[0]!, x.params[1]];
+}
+
+const metadata: RouteHandler = (x, ctx) => {
+  const [name, version] = target(x);
+  x.sendJson(200, ctx.service.modelMetadata(name, version));
+};
+
+const ready: RouteHandler = (x, ctx) => {
+  const [name, version] = target(x);
+  const readiness = ctx.service.modelReadiness(name, version);
+  if (readiness.ready) {
+    x.send(200);
+    return;
+  }
+  const label = version === undefined ? `model '${name}'` : `model '${name}' version ${version}`;
+  x.sendError(new TensorwireError('UNAVAILABLE', `${label} is not ready${readiness.reason ? `: ${readiness.reason}` : ''}`));
+};
+
+const config: RouteHandler = (x, ctx) => {
+  const [name, version] = target(x);
+  x.sendJson(200, ctx.service.modelConfig(name, version));
+};
+
+const stats: RouteHandler = (x, ctx) => {
+  // Triton's shape: {"model_stats": [...]}, every model when no name is given.
+  x.sendJson(200, { model_stats: ctx.service.statistics(x.params[0], x.params[1]) });
+};
+
+/**
+ * POST .../infer. The body is read (with the size limit) and decoded: JSON, or the binary
+ * extension when Inference-Header-Content-Length is present. The response uses the binary
+ * extension (application/octet-stream + Inference-Header-Content-Length) as soon as one
+ * output is to be sent as binary data, JSON otherwise.
+ */
+const infer: RouteHandler = async (x, ctx) => {
+  if (ctx.draining) throw shuttingDown();
+  // readBody must be called before the first await: uWS delivers data only to a handler
+  // attached synchronously.
+  const body = await x.readBody(ctx.maxBodyBytes);
+  const encoding = x.headers['content-encoding'];
+  if (encoding !== '' && encoding !== 'identity') {
+    // Triton accepts gzip/deflate bodies; decompressing here would cost the event loop more
+    // than the bytes it saves on a LAN, so say so rather than fail to parse the bytes.
+    throw new TensorwireError('INVALID_INPUT', `Content-Encoding '${encoding}' is not supported: send the request body uncompressed`);
+  }
+  const headerLength = x.headers['inference-header-content-length'];
+  const request = decodeInferRequest(body, headerLength === '' ? undefined : headerLength);
+  const [name, version] = target(x);
+  const response = await ctx.service.infer(name, version, request, x.signal);
+  if (x.isDone) return; // the client left while the model ran
+  if (response.id === undefined && request.id !== undefined) response.id = request.id;
+  const encoded = encodeResponse(response);
+  if (encoded.headerLength === undefined) x.send(200, encoded.body, encoded.contentType);
+  else x.send(200, encoded.body, encoded.contentType, ['Inference-Header-Content-Length', String(encoded.headerLength)]);
+};
+
+/** Registers `handler` for `/v2/models/:model{suffix}` and `/v2/models/:model/versions/:version{suffix}`. */
+function both(method: 'get' | 'post', suffix: string, handler: RouteHandler, headers?: readonly string[]): RouteSpec[] {
+  return [
+    { method, pattern: `/v2/models/:model${suffix}`, handler, ...(headers ? { headers } : {}) },
+    { method, pattern: `/v2/models/:model/versions/:version${suffix}`, handler, ...(headers ? { headers } : {}) },
+  ];
+}
+
+/** All per-model routes. uWS matches static segments before parameters, so /v2/models/stats is not a model named "stats". */
+export const modelRoutes: RouteSpec[] = [
+  { method: 'get', pattern: '/v2/models/stats', handler: stats },
+  ...both('get', '', metadata),
+  ...both('get', '/ready', ready),
+  ...both('get', '/config', config),
+  ...both('get', '/stats', stats),
+  ...both('post', '/infer', infer, INFER_HEADERS),
+];

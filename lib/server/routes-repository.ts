@@ -1,0 +1,115 @@
+/**
+ * The KServe/Triton model repository extension: index, load, unload.
+ *
+ * State names on the wire are Triton's (READY, LOADING, UNLOADING, UNAVAILABLE): clients such
+ * as tritonclient compare against them. tensorwire's finer states map onto them: warming is
+ * still LOADING, draining is already UNLOADING, failed is UNAVAILABLE with the failure as
+ * the reason.
+ */
+import type { RepositoryIndexEntry, VersionState } from '../core/types';
+import { TensorwireError } from '../errors';
+import { parseJsonBody, shuttingDown, type RouteSpec } from './router';
+
+const WIRE_STATE: Record<VersionState, string> = {
+  loading: 'LOADING',
+  warming: 'LOADING',
+  ready: 'READY',
+  draining: 'UNLOADING',
+  unloading: 'UNLOADING',
+  unavailable: 'UNAVAILABLE',
+  failed: 'UNAVAILABLE',
+};
+
+/** One entry of the index as Triton sends it. */
+export function wireIndexEntry(entry: RepositoryIndexEntry): { name: string; version: string; state: string; reason: string } {
+  return { name: entry.name, version: entry.version, state: WIRE_STATE[entry.state] ?? entry.state.toUpperCase(), reason: entry.reason };
+}
+
+/** Reads `{"ready": bool}` (optional) from POST /v2/repository/index. */
+function readyOnlyFlag(body: unknown): boolean {
+  if (body === undefined) return false;
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new TensorwireError('INVALID_INPUT', `repository index request: expected a JSON object like {"ready": true}, got ${JSON.stringify(body)}`);
+  }
+  const ready = (body as { ready?: unknown }).ready;
+  if (ready === undefined) return false;
+  if (typeof ready !== 'boolean') throw new TensorwireError('INVALID_INPUT', `repository index request: "ready" must be a boolean, got ${JSON.stringify(ready)}`);
+  return ready;
+}
+
+/**
+ * Reads the optional load parameters. Triton's form: `{"parameters": {"config": "<model
+ * config as a JSON string>"}}`. File overrides (`file:<path>` parameters) are not supported
+ * and are refused rather than ignored.
+ */
+export function loadConfig(model: string, body: unknown): Record<string, unknown> | undefined {
+  if (body === undefined) return undefined;
+  const where = `load request for model '${model}'`;
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new TensorwireError('INVALID_INPUT', `${where}: expected a JSON object, got ${JSON.stringify(body)}`);
+  }
+  const parameters = (body as { parameters?: unknown }).parameters;
+  if (parameters === undefined) return undefined;
+  if (typeof parameters !== 'object' || parameters === null || Array.isArray(parameters)) {
+    throw new TensorwireError('INVALID_INPUT', `${where}: "parameters" must be an object, got ${JSON.stringify(parameters)}`);
+  }
+  let config: Record<string, unknown> | undefined;
+  for (const [key, value] of Object.entries(parameters)) {
+    if (key !== 'config') {
+      throw new TensorwireError('INVALID_INPUT', `${where}: parameter '${key}' is not supported (only "config" is)`);
+    }
+    if (typeof value !== 'string') {
+      throw new TensorwireError('INVALID_INPUT', `${where}: parameters.config must be the model configuration as a JSON string, got ${typeof value}`);
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(value);
+    } catch (e) {
+      throw new TensorwireError('INVALID_INPUT', `${where}: parameters.config is not valid JSON (${(e as Error).message})`);
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new TensorwireError('INVALID_INPUT', `${where}: parameters.config must be a JSON object, got ${value.slice(0, 80)}`);
+    }
+    config = parsed as Record<string, unknown>;
+  }
+  return config;
+}
+
+/** POST /v2/repository/index, /v2/repository/models/{m}/load and /unload. */
+export const repositoryRoutes: RouteSpec[] = [
+  {
+    method: 'post',
+    pattern: '/v2/repository/index',
+    headers: ['content-length'],
+    handler: async (x, ctx) => {
+      const body = await x.readBody(ctx.maxBodyBytes);
+      const readyOnly = readyOnlyFlag(parseJsonBody(body, 'repository index request'));
+      x.sendJson(200, ctx.service.repositoryIndex(readyOnly).map(wireIndexEntry));
+    },
+  },
+  {
+    method: 'post',
+    pattern: '/v2/repository/models/:model/load',
+    headers: ['content-length'],
+    handler: async (x, ctx) => {
+      const model = x.params[0]!;
+      const body = await x.readBody(ctx.maxBodyBytes);
+      if (ctx.draining) throw shuttingDown();
+      const config = loadConfig(model, parseJsonBody(body, `load request for model '${model}'`));
+      await ctx.service.loadModel(model, config);
+      x.send(200);
+    },
+  },
+  {
+    method: 'post',
+    pattern: '/v2/repository/models/:model/unload',
+    headers: ['content-length'],
+    handler: async (x, ctx) => {
+      const model = x.params[0]!;
+      // Triton accepts {"parameters": {"unload_dependents": bool}}; there are no dependents here.
+      parseJsonBody(await x.readBody(ctx.maxBodyBytes), `unload request for model '${model}'`);
+      await ctx.service.unloadModel(model);
+      x.send(200);
+    },
+  },
+];

@@ -1,0 +1,114 @@
+/**
+ * Starts the uWebSockets.js app that serves an `InferenceService`: KServe v2 REST, the
+ * WebSocket stream and /metrics. The front end knows only the core API (lib/core/types.ts).
+ */
+import uWS from 'uWebSockets.js';
+import type { InferenceService } from '../core/types';
+import { InFlightTracker } from './inflight';
+import { addRoute, type ServerContext } from './router';
+import { healthRoutes, notFoundRoute } from './routes-health';
+import { modelRoutes } from './routes-models';
+import { repositoryRoutes } from './routes-repository';
+import { batchingRoutes } from './routes-batching';
+import { registerStream, type StreamRegistry } from './stream';
+
+/** Options of `startServer`. */
+export interface ServerOptions {
+  /** Interface to bind. Default 127.0.0.1. */
+  host?: string;
+  /** Port; 0 picks a free one (see `RunningServer.port`). Default 8000. */
+  port?: number;
+  /** Largest request body and WebSocket message, bytes. Default 64 MiB. */
+  maxBodyBytes?: number;
+  /** Requests in flight per stream connection before 429 error frames. Default 256. */
+  streamMaxInflight?: number;
+  /** Bytes buffered in uWS per stream connection above which answers wait in its outbox. Default 1 MiB. */
+  streamHighWaterBytes?: number;
+  /** Serves GET /metrics when given (e.g. prom-client's registry). */
+  metricsHandler?: () => Promise<{ contentType: string; body: string | Uint8Array }>;
+}
+
+/** A listening server. */
+export interface RunningServer {
+  /** The port actually bound (useful with port 0). */
+  readonly port: number;
+  /** The interface bound. */
+  readonly host: string;
+  /** Requests (HTTP and stream) handed to the core and not settled yet. */
+  readonly inflight: number;
+  /**
+   * Begins a graceful shutdown: readiness turns false, new inference requests and stream
+   * connections get 503, and the promise resolves true once every in-flight request settled
+   * (false if `timeoutMs` passed first). The server keeps listening so probes see "not ready".
+   */
+  drain(timeoutMs: number): Promise<boolean>;
+  /** Stops listening and closes every connection (in-flight requests are cancelled). */
+  close(): Promise<void>;
+}
+
+/** 64 MiB. */
+export const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
+/** Requests in flight per stream connection. */
+export const DEFAULT_STREAM_MAX_INFLIGHT = 256;
+
+/** Starts listening; resolves once the port is bound, rejects if it cannot be. */
+export function startServer(service: InferenceService, options: ServerOptions = {}): Promise<RunningServer> {
+  const host = options.host ?? '127.0.0.1';
+  const port = options.port ?? 8000;
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const streamMaxInflight = options.streamMaxInflight ?? DEFAULT_STREAM_MAX_INFLIGHT;
+  if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes <= 0) throw new RangeError(`maxBodyBytes must be a positive integer, got ${maxBodyBytes}`);
+  if (!Number.isSafeInteger(streamMaxInflight) || streamMaxInflight <= 0) throw new RangeError(`streamMaxInflight must be a positive integer, got ${streamMaxInflight}`);
+  if (options.streamHighWaterBytes !== undefined && !(Number.isSafeInteger(options.streamHighWaterBytes) && options.streamHighWaterBytes > 0)) {
+    throw new RangeError(`streamHighWaterBytes must be a positive integer, got ${options.streamHighWaterBytes}`);
+  }
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`port must be 0..65535, got ${port}`);
+
+  const context: ServerContext = {
+    service,
+    maxBodyBytes,
+    inflight: new InFlightTracker(),
+    draining: false,
+    ...(options.metricsHandler ? { metricsHandler: options.metricsHandler } : {}),
+  };
+  const app = uWS.App();
+  const streams: StreamRegistry = registerStream(app, context, {
+    maxInflight: streamMaxInflight,
+    ...(options.streamHighWaterBytes !== undefined ? { highWaterBytes: options.streamHighWaterBytes } : {}),
+  });
+  for (const spec of [...healthRoutes, ...modelRoutes, ...repositoryRoutes, ...batchingRoutes]) addRoute(app, context, spec);
+  addRoute(app, context, notFoundRoute);
+
+  return new Promise<RunningServer>((resolve, reject) => {
+    app.listen(host, port, (listenSocket) => {
+      if (listenSocket === false) {
+        reject(new Error(`cannot listen on ${host}:${port} (address in use or not available)`));
+        return;
+      }
+      const boundPort = uWS.us_socket_local_port(listenSocket as unknown as uWS.us_socket);
+      let closed: Promise<void> | undefined;
+      resolve({
+        port: boundPort,
+        host,
+        get inflight() {
+          return context.inflight.size;
+        },
+        drain(timeoutMs: number): Promise<boolean> {
+          context.draining = true;
+          return context.inflight.idle(timeoutMs);
+        },
+        close(): Promise<void> {
+          closed ??= (async () => {
+            context.draining = true;
+            uWS.us_listen_socket_close(listenSocket);
+            streams.closeAll();
+            // app.close() (in the binary, not in the typings of 20.30) closes the remaining
+            // HTTP connections, keep-alive ones included; pending responses see onAborted.
+            (app as unknown as { close?: () => void }).close?.();
+          })();
+          return closed;
+        },
+      });
+    });
+  });
+}

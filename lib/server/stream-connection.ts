@@ -1,0 +1,185 @@
+/**
+ * Flow control of one WebSocket stream connection.
+ *
+ * uWebSockets.js cannot pause reading a WebSocket, and `ws.send` silently drops a message
+ * when the socket's buffered amount is already over `maxBackpressure`. So the rule is:
+ *
+ * 1. A request counts as in flight from the moment it is admitted until its response has been
+ *    handed to uWS. At most `maxInflight` are admitted; past that the client gets a 429 error
+ *    frame. Responses waiting in the outbox are therefore bounded by `maxInflight`.
+ * 2. We hand frames to uWS only while `getBufferedAmount()` is under `highWaterBytes`;
+ *    the rest wait in the outbox and go out from the `drain` handler. Because uWS checks its
+ *    limit before accepting a frame, a frame handed over under the high-water mark is never
+ *    dropped, whatever its size; `maxBackpressure` only has to exceed `highWaterBytes`.
+ * 3. Error frames (429s, malformed frames) are not in flight but still wait in the outbox
+ *    when the socket is backed up. A client that keeps sending while reading nothing would
+ *    grow that without bound, so once the outbox holds more than `maxInflight` error frames
+ *    on top of the responses, the connection is closed (the TCP connection is dropped: uWS
+ *    cannot send a close frame through a full buffer). This is the only case where the server
+ *    closes a stream on its own; bad requests never do.
+ *
+ * So a slow reader costs at most: `highWaterBytes` + one frame in uWS's buffer, plus
+ * `maxInflight` responses and `maxInflight` small error frames in the outbox.
+ *
+ * Frames are flushed once per microtask checkpoint inside one `cork`, so the responses of a
+ * batch that completes at once leave in one write.
+ */
+import { TensorwireError } from '../errors';
+import { RequestSignal } from './request-signal';
+
+/** The subset of uWS's WebSocket the connection uses (a fake one makes the policy testable). */
+export interface FrameSocket {
+  send(message: string | Uint8Array, isBinary: boolean): number;
+  getBufferedAmount(): number;
+  cork(callback: () => void): unknown;
+  end(code?: number, shortMessage?: string): void;
+  close(): void;
+}
+
+/** Limits of one connection. */
+export interface StreamLimits {
+  /** Requests admitted and not yet answered, per connection. */
+  maxInflight: number;
+  /** Buffered bytes in uWS above which frames wait in the outbox. */
+  highWaterBytes: number;
+}
+
+interface OutFrame {
+  data: string | Uint8Array;
+  binary: boolean;
+  /** A response to an admitted request (releases an in-flight place when sent). */
+  response: boolean;
+}
+
+/** WebSocket close code for a client that ignores both its responses and its 429s. */
+export const CLOSE_POLICY_VIOLATION = 1008;
+
+/** Per-connection state: in-flight accounting, cancellation and the outbox. */
+export class StreamConnection {
+  private inflightCount = 0;
+  private closed = false;
+  private outbox: OutFrame[] = [];
+  private head = 0;
+  private queuedErrors = 0;
+  private flushScheduled = false;
+  private readonly pending = new Set<RequestSignal>();
+  private socket: FrameSocket | undefined;
+  private readonly flushNow = (): void => this.flush();
+
+  constructor(private readonly limits: StreamLimits) {}
+
+  /** Binds the uWS socket once it is open. */
+  attach(socket: FrameSocket): void {
+    this.socket = socket;
+  }
+
+  /** Requests admitted whose response has not been handed to uWS yet. */
+  get inflight(): number {
+    return this.inflightCount;
+  }
+
+  /** True once the socket closed (nothing is sent after that). */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Frames waiting for the socket to drain. */
+  get queued(): number {
+    return this.outbox.length - this.head;
+  }
+
+  /**
+   * Admits one request: returns its cancellation signal (aborted if the socket closes), or
+   * undefined when `maxInflight` requests are already in flight.
+   */
+  admit(): RequestSignal | undefined {
+    if (this.closed || this.inflightCount >= this.limits.maxInflight) return undefined;
+    this.inflightCount++;
+    const signal = new RequestSignal();
+    this.pending.add(signal);
+    return signal;
+  }
+
+  /** Queues the one frame that answers an admitted request (response or error). */
+  respond(signal: RequestSignal, data: string | Uint8Array, binary: boolean): void {
+    this.pending.delete(signal);
+    if (this.closed) return;
+    this.outbox.push({ data, binary, response: true });
+    this.schedule();
+  }
+
+  /** Queues an error frame for a request that was never admitted. */
+  reject(data: string): void {
+    if (this.closed) return;
+    if (this.queuedErrors >= this.limits.maxInflight) {
+      // Many rejections within one tick are fine if the socket takes them: try it first.
+      this.flush();
+      if (this.closed) return;
+      if (this.queuedErrors >= this.limits.maxInflight) {
+        // Still full of unread rejections: the client is not reading (rule 3).
+        this.shutdown(CLOSE_POLICY_VIOLATION, 'client does not read its responses');
+        return;
+      }
+    }
+    this.queuedErrors++;
+    this.outbox.push({ data, binary: false, response: false });
+    this.schedule();
+  }
+
+  /** Hands queued frames to uWS while it is under the high-water mark (also the `drain` handler). */
+  flush(): void {
+    this.flushScheduled = false;
+    const socket = this.socket;
+    if (this.closed || socket === undefined || this.head === this.outbox.length) return;
+    socket.cork(() => {
+      const highWater = this.limits.highWaterBytes;
+      while (this.head < this.outbox.length && !this.closed && socket.getBufferedAmount() < highWater) {
+        const frame = this.outbox[this.head]!;
+        this.outbox[this.head++] = undefined as unknown as OutFrame; // let the bytes be collected
+        socket.send(frame.data, frame.binary);
+        if (frame.response) this.inflightCount--;
+        else this.queuedErrors--;
+      }
+    });
+    if (this.head === this.outbox.length) {
+      this.outbox = [];
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.outbox.length) {
+      this.outbox = this.outbox.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  /** The socket closed: cancel every admitted request and forget queued frames. */
+  onClose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket = undefined;
+    this.outbox = [];
+    this.head = 0;
+    const reason = new TensorwireError('CANCELLED', 'the stream connection closed');
+    for (const signal of this.pending) signal.abort(reason);
+    this.pending.clear();
+  }
+
+  /**
+   * Closes the socket from the server side (shutdown, policy violation). A close frame with
+   * `code` goes out when the socket is not backed up; otherwise the TCP connection is simply
+   * closed (the client sees 1006): uWS cannot queue a close frame behind a full buffer, it
+   * would cut the buffered frames anyway.
+   */
+  shutdown(code: number, message: string): void {
+    const socket = this.socket;
+    if (this.closed || socket === undefined) return;
+    // uWS calls the close handler synchronously, which calls onClose().
+    if (socket.getBufferedAmount() === 0) socket.end(code, message);
+    else socket.close();
+    this.onClose();
+  }
+
+  private schedule(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    queueMicrotask(this.flushNow);
+  }
+}

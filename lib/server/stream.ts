@@ -1,0 +1,165 @@
+/**
+ * The WebSocket stream endpoint, `GET /v2/stream` (design.md, "Interfaces others rely on"):
+ * each text or binary frame is one inference request with an `id`; each gets exactly one
+ * answer with the same id, in the same frame type (errors are text frames
+ * `{"id","error","code"}`), possibly out of order. Bad frames get error frames; they never
+ * close the socket. Flow control and its memory bound are stream-connection.ts's.
+ *
+ * Socket settings: messages up to the HTTP body limit (uWS closes the socket with 1009 on a
+ * bigger one, before buffering it); no compression (tensor bytes barely compress and it
+ * costs the event loop); an idle timeout of 120 s with automatic pings, so quiet but alive
+ * clients stay connected while dead ones are dropped.
+ */
+import uWS from 'uWebSockets.js';
+import { TensorwireError, toTensorwireError } from '../errors';
+import { decodeStreamFrame, encodeStreamError, encodeStreamResponse, type StreamId } from '../protocol/stream-frame';
+import { errorBody, JSON_TYPE, statusLine } from './http-response';
+import { shuttingDown, type ServerContext } from './router';
+import { StreamConnection, type StreamLimits } from './stream-connection';
+
+/** Stream options. */
+export interface StreamOptions {
+  /** Requests in flight per connection before 429 error frames. */
+  maxInflight: number;
+  /** Bytes buffered in uWS above which answers wait in the connection's outbox. Default 1 MiB. */
+  highWaterBytes?: number;
+}
+
+/** The open stream connections, for shutdown. */
+export interface StreamRegistry {
+  /** Open connections. */
+  readonly size: number;
+  /** Closes every connection with 1001 (going away); their queued requests are cancelled. */
+  closeAll(): void;
+}
+
+interface SocketData {
+  connection: StreamConnection;
+}
+
+/** Default high-water mark of a connection's uWS send buffer. */
+export const DEFAULT_HIGH_WATER_BYTES = 1024 * 1024;
+const IDLE_TIMEOUT_S = 120;
+const CLOSE_GOING_AWAY = 1001;
+
+/** Registers `/v2/stream` on `app`. */
+export function registerStream(app: uWS.TemplatedApp, context: ServerContext, options: StreamOptions): StreamRegistry {
+  const limits: StreamLimits = { maxInflight: options.maxInflight, highWaterBytes: options.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES };
+  const open = new Set<StreamConnection>();
+  const service = context.service;
+  const inflight = context.inflight;
+
+  /** Runs one decoded request and queues its single answer. */
+  function dispatch(connection: StreamConnection, id: StreamId, name: string, version: string | undefined, request: Parameters<typeof service.infer>[2], binary: boolean): void {
+    const signal = connection.admit();
+    if (signal === undefined) {
+      const error = new TensorwireError('TOO_MANY_REQUESTS', `${limits.maxInflight} requests are already in flight on this connection (the limit); wait for answers before sending more`);
+      connection.reject(encodeStreamError(id, error));
+      return;
+    }
+    inflight.enter();
+    let pending: Promise<Parameters<typeof encodeStreamResponse>[0]>;
+    try {
+      pending = service.infer(name, version, request, signal.asAbortSignal());
+    } catch (e) {
+      pending = Promise.reject(e);
+    }
+    pending.then(
+      (response) => {
+        inflight.leave();
+        let frame: string | Uint8Array;
+        try {
+          frame = encodeStreamResponse(response, binary, id);
+        } catch (e) {
+          connection.respond(signal, encodeStreamError(id, toTensorwireError(e)), false);
+          return;
+        }
+        connection.respond(signal, frame, binary);
+      },
+      (e: unknown) => {
+        inflight.leave();
+        connection.respond(signal, encodeStreamError(id, toTensorwireError(e)), false);
+      },
+    );
+  }
+
+  function onMessage(connection: StreamConnection, message: ArrayBuffer, isBinary: boolean): void {
+    // uWS reuses `message` after this callback: a binary frame's tensors are views into
+    // it, so copy it once; a text frame is decoded into a string at once.
+    const frame = decodeStreamFrame(isBinary ? new Uint8Array(message.slice(0)) : message, isBinary);
+    if (!frame.ok) {
+      connection.reject(encodeStreamError(frame.id, frame.error));
+      return;
+    }
+    if (frame.id === undefined) {
+      connection.reject(encodeStreamError(undefined, new TensorwireError('INVALID_INPUT', `every stream request needs an 'id' (a string or a number) to match its answer; this one for model '${frame.modelName}' has none`)));
+      return;
+    }
+    if (context.draining) {
+      connection.reject(encodeStreamError(frame.id, shuttingDown()));
+      return;
+    }
+    dispatch(connection, frame.id, frame.modelName, frame.modelVersion, frame.request, frame.binary);
+  }
+
+  app.ws<SocketData>('/v2/stream', {
+    maxPayloadLength: context.maxBodyBytes,
+    // Our own rule keeps uWS's buffer near highWaterBytes; this is only the safety net
+    // (uWS drops a frame when its buffer is already over this limit).
+    maxBackpressure: limits.highWaterBytes * 2,
+    closeOnBackpressureLimit: 0,
+    idleTimeout: IDLE_TIMEOUT_S,
+    sendPingsAutomatically: true,
+    compression: uWS.DISABLED,
+
+    upgrade: (res, req, socketContext) => {
+      if (context.draining) {
+        res.writeStatus(statusLine(503)).writeHeader('Content-Type', JSON_TYPE).writeHeader('Retry-After', '1').end(errorBody(shuttingDown().message));
+        return;
+      }
+      res.upgrade<SocketData>(
+        { connection: new StreamConnection(limits) },
+        req.getHeader('sec-websocket-key'),
+        req.getHeader('sec-websocket-protocol'),
+        req.getHeader('sec-websocket-extensions'),
+        socketContext,
+      );
+    },
+
+    open: (ws) => {
+      const connection = ws.getUserData().connection;
+      connection.attach(ws);
+      open.add(connection);
+    },
+
+    message: (ws, message, isBinary) => {
+      const connection = ws.getUserData().connection;
+      try {
+        onMessage(connection, message, isBinary);
+      } catch (e) {
+        // A bug must not escape into uWS (it would take the process down): report it.
+        connection.reject(encodeStreamError(undefined, toTensorwireError(e)));
+      }
+    },
+
+    drain: (ws) => {
+      ws.getUserData().connection.flush();
+    },
+
+    close: (ws) => {
+      const connection = ws.getUserData().connection;
+      connection.onClose();
+      open.delete(connection);
+    },
+  });
+
+  return {
+    get size() {
+      return open.size;
+    },
+    closeAll() {
+      for (const connection of [...open]) connection.shutdown(CLOSE_GOING_AWAY, 'server shutting down');
+      open.clear();
+    },
+  };
+}
