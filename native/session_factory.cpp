@@ -19,19 +19,28 @@ const char* kGpuFix =
     "Install the GPU providers with `npm run install:gpu` (package com.github.asus4.onnxruntime.linux-x64-gpu) "
     "or set ORT_HOME to an ONNX Runtime GPU release and rebuild.";
 
+/** device_id plus the option pairs lib/engine translated, as the C arrays ORT's Update*ProviderOptions take. */
+struct ProviderKeyValues {
+  explicit ProviderKeyValues(const ModelOptions& options) : device(std::to_string(options.device_id)) {
+    keys.push_back("device_id");
+    values.push_back(device.c_str());
+    for (const auto& kv : options.provider_options) {
+      keys.push_back(kv.first.c_str());
+      values.push_back(kv.second.c_str());
+    }
+  }
+  std::string device;
+  std::vector<const char*> keys;
+  std::vector<const char*> values;
+};
+
 void AppendCuda(Ort::SessionOptions& so, const ModelOptions& options, void* stream) {
   const OrtApi& api = Ort::GetApi();
   OrtCUDAProviderOptionsV2* cuda = nullptr;
   Ort::ThrowOnError(api.CreateCUDAProviderOptions(&cuda));
   std::unique_ptr<OrtCUDAProviderOptionsV2, decltype(api.ReleaseCUDAProviderOptions)> guard(cuda, api.ReleaseCUDAProviderOptions);
-  std::vector<const char*> keys{"device_id"};
-  std::string device = std::to_string(options.device_id);
-  std::vector<const char*> values{device.c_str()};
-  for (const auto& kv : options.provider_options) {
-    keys.push_back(kv.first.c_str());
-    values.push_back(kv.second.c_str());
-  }
-  Ort::ThrowOnError(api.UpdateCUDAProviderOptions(cuda, keys.data(), values.data(), keys.size()));
+  ProviderKeyValues kv(options);
+  Ort::ThrowOnError(api.UpdateCUDAProviderOptions(cuda, kv.keys.data(), kv.values.data(), kv.keys.size()));
   if (stream != nullptr) Ort::ThrowOnError(api.UpdateCUDAProviderOptionsWithValue(cuda, "user_compute_stream", stream));
   so.AppendExecutionProvider_CUDA_V2(*cuda);
 }
@@ -41,14 +50,8 @@ void AppendTensorRt(Ort::SessionOptions& so, const ModelOptions& options, void* 
   OrtTensorRTProviderOptionsV2* trt = nullptr;
   Ort::ThrowOnError(api.CreateTensorRTProviderOptions(&trt));
   std::unique_ptr<OrtTensorRTProviderOptionsV2, decltype(api.ReleaseTensorRTProviderOptions)> guard(trt, api.ReleaseTensorRTProviderOptions);
-  std::vector<const char*> keys{"device_id"};
-  std::string device = std::to_string(options.device_id);
-  std::vector<const char*> values{device.c_str()};
-  for (const auto& kv : options.provider_options) {
-    keys.push_back(kv.first.c_str());
-    values.push_back(kv.second.c_str());
-  }
-  Ort::ThrowOnError(api.UpdateTensorRTProviderOptions(trt, keys.data(), values.data(), keys.size()));
+  ProviderKeyValues kv(options);
+  Ort::ThrowOnError(api.UpdateTensorRTProviderOptions(trt, kv.keys.data(), kv.values.data(), kv.keys.size()));
   if (stream != nullptr) Ort::ThrowOnError(api.UpdateTensorRTProviderOptionsWithValue(trt, "user_compute_stream", stream));
   so.AppendExecutionProvider_TensorRT_V2(*trt);
   // Nodes TensorRT cannot take run on CUDA, on the same stream.
