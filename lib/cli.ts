@@ -69,7 +69,7 @@ export function parseServeArgs(args: string[]): ServeOptions {
       repo: { type: 'string' },
       host: { type: 'string', default: '127.0.0.1' },
       port: { type: 'string', default: '8000' },
-      'model-control': { type: 'string', default: 'none' },
+      'model-control': { type: 'string', default: 'poll' },
       'load-model': { type: 'string', multiple: true, default: [] },
       'max-body-bytes': { type: 'string', default: String(DEFAULT_MAX_BODY_BYTES) },
       'repository-poll-ms': { type: 'string', default: '1000' },

@@ -10,7 +10,7 @@ describe('tensorwire serve arguments', () => {
       repository: 'models',
       host: '127.0.0.1',
       port: 8000,
-      modelControl: 'none',
+      modelControl: 'poll',
       loadModels: [],
       maxBodyBytes: 64 * 1024 * 1024,
       pollMs: 1000,

@@ -5,6 +5,7 @@
  */
 import type { ModelMetadata } from '../engine/types';
 import type { InferRequest, InferResponse } from '../protocol/types';
+import type { QueuePolicyConfig } from '../repository/config';
 
 /** State of one model version (a state machine: loading -> warming -> ready -> draining -> unloading -> unavailable; failed from loading/warming). */
 export type VersionState = 'loading' | 'warming' | 'ready' | 'draining' | 'unloading' | 'unavailable' | 'failed';
@@ -43,6 +44,37 @@ export interface ModelStatistics {
   batch_stats: { batch_size: number; compute_input: { count: number; ns: number }; compute_infer: { count: number; ns: number }; compute_output: { count: number; ns: number } }[];
 }
 
+/** Body of a live change (POST /v2/models/{m}/batching): the `dynamic_batching` fields of a Triton config, plus the instance count. Every field is optional. */
+export interface BatchingChange {
+  max_queue_delay_microseconds?: number;
+  preferred_batch_size?: number[];
+  /** Fields left out keep their current value. */
+  default_queue_policy?: QueuePolicyConfig;
+  priority_levels?: number;
+  default_priority_level?: number;
+  /** Replaces the per-level policies as a whole, keyed by level. */
+  priority_queue_policy?: Record<string, QueuePolicyConfig>;
+  /** Instances (sessions) per version: a change reloads the model beside the serving one. */
+  instance_count?: number;
+}
+
+/** What GET /v2/models/{m}/batching answers: the settings in force on the version that serves unversioned requests. */
+export interface BatchingSettings {
+  name: string;
+  /** Versions taking traffic (the settings apply to each). */
+  versions: string[];
+  max_batch_size: number;
+  max_queue_delay_microseconds: number;
+  preferred_batch_size: number[];
+  default_queue_policy: Required<QueuePolicyConfig>;
+  priority_levels: number;
+  default_priority_level: number;
+  priority_queue_policy?: Record<string, Required<QueuePolicyConfig>>;
+  instance_count: number;
+  /** True when a live change is in force (it is dropped when the model's configuration changes). */
+  live: boolean;
+}
+
 /** What the front ends need from the server core. Every method throws TensorwireError on failure. */
 export interface InferenceService {
   /** False once shutdown has begun. */
@@ -64,4 +96,12 @@ export interface InferenceService {
   repositoryIndex(readyOnly?: boolean): RepositoryIndexEntry[];
   loadModel(name: string, config?: Record<string, unknown>): Promise<void>;
   unloadModel(name: string): Promise<void>;
+  /**
+   * Live change of a serving model's batching (at once, no reload) and instance count (a hot
+   * swap of the same files); resolves with the settings in force. Optional: a core without live
+   * configuration leaves it out and the route answers 404.
+   */
+  updateBatching?(name: string, change: BatchingChange): Promise<BatchingSettings>;
+  /** The batching settings and instance count in force (optional, as updateBatching). */
+  batchingSettings?(name: string): BatchingSettings;
 }
