@@ -1,5 +1,7 @@
 #include "instance.hpp"
 
+#include <pthread.h>
+
 #include <chrono>
 #include <cstring>
 
@@ -174,6 +176,7 @@ void Instance::Stop() {
 }
 
 void Instance::Loop() {
+  pthread_setname_np(pthread_self(), "tw-executor");
   if (options_.on_gpu()) Cuda().set_device(options_.device_id);
   for (;;) {
     RunJob* job = nullptr;

@@ -1,5 +1,11 @@
 #include "loader.hpp"
 
+#include <malloc.h>
+#include <pthread.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -19,6 +25,10 @@ LoaderQueue& Queue() {
   static LoaderQueue* queue = [] {
     auto* q = new LoaderQueue();
     std::thread([q] {
+      // Loads are throughput work: a lower priority keeps them from taking the core the event
+      // loop and the executors need while a model loads beside serving ones.
+      pthread_setname_np(pthread_self(), "tw-loader");
+      setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 5);
       for (;;) {
         std::function<void()> task;
         {
@@ -28,6 +38,8 @@ LoaderQueue& Queue() {
           q->tasks.pop_front();
         }
         task();
+        // An unload frees large blocks (weights, slots); give the pages back to the OS.
+        malloc_trim(0);
       }
     }).detach();
     return q;

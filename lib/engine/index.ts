@@ -2,6 +2,7 @@
  * The engine: load ONNX models on a native loader thread and run batches on per-instance
  * executor threads through pinned (CUDA) or aligned (CPU) staging slots.
  */
+import { stat } from 'node:fs/promises';
 import { TensorwireError, toTensorwireError } from '../errors';
 import { LoadedModel } from './loaded-model';
 import { nativeAddon, type GpuStats, type NativeEngineInfo } from './native-binding';
@@ -54,7 +55,10 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
   const raw = native.metadata();
   const spec = (t: { name: string; datatype: string; shape: number[] }): TensorSpec => ({ name: t.name, datatype: t.datatype as Datatype, shape: t.shape });
   const metadata: ModelMetadata = { inputs: raw.inputs.map(spec), outputs: raw.outputs.map(spec), batchable: raw.batchable };
-  return new LoadedModel(native, path, metadata, maxBatchSize);
+  // On the CPU the session holds the weights in host memory: count them (the file size is a
+  // close estimate); on a GPU they are in the device figure the addon measures.
+  const weightBytes = provider.kind === 'cpu' ? (await stat(path).catch(() => ({ size: 0 }))).size : 0;
+  return new LoadedModel(native, path, metadata, maxBatchSize, weightBytes);
 }
 
 /** ONNX Runtime version, providers compiled into it, whether the CUDA helper was built, staging bytes. */

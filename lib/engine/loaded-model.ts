@@ -21,6 +21,8 @@ export class LoadedModel implements SlotOwner {
     readonly path: string,
     metadata: ModelMetadata,
     maxBatchSize: number,
+    /** Host bytes of the session's weights (0 when they live on a GPU). */
+    private readonly weightBytes = 0,
   ) {
     this.metadata = metadata;
     this.outputs = metadata.outputs;
@@ -80,9 +82,11 @@ export class LoadedModel implements SlotOwner {
     this.free[slot.instance].push(slot);
   }
 
-  /** Bytes held by this version (staging buffers on the host; device buffers and ORT's arena on the GPU). */
+  /** Bytes held by this version: staging buffers and (CPU) weights on the host; device buffers and ORT's arena on the GPU. */
   memory(): ModelMemory {
-    return this.unloaded ? { host: 0, gpu: 0 } : this.native.memory();
+    if (this.unloaded) return { host: 0, gpu: 0 };
+    const m = this.native.memory();
+    return { host: m.host + this.weightBytes, gpu: m.gpu };
   }
 
   /**
