@@ -29,13 +29,17 @@ const index = async (body: unknown = {}) => (await postJson(h.base, '/v2/reposit
 const inferX = (path: string, rows = 1) => postJson(h.base, path, { inputs: [{ name: 'x', datatype: 'FP32', shape: [rows, 4], data: Array.from({ length: rows * 4 }, (_, i) => i) }] });
 
 describe('repository extension, explicit mode', () => {
-  it('the index lists what is loaded, in Triton wire states', async () => {
-    expect(await index()).toEqual([{ name: 'mlp', version: '1', state: 'READY', reason: '' }]);
+  it('the index lists every model of the repository, loaded or not, in Triton wire states', async () => {
+    expect(await index()).toEqual([
+      { name: 'broken', version: '', state: 'UNAVAILABLE', reason: 'not loaded' },
+      { name: 'mlp', version: '1', state: 'READY', reason: '' },
+      { name: 'versioned', version: '', state: 'UNAVAILABLE', reason: 'not loaded' },
+    ]);
     expect(await index({ ready: true })).toEqual([{ name: 'mlp', version: '1', state: 'READY', reason: '' }]);
     // An empty body is allowed too.
     const r = await call(h.base, '/v2/repository/index', { method: 'POST' });
     expect(r.status).toBe(200);
-    expect(r.json).toHaveLength(1);
+    expect(r.json).toHaveLength(3);
     const bad = await postJson(h.base, '/v2/repository/index', { ready: 'yes' });
     expect(bad.status).toBe(400);
     expect(bad.json.error).toBe('repository index request: "ready" must be a boolean, got "yes"');

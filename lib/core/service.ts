@@ -222,6 +222,16 @@ class Service implements TensorwireService {
     return out;
   }
 
+  async scanRepositoryIndex(readyOnly = false): Promise<RepositoryIndexEntry[]> {
+    const rows = this.repositoryIndex(readyOnly);
+    if (readyOnly || this.singleFile) return rows;
+    const scan = await scanRepository(this.options.repository).catch(() => undefined);
+    for (const name of scan?.models.keys() ?? []) {
+      if (!rows.some((r) => r.name === name)) rows.push({ name, version: '', state: 'unavailable', reason: 'not loaded' });
+    }
+    return rows.sort((a, b) => (a.name === b.name ? Number(a.version) - Number(b.version) : a.name < b.name ? -1 : 1));
+  }
+
   repositoryIndex(readyOnly = false): RepositoryIndexEntry[] {
     const rows = [...this.models.values()].flatMap((m) => m.index());
     return readyOnly ? rows.filter((r) => r.state === 'ready') : rows;

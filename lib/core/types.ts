@@ -94,6 +94,12 @@ export interface InferenceService {
   infer(name: string, version: string | undefined, request: InferRequest, signal?: AbortSignal): Promise<InferResponse>;
   statistics(name?: string, version?: string): ModelStatistics[];
   repositoryIndex(readyOnly?: boolean): RepositoryIndexEntry[];
+  /**
+   * The index as Triton gives it: also the models of the repository that are not loaded (state
+   * unavailable, reason "not loaded"), found by scanning the repository. Optional: front ends
+   * fall back to repositoryIndex().
+   */
+  scanRepositoryIndex?(readyOnly?: boolean): Promise<RepositoryIndexEntry[]>;
   loadModel(name: string, config?: Record<string, unknown>): Promise<void>;
   unloadModel(name: string): Promise<void>;
   /**

@@ -84,7 +84,8 @@ export const repositoryRoutes: RouteSpec[] = [
     handler: async (x, ctx) => {
       const body = await x.readBody(ctx.maxBodyBytes);
       const readyOnly = readyOnlyFlag(parseJsonBody(body, 'repository index request'));
-      x.sendJson(200, ctx.service.repositoryIndex(readyOnly).map(wireIndexEntry));
+      const index = ctx.service.scanRepositoryIndex ? await ctx.service.scanRepositoryIndex(readyOnly) : ctx.service.repositoryIndex(readyOnly);
+      x.sendJson(200, index.map(wireIndexEntry));
     },
   },
   {
