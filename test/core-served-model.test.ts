@@ -233,8 +233,8 @@ describe('ServedModel live configuration', () => {
     expect(before.effective!.tritonConfig.dynamic_batching).toMatchObject({ max_queue_delay_microseconds: 3000, preferred_batch_size: [2, 4] });
 
     // A second change merges with the first; a bad one changes nothing and names the field.
-    await m.configure({ default_queue_policy: { default_timeout_microseconds: 5000 } });
-    expect(m.settings().default_queue_policy).toMatchObject({ max_queue_size: 32, default_timeout_microseconds: 5000 });
+    await m.configure({ default_queue_policy: { default_timeout_microseconds: 5_000_000 } });
+    expect(m.settings().default_queue_policy).toMatchObject({ max_queue_size: 32, default_timeout_microseconds: 5_000_000 });
     await expect(m.configure({ preferred_batch_size: [100] })).rejects.toThrow(/preferred_batch_size 100 is larger than max_batch_size 64/);
     await expect(m.configure({ max_queue_delay_microseconds: -1 })).rejects.toThrow(/max_queue_delay_microseconds/);
     await expect(m.configure({ max_queue_delay: 5 })).rejects.toThrow(/unknown field "max_queue_delay"/);
@@ -243,7 +243,7 @@ describe('ServedModel live configuration', () => {
 
     // Priorities on (with a per-level policy), then off again.
     const prioritized = await m.configure({ priority_levels: 2, default_priority_level: 2, priority_queue_policy: { '1': { max_queue_size: 4 } } });
-    expect(prioritized).toMatchObject({ priority_levels: 2, default_priority_level: 2, priority_queue_policy: { '1': { max_queue_size: 4, default_timeout_microseconds: 5000 } } });
+    expect(prioritized).toMatchObject({ priority_levels: 2, default_priority_level: 2, priority_queue_policy: { '1': { max_queue_size: 4, default_timeout_microseconds: 5_000_000 } } });
     expect(before.runner!.config).toMatchObject({ priorityLevels: 2, defaultPriorityLevel: 2, priorityQueuePolicy: { 1: { maxQueueSize: 4 } } });
     const r = await before.infer({ ...rowsRequest(1, 0), priority: 1 });
     expect(float32(r.outputs[0].data)[0]).toBe(1);

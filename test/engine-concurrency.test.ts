@@ -58,28 +58,23 @@ describe('slow model', () => {
       return { out, x: job.x };
     });
     expect(ms).toBeGreaterThan(100); // the run is long enough to matter
-    expect(ticks).toBeGreaterThan((ms / 5) * 0.3);
-    expect(maxGapMs).toBeLessThan(100);
+    // A loop blocked by the run would tick about once and show one gap as long as the run;
+    // the bounds leave room for a loaded 2-core CI box descheduling the process.
+    expect(ticks).toBeGreaterThan((ms / 5) * 0.2);
+    expect(maxGapMs).toBeLessThan(Math.max(100, ms * 0.4));
     expect(Array.from(value.out.subarray(0, 512))).toEqual(Array.from(slowReference(value.x.subarray(0, 512), { layers: LAYERS })));
   });
 
-  it('runs two instances at once (acquireSlot spreads over idle instances)', async () => {
-    const a = start(64, 2);
-    const b = start(64, 3);
-    expect(a.slot.instance).not.toBe(b.slot.instance);
-    const t0 = performance.now();
-    await Promise.all([a.run, b.run]);
-    const both = performance.now() - t0;
-    a.slot.release();
-    b.slot.release();
-    // Sequential on one instance for reference.
-    const c = start(64, 4);
-    const t1 = performance.now();
-    await c.run;
-    const one = performance.now() - t1;
-    c.slot.release();
-    // On 2 cores two instances overlap: clearly less than 2x one batch. Loose bound for noisy CI.
-    expect(both).toBeLessThan(one * 1.8);
+  it('runs two instances at once: a short batch on the second instance finishes before a long one started first', async () => {
+    // On one instance batches run in submission order, so the short one would finish last.
+    const long = start(64, 2);
+    const short = start(1, 3);
+    expect(short.slot.instance).not.toBe(long.slot.instance);
+    const order: string[] = [];
+    await Promise.all([long.run.then(() => order.push('long')), short.run.then(() => order.push('short'))]);
+    expect(order).toEqual(['short', 'long']);
+    long.slot.release();
+    short.slot.release();
   });
 
   it('withdraws a queued batch: it rejects CANCELLED and the batch ahead still completes', async () => {
@@ -121,8 +116,8 @@ describe('loading', () => {
     const path = await largeModel(tmp.dir, {});
     const { value: model, ticks, ms, maxGapMs } = await ticksDuring(() => loadModel(path));
     try {
-      expect(ticks).toBeGreaterThan((ms / 5) * 0.3);
-      expect(maxGapMs).toBeLessThan(100);
+      expect(ticks).toBeGreaterThan((ms / 5) * 0.2);
+      expect(maxGapMs).toBeLessThan(Math.max(100, ms * 0.4));
     } finally {
       await model.unload();
     }

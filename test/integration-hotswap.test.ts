@@ -166,7 +166,10 @@ describe('explicit load and unload over HTTP', () => {
     const infer = (model: string) => call(r.base, 'POST', `/v2/models/${model}/infer`, { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [0, 0, 0, 0] }] });
     expect((await infer('a')).body.outputs[0].data).toEqual([1, 1, 1, 1]);
     expect((await infer('b')).status).toBe(404);
-    expect((await call(r.base, 'POST', '/v2/repository/index', {})).body).toEqual([{ name: 'a', version: '1', state: 'READY', reason: '' }]);
+    expect((await call(r.base, 'POST', '/v2/repository/index', {})).body).toEqual([
+      { name: 'a', version: '1', state: 'READY', reason: '' },
+      { name: 'b', version: '', state: 'UNAVAILABLE', reason: 'not loaded' },
+    ]);
 
     expect((await call(r.base, 'POST', '/v2/repository/models/b/load', {})).status).toBe(200);
     expect((await infer('b')).body).toMatchObject({ model_version: '4', outputs: [{ data: [4, 4, 4, 4] }] });
