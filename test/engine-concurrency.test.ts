@@ -95,14 +95,19 @@ describe('slow model', () => {
   });
 
   it('terminates a running batch: it rejects CANCELLED well before it would finish', async () => {
+    const full = start(64, 8);
+    const f0 = performance.now();
+    await full.run;
+    const fullMs = performance.now() - f0;
+    full.slot.release();
     const job = start(64, 9);
     const t0 = performance.now();
     setTimeout(() => job.slot.cancel(), 20);
     await expect(job.run).rejects.toMatchObject({ code: 'CANCELLED' });
     const ms = performance.now() - t0;
     job.slot.release();
-    // The same batch takes hundreds of ms; terminate takes effect at the next kernel boundary.
-    expect(ms).toBeLessThan(400);
+    // Terminate takes effect at the next kernel boundary, long before the batch would end.
+    expect(ms).toBeLessThan(fullMs * 0.6);
     // The slot works again afterwards.
     const again = start(1, 10);
     const r = await again.run;
