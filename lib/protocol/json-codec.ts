@@ -8,6 +8,7 @@
  */
 import type { JsonDecodeState } from './tensor-data';
 import { checkOutputBytes, tensorBytesToJsonText } from './tensor-json';
+import { decodeJsonRequestFast } from './fast-json-request';
 import { parseJsonText, parseJsonTextExact } from './json-text';
 import { requestFromJson, type BinarySection, type RequestDecodeOptions } from './request-object';
 import type { InferRequest, InferResponse } from './types';
@@ -27,6 +28,19 @@ export function bodyText(body: Uint8Array | string, start = 0, end?: number): st
  * naming the field or tensor at fault.
  */
 export function decodeJsonRequest(body: Uint8Array | string, options?: RequestDecodeOptions): InferRequest {
+  if (typeof body !== 'string') {
+    // Numbers straight from the bytes for the usual request; anything else declines.
+    const request = decodeJsonRequestFast(body, options);
+    if (request !== undefined) return request;
+  }
+  return decodeJsonRequestGeneral(body, options);
+}
+
+/**
+ * decodeJsonRequest without its fast path: JSON.parse of the whole body. This defines the
+ * result and every error message; fast-json-request.ts returns the same or declines.
+ */
+export function decodeJsonRequestGeneral(body: Uint8Array | string, options?: RequestDecodeOptions): InferRequest {
   const text = bodyText(body);
   return decodeRequestRoot(parseJsonText(text), text, undefined, options);
 }
