@@ -14,6 +14,7 @@ import { decodeJsonRequestGeneral } from '../lib/protocol/json-codec';
 import { decodeJsonRequestFast } from '../lib/protocol/fast-json-request';
 import type { InferRequest } from '../lib/protocol/types';
 import { formatTable } from './table';
+import { seededRandom as random } from '../lib/util/seeded-random';
 
 const { values: args } = parseArgs({
   options: { rounds: { type: 'string', default: '15' }, ms: { type: 'string', default: '150' } },
@@ -21,17 +22,6 @@ const { values: args } = parseArgs({
 const ROUNDS = Number(args.rounds);
 const ROUND_MS = Number(args.ms);
 
-/** A deterministic PRNG (mulberry32), so runs decode the same bodies. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Case {
   name: string;

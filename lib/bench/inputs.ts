@@ -14,6 +14,7 @@ import type { WireTensor } from '../client/tensor';
 import { decodeStreamMessage, encodeBinaryRequest, encodeJsonRequest, encodeStreamBinaryFrame } from '../client/wire';
 import { loadWs } from '../client/ws-types';
 import type { BenchOptions, BenchProtocol } from './args';
+import { seededRandom as random } from '../util/seeded-random';
 
 /** A tensor as model metadata declares it (-1 = dynamic). */
 export interface TensorMeta {
@@ -68,17 +69,6 @@ export async function fetchModelInfo(url: string, model: string, version?: strin
   return { name: String(m.name ?? model), inputs: m.inputs, outputs: Array.isArray(m.outputs) ? m.outputs : [] };
 }
 
-/** A deterministic PRNG (mulberry32), so two runs send the same data. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Random bytes for a tensor: floats in [0, 1), integers in [0, 10), booleans 0/1. */
 function randomBytes(datatype: Datatype, count: number, rand: () => number): Uint8Array {
