@@ -120,6 +120,35 @@ describe('StreamConnection', () => {
     expect(socket.sent).toEqual([]);
   });
 
+  it('nudges uWS with an empty cork while its buffered bytes do not move, backing off, until they drain or it closes', async () => {
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const { connection, socket } = setup(5, 100);
+    connection.respond(connection.admit()!, 'A', false);
+    await tick();
+    expect(socket.sent).toEqual(['A']);
+    expect(socket.corks).toBe(1);
+    // uWS keeps the byte and never reports it written (its writable poll was lost): the
+    // watchdog notices at its second check and makes uWS try again; a stopped reader costs
+    // a few checks a second at most (20 ms doubling to 1 s).
+    await sleep(500);
+    const nudges = socket.corks - 1;
+    expect(nudges).toBeGreaterThanOrEqual(2);
+    expect(nudges).toBeLessThanOrEqual(6);
+    // Drained: the watchdog stops.
+    socket.buffered = 0;
+    await sleep(1100);
+    const after = socket.corks;
+    await sleep(300);
+    expect(socket.corks).toBe(after);
+    // Backed up again, then closed: no check runs on a closed connection.
+    connection.respond(connection.admit()!, 'B', false);
+    await tick();
+    connection.onClose();
+    const atClose = socket.corks;
+    await sleep(100);
+    expect(socket.corks).toBe(atClose);
+  });
+
   it('ends with a close code when the socket is not backed up', () => {
     const { connection, socket } = setup();
     connection.shutdown(1001, 'server shutting down');

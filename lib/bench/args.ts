@@ -19,6 +19,8 @@ export interface BenchOptions {
   levels: number[];
   distribution: 'constant' | 'poisson';
   protocol: BenchProtocol;
+  /** ws: requests in flight per WebSocket connection (1 = one connection per request in flight, like HTTP). */
+  pipeline: number;
   /** Length of one measurement window. */
   durationMs: number;
   /** Load before the first window, not measured. */
@@ -59,6 +61,8 @@ Load generator for any KServe v2 (Open Inference Protocol) server.
   --rate 1000[,2000]        open loop: requests per second instead of --concurrency
   --distribution D          constant | poisson arrivals for --rate (default constant)
   --protocol P              http-binary | http-json | ws (default http-binary)
+  --pipeline N              ws: requests in flight per WebSocket connection, so --concurrency 64
+                            --pipeline 16 is 4 sockets of 16 (default 1: a socket per request, like HTTP)
   --duration 5s             measurement window (ms, s or m; default 5s)
   --warmup 1s               unmeasured load before the first window (default 1s)
   --stabilize               repeat windows until throughput and p99 agree within 10%
@@ -114,7 +118,7 @@ function parseShape(text: string): [string, number[]] {
 
 const VALUE_FLAGS = new Set([
   'url', 'model', 'version', 'concurrency', 'rate', 'distribution', 'protocol', 'duration', 'warmup', 'max-windows', 'stability-pct',
-  'batch', 'shape', 'input-file', 'json', 'csv', 'plot', 'workers', 'max-connections', 'timeout', 'metrics-url',
+  'batch', 'shape', 'input-file', 'pipeline', 'json', 'csv', 'plot', 'workers', 'max-connections', 'timeout', 'metrics-url',
 ]);
 const SWITCHES = new Set(['stabilize', 'no-server-metrics', 'progress', 'no-progress', 'help']);
 
@@ -181,6 +185,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions | 'help' {
     levels,
     distribution,
     protocol,
+    pipeline: parseCount('--pipeline', one('pipeline') ?? '1', 1),
     durationMs: parseDuration('--duration', one('duration') ?? '5s'),
     warmupMs: parseDuration('--warmup', one('warmup') ?? '1s'),
     stabilize: switches.has('stabilize'),
@@ -193,6 +198,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions | 'help' {
     timeoutMs: parseDuration('--timeout', one('timeout') ?? '30s'),
     metricsUrl,
   };
+  if (values.has('pipeline') && protocol !== 'ws') throw usage(`--pipeline applies to --protocol ws only (HTTP/1.1 connections carry one request at a time)`);
   if (options.durationMs <= 0) throw usage('--duration must be more than 0');
   if (!(options.stabilityPct > 0)) throw usage(`--stability-pct: expected a positive number, got '${one('stability-pct')}'`);
   const version = one('version');

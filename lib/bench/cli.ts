@@ -21,7 +21,7 @@ export const EXIT = {
 
 function describe(report: BenchReport): string {
   const inputs = report.inputs.map((i) => `${i.name} ${i.datatype}[${i.shape.join(',')}]`).join(', ');
-  return `${report.model}${report.modelVersion ? ` version ${report.modelVersion}` : ''} at ${report.url}, ${report.protocol}, inputs ${inputs}\n`;
+  return `${report.model}${report.modelVersion ? ` version ${report.modelVersion}` : ''} at ${report.url}, ${report.protocol}${report.pipeline !== undefined && report.pipeline > 1 ? ` (pipeline ${report.pipeline})` : ''}, inputs ${inputs}\n`;
 }
 
 /**

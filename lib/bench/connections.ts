@@ -3,11 +3,10 @@
  * bytes prepared once and written as they are. HTTP goes over raw node:net sockets with
  * keep-alive (measured faster than node:http with a keep-alive Agent: no per-request
  * ClientRequest/IncomingMessage objects, no header parsing beyond what ends a response);
- * the WebSocket stream goes through the `ws` package.
+ * the WebSocket stream's connections (lanes of a shared socket) are ws-connection.ts's.
  */
 import { connect, type Socket } from 'node:net';
 import { HttpResponseParser } from './http-parser';
-import { loadWs, type WsSocket } from '../client/ws-types';
 
 /** How a request ended: ok, or the error kind the report counts it under. */
 export type Completion = { ok: true } | { ok: false; kind: string };
@@ -144,80 +143,5 @@ export class HttpConnection implements Connection {
     old?.destroy();
     if (this.busy) this.finish(typeof result === 'string' ? { ok: false, kind: result } : result);
     if (!this.closed) this.connect();
-  }
-}
-
-/** The tensorwire WebSocket stream (/v2/stream): one binary frame out, one frame back. */
-export class WsConnection implements Connection {
-  startedAt = NaN;
-  busy = false;
-  open = false;
-  private ws: WsSocket | undefined;
-  private closed = false;
-
-  constructor(
-    private readonly url: string,
-    private readonly frame: Buffer,
-    private readonly events: ConnectionEvents,
-  ) {}
-
-  connect(): void {
-    if (this.closed) return;
-    const WebSocket = loadWs();
-    const ws = new WebSocket(this.url, { perMessageDeflate: false, maxPayload: 1 << 30 });
-    this.ws = ws;
-    ws.on('open', () => {
-      if (ws !== this.ws) return;
-      this.open = true;
-      this.events.onReady(this);
-    });
-    ws.on('message', (_data: unknown, isBinary: boolean) => {
-      if (ws !== this.ws || !this.busy) return;
-      // Binary requests get binary answers; a failure is a text frame {"id", "error"}.
-      this.finish(isBinary ? { ok: true } : { ok: false, kind: 'stream error' });
-    });
-    ws.on('error', () => {});
-    ws.on('close', () => {
-      if (ws !== this.ws) return;
-      const wasOpen = this.open;
-      this.open = false;
-      this.ws = undefined;
-      if (this.busy) this.finish({ ok: false, kind: 'connection closed' });
-      if (this.closed) return;
-      if (wasOpen) this.connect();
-      else this.events.onConnectError(this, `cannot open ${this.url}`);
-    });
-  }
-
-  send(startedAt: number): void {
-    this.startedAt = startedAt;
-    this.busy = true;
-    this.ws!.send(this.frame, { binary: true });
-  }
-
-  fail(kind: string): void {
-    if (!this.busy) return;
-    // Detach first (see HttpConnection.reopen): the owner must not send on the dying socket.
-    const old = this.ws;
-    this.ws = undefined;
-    this.open = false;
-    old?.terminate();
-    this.finish({ ok: false, kind });
-    if (!this.closed) this.connect();
-  }
-
-  close(): void {
-    this.closed = true;
-    this.ws?.terminate();
-    this.ws = undefined;
-    this.open = false;
-  }
-
-  private finish(result: Completion): void {
-    // Clear the state first: the owner may send the next request from onComplete.
-    const startedAt = this.startedAt;
-    this.busy = false;
-    this.startedAt = NaN;
-    this.events.onComplete(this, result, startedAt);
   }
 }

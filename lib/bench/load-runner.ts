@@ -13,7 +13,8 @@
  * can reconcile with what the server saw.
  */
 import { performance } from 'node:perf_hooks';
-import { HttpConnection, WsConnection, type Completion, type Connection, type ConnectionEvents } from './connections';
+import { HttpConnection, type Completion, type Connection, type ConnectionEvents } from './connections';
+import { WsMux } from './ws-connection';
 import { LatencyHistogram, type HistogramData } from './histogram';
 
 /** What one runner is asked to do. Plain data: it crosses to a worker thread. */
@@ -23,6 +24,8 @@ export interface LoadPlan {
   port: number;
   /** WebSocket URL (ws protocol). */
   wsUrl: string;
+  /** ws protocol: requests in flight per WebSocket connection (the connections share sockets in groups of this many). Default 1. */
+  pipeline?: number;
   /** HTTP: the whole request (head and body); ws: the binary frame payload. */
   request: Uint8Array;
   mode: 'concurrency' | 'rate';
@@ -83,6 +86,8 @@ export class LoadRunner implements ConnectionEvents {
   private watchdog: NodeJS.Timeout | undefined;
   private drained: (() => void) | undefined;
   private readonly readBuffer = Buffer.allocUnsafe(256 * 1024);
+  /** The WebSocket that takes the next ws lane (a new one once it carries `plan.pipeline`). */
+  private mux: WsMux | undefined;
 
   constructor(private readonly plan: LoadPlan) {}
 
@@ -192,10 +197,13 @@ export class LoadRunner implements ConnectionEvents {
 
   private openConnection(): Connection {
     const p = this.plan;
-    const conn: Connection =
-      p.protocol === 'ws'
-        ? new WsConnection(p.wsUrl, Buffer.from(p.request.buffer, p.request.byteOffset, p.request.byteLength), this)
-        : new HttpConnection(p.host, p.port, Buffer.from(p.request.buffer, p.request.byteOffset, p.request.byteLength), this, this.readBuffer);
+    let conn: Connection;
+    if (p.protocol === 'ws') {
+      if (this.mux === undefined || this.mux.full) this.mux = new WsMux(p.wsUrl, p.request, Math.max(1, p.pipeline ?? 1), this, this.readBuffer);
+      conn = this.mux.addLane();
+    } else {
+      conn = new HttpConnection(p.host, p.port, Buffer.from(p.request.buffer, p.request.byteOffset, p.request.byteLength), this, this.readBuffer);
+    }
     this.conns.push(conn);
     conn.connect();
     return conn;

@@ -58,6 +58,8 @@ export interface BenchReport {
   model: string;
   modelVersion?: string;
   protocol: BenchOptions['protocol'];
+  /** ws: requests in flight per WebSocket connection. */
+  pipeline?: number;
   mode: BenchOptions['mode'];
   samplesPerRequest: number;
   inputs: { name: string; datatype: string; shape: number[] }[];
@@ -124,6 +126,7 @@ export async function runBench(o: BenchOptions, io: BenchIO): Promise<BenchRepor
     url: o.url,
     model: o.model,
     protocol: o.protocol,
+    ...(o.protocol === 'ws' ? { pipeline: o.pipeline } : {}),
     mode: o.mode,
     samplesPerRequest: samples,
     inputs: tensors.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape })),
@@ -146,6 +149,7 @@ export async function runBench(o: BenchOptions, io: BenchIO): Promise<BenchRepor
     host: url.hostname.replace(/^\[(.*)\]$/, '$1'), // IPv6 literals come bracketed
     port: Number(url.port || 80),
     wsUrl: streamUrl(o.url),
+    pipeline: o.pipeline,
     request: req.bytes,
     mode: o.mode,
     distribution: o.distribution,

@@ -2,6 +2,10 @@
  * WebSocket stream client (`/v2/stream`): many inferences in flight on one connection, one
  * promise each, matched to their responses by id (responses may come out of order).
  *
+ * The server answers 429 past its per-connection in-flight limit (256 by default), so the
+ * client keeps at most `maxInflight` requests on the wire (default 256) and holds the rest
+ * in order until answers free places: a caller may start 10,000 inferences at once.
+ *
  * Requests go as binary frames by default (`[uint32 LE JSON length][JSON][tensor bytes]`,
  * outputs come back as bytes); `binary: false` sends JSON text frames. A failed request's
  * promise rejects with a TensorwireError carrying the server's code; close() rejects every
@@ -23,14 +27,31 @@ export interface StreamClientOptions {
   timeoutMs?: number;
   /** Largest response frame accepted, bytes. Default 1 GiB. */
   maxPayload?: number;
+  /**
+   * Requests on the wire at once; later ones wait in the client until answers come. Keep it
+   * at or under the server's `streamMaxInflight` (default 256, the default here too);
+   * 0 = no client-side limit (the server's 429s then reach the caller).
+   */
+  maxInflight?: number;
 }
 
 /** Options of one stream inference (`signal` withdraws the promise; the server still answers). */
 export type StreamInferOptions = Omit<InferOptions, 'id'> & { binary?: boolean };
 
+/** A request held in the client until a place on the wire frees up. */
+interface Waiting {
+  key: string;
+  model: string;
+  id: number;
+  frame: Buffer | string;
+  binary: boolean;
+}
+
 interface Pending {
   resolve: (r: InferResult) => void;
   reject: (e: TensorwireError) => void;
+  /** On the wire (counted in `sent`), or still waiting in the client. */
+  sent: boolean;
   timer?: NodeJS.Timeout;
   signal?: AbortSignal;
   onAbort?: () => void;
@@ -51,6 +72,14 @@ export class StreamClient {
   readonly opened: Promise<void>;
   private readonly ws: WsSocket;
   private readonly pending = new Map<string, Pending>();
+  /** Requests not sent yet (over maxInflight), oldest first; their promises are in `pending`. */
+  private readonly waiting: Waiting[] = [];
+  private waitingHead = 0;
+  /** Requests on the wire: pending ones sent, plus withdrawn ones whose answer is still due. */
+  private sent = 0;
+  /** Sent requests the caller gave up on (timeout, abort): the server still counts them until it answers. */
+  private readonly withdrawn = new Set<string>();
+  private readonly maxInflight: number;
   private nextId = 1;
   private isOpen = false;
   private closedError: TensorwireError | undefined;
@@ -69,6 +98,8 @@ export class StreamClient {
     const url = streamUrl(o.url ?? 'http://127.0.0.1:8000');
     this.binary = o.binary ?? true;
     this.timeoutMs = o.timeoutMs ?? 0;
+    this.maxInflight = o.maxInflight ?? 256;
+    if (!Number.isSafeInteger(this.maxInflight) || this.maxInflight < 0) throw new RangeError(`maxInflight must be a non-negative integer, got ${o.maxInflight}`);
     const WebSocket = loadWs();
     this.ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: o.maxPayload ?? 1 << 30 });
     this.opened = new Promise<void>((resolve, reject) => {
@@ -91,14 +122,21 @@ export class StreamClient {
     this.ws.on('close', (code) => this.shutdown(new TensorwireError('UNAVAILABLE', `${url}: the connection closed (code ${code})`)));
   }
 
-  /** Requests waiting for their response. */
+  /** Requests sent and waiting for their response (a withdrawn one counts until its late answer comes). */
   get inflight(): number {
-    return this.pending.size;
+    return this.sent;
+  }
+
+  /** Requests held in the client because `maxInflight` are already on the wire. */
+  get queued(): number {
+    return this.pending.size - (this.sent - this.withdrawn.size);
   }
 
   /**
    * Runs one inference over the stream. Once the connection is open the request is sent
-   * (and counted in `inflight`) before this returns; before that it waits for `opened`.
+   * (and counted in `inflight`) before this returns, unless `maxInflight` requests are
+   * already on the wire: then it waits in the client (counted in `queued`) for a free place.
+   * Before the connection is open it waits for `opened`. A client timeout counts from the send.
    */
   infer(model: string, inputs: InferInputs, options: StreamInferOptions = {}): Promise<InferResult> {
     let frame: Buffer | string;
@@ -122,20 +160,45 @@ export class StreamClient {
     if (signal?.aborted) return Promise.reject(new TensorwireError('CANCELLED', `inference of '${model}' aborted before it was sent`));
     return new Promise<InferResult>((resolve, reject) => {
       const key = String(id);
-      const p: Pending = { resolve, reject };
-      if (this.timeoutMs > 0) {
-        p.timer = setTimeout(() => this.settle(key)?.reject(new TensorwireError('DEADLINE_EXCEEDED', `request ${id} to '${model}': no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
-      }
+      const p: Pending = { resolve, reject, sent: false };
       if (signal) {
         p.signal = signal;
         p.onAbort = () => this.settle(key)?.reject(new TensorwireError('CANCELLED', `request ${id} to '${model}' aborted by the caller`));
         signal.addEventListener('abort', p.onAbort, { once: true });
       }
       this.pending.set(key, p);
-      this.ws.send(frame, { binary }, (err) => {
-        if (err) this.settle(key)?.reject(new TensorwireError('UNAVAILABLE', `request ${id} to '${model}' could not be sent: ${err.message}`));
-      });
+      const waiting: Waiting = { key, model, id, frame, binary };
+      if (this.maxInflight > 0 && this.sent >= this.maxInflight) this.waiting.push(waiting);
+      else this.transmit(waiting, p);
     });
+  }
+
+  /** Puts one request on the wire (its promise is already in `pending`). */
+  private transmit(w: Waiting, p: Pending): void {
+    p.sent = true;
+    this.sent++;
+    if (this.timeoutMs > 0) {
+      p.timer = setTimeout(() => this.settle(w.key)?.reject(new TensorwireError('DEADLINE_EXCEEDED', `request ${w.id} to '${w.model}': no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+    }
+    this.ws.send(w.frame, { binary: w.binary }, (err) => {
+      if (err) this.settle(w.key, true)?.reject(new TensorwireError('UNAVAILABLE', `request ${w.id} to '${w.model}' could not be sent: ${err.message}`));
+    });
+  }
+
+  /** Sends waiting requests while places are free (requests withdrawn meanwhile are skipped). */
+  private pump(): void {
+    while (this.waitingHead < this.waiting.length && this.sent < this.maxInflight && !this.closedError) {
+      const w = this.waiting[this.waitingHead++]!;
+      const p = this.pending.get(w.key);
+      if (p !== undefined && !p.sent) this.transmit(w, p);
+    }
+    if (this.waitingHead === this.waiting.length) {
+      this.waiting.length = 0;
+      this.waitingHead = 0;
+    } else if (this.waitingHead > 1024 && this.waitingHead * 2 > this.waiting.length) {
+      this.waiting.splice(0, this.waitingHead);
+      this.waitingHead = 0;
+    }
   }
 
   /** Closes the connection; every pending request rejects with CANCELLED. */
@@ -153,14 +216,35 @@ export class StreamClient {
     });
   }
 
-  /** Removes request `key` from the pending set and clears its timer and listener. */
-  private settle(key: string): Pending | undefined {
+  /**
+   * Removes request `key` from the pending set and clears its timer and listener. A sent
+   * request that was not `answered` (timeout, abort) keeps its place on the wire until its
+   * late answer arrives: the server counts it against its in-flight limit until then.
+   */
+  private settle(key: string, answered = false): Pending | undefined {
     const p = this.pending.get(key);
     if (!p) return undefined;
     this.pending.delete(key);
     if (p.timer) clearTimeout(p.timer);
     if (p.signal && p.onAbort) p.signal.removeEventListener('abort', p.onAbort);
+    if (p.sent) {
+      if (answered || this.closedError) this.freePlace();
+      else this.withdrawn.add(key);
+    }
     return p;
+  }
+
+  /** One request left the wire: send the next waiting one. */
+  private freePlace(): void {
+    this.sent--;
+    if (this.waitingHead < this.waiting.length) this.pump();
+  }
+
+  /** The key of the only request on the wire, if exactly one is (to route an answer without id). */
+  private onlySent(): string | undefined {
+    if (this.sent !== 1 || this.withdrawn.size !== 0) return undefined;
+    for (const [key, p] of this.pending) if (p.sent) return key;
+    return undefined;
   }
 
   private onMessage(data: Buffer, isBinary: boolean): void {
@@ -169,14 +253,18 @@ export class StreamClient {
       msg = decodeStreamMessage(data, isBinary);
     } catch (e) {
       // A frame we cannot read: with one request in flight it must be that one's answer.
-      if (this.pending.size === 1) this.settle(this.pending.keys().next().value!)?.reject(e as TensorwireError);
+      const only = this.onlySent();
+      if (only !== undefined) this.settle(only, true)?.reject(e as TensorwireError);
       return;
     }
-    let key = msg.id === undefined ? undefined : String(msg.id);
-    if (key === undefined && this.pending.size === 1) key = this.pending.keys().next().value!;
+    const key = msg.id === undefined ? this.onlySent() : String(msg.id);
     if (key === undefined) return;
-    const p = this.settle(key);
-    if (!p) return; // timed out or aborted earlier: the late answer is dropped
+    const p = this.settle(key, true);
+    if (!p) {
+      // Timed out or aborted earlier: the late answer is dropped, and its place is free now.
+      if (this.withdrawn.delete(key)) this.freePlace();
+      return;
+    }
     if ('error' in msg) p.reject(msg.error);
     else {
       const r = msg.response;
@@ -186,6 +274,10 @@ export class StreamClient {
 
   private shutdown(error: TensorwireError): void {
     if (!this.closedError) this.closedError = error;
+    this.waiting.length = 0;
+    this.waitingHead = 0;
     for (const key of [...this.pending.keys()]) this.settle(key)?.reject(error);
+    this.withdrawn.clear();
+    this.sent = 0;
   }
 }

@@ -21,6 +21,17 @@
  * So a slow reader costs at most: `highWaterBytes` + one frame in uWS's buffer, plus
  * `maxInflight` responses and `maxInflight` small error frames in the outbox.
  *
+ * 4. uWS can stop polling a socket for writable while bytes are still in its buffer. This
+ *    happens with uWebSockets.js 20.30 when frames are sent from outside its own callbacks
+ *    (ours come from engine completions) to a socket that is backed up. The buffered tail
+ *    then waits for the next send, and `drain` never fires: a reader that resumes would hang
+ *    short of its last answers. (test/integration-stream-flow.test.ts hit this under CPU
+ *    load. An answer stayed stuck until another frame went out.) So while uWS holds bytes,
+ *    a watchdog checks that they move. When they have not moved since the last check, an
+ *    empty `cork()` makes uWS try to write its buffer, and poll for writable again if the
+ *    write cannot finish. It sends nothing and adds no bytes. The check backs off from
+ *    20 ms to 1 s while nothing moves, so a reader that really is stopped costs one timer.
+ *
  * Frames are flushed once per microtask checkpoint inside one `cork`, so the responses of a
  * batch that completes at once leave in one write.
  */
@@ -54,6 +65,10 @@ interface OutFrame {
 /** WebSocket close code for a client that ignores both its responses and its 429s. */
 export const CLOSE_POLICY_VIOLATION = 1008;
 
+/** First and longest interval of the backpressure watchdog (rule 4), ms. */
+const WATCHDOG_MIN_MS = 20;
+const WATCHDOG_MAX_MS = 1000;
+
 /** Per-connection state: in-flight accounting, cancellation and the outbox. */
 export class StreamConnection {
   private inflightCount = 0;
@@ -65,6 +80,11 @@ export class StreamConnection {
   private readonly pending = new Set<RequestSignal>();
   private socket: FrameSocket | undefined;
   private readonly flushNow = (): void => this.flush();
+  private watchdog: NodeJS.Timeout | undefined;
+  private watchdogMs = WATCHDOG_MIN_MS;
+  /** uWS's buffered bytes at the last watchdog check. */
+  private watchedBytes = -1;
+  private readonly checkNow = (): void => this.checkBackpressure();
 
   constructor(private readonly limits: StreamLimits) {}
 
@@ -148,6 +168,38 @@ export class StreamConnection {
       this.outbox = this.outbox.slice(this.head);
       this.head = 0;
     }
+    if (this.watchdog === undefined && !this.closed && socket.getBufferedAmount() > 0) this.watch();
+  }
+
+  /** Starts the backpressure watchdog (rule 4). */
+  private watch(): void {
+    this.watchdogMs = WATCHDOG_MIN_MS;
+    this.watchedBytes = -1;
+    this.watchdog = setTimeout(this.checkNow, this.watchdogMs);
+    this.watchdog.unref();
+  }
+
+  /** Rule 4: while uWS holds bytes, make sure they keep moving. */
+  private checkBackpressure(): void {
+    this.watchdog = undefined;
+    const socket = this.socket;
+    if (this.closed || socket === undefined) return;
+    let buffered = socket.getBufferedAmount();
+    if (buffered > 0 && buffered === this.watchedBytes) {
+      // Nothing moved since the last check: have uWS try its write (and poll again) now.
+      socket.cork(() => {});
+      buffered = socket.getBufferedAmount();
+    }
+    if (this.head < this.outbox.length && buffered < this.limits.highWaterBytes) {
+      this.flush(); // restarts the watchdog if bytes are still buffered
+      return;
+    }
+    if (buffered === 0) return;
+    // Back off while a reader stays stopped; check soon again while bytes move.
+    this.watchdogMs = buffered === this.watchedBytes ? Math.min(this.watchdogMs * 2, WATCHDOG_MAX_MS) : WATCHDOG_MIN_MS;
+    this.watchedBytes = buffered;
+    this.watchdog = setTimeout(this.checkNow, this.watchdogMs);
+    this.watchdog.unref();
   }
 
   /** The socket closed: cancel every admitted request and forget queued frames. */
@@ -155,6 +207,8 @@ export class StreamConnection {
     if (this.closed) return;
     this.closed = true;
     this.socket = undefined;
+    if (this.watchdog !== undefined) clearTimeout(this.watchdog);
+    this.watchdog = undefined;
     this.outbox = [];
     this.head = 0;
     const reason = new TensorwireError('CANCELLED', 'the stream connection closed');
