@@ -141,6 +141,8 @@ export interface LoadOptions {
   /** Load-generating worker threads (default: the bench's own default). */
   workers?: number;
   batch?: number;
+  /** ws only: requests in flight per socket. */
+  pipeline?: number;
 }
 
 /** Runs `tensorwire bench` in its own process against `o.url` and returns its one level. */
@@ -154,6 +156,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   ];
   if (o.workers !== undefined) args.push('--workers', String(o.workers));
   if (o.batch !== undefined) args.push('--batch', String(o.batch));
+  if (o.pipeline !== undefined) args.push('--pipeline', String(o.pipeline));
   try {
     const { code, output } = await new Promise<{ code: number | null; output: string }>((done) => {
       const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -16,13 +16,12 @@
  * is the server process's CPU time (all threads) per answered request, steadier than req/s
  * when other work shares the machine. --cpu-prof writes a V8 CPU profile of each server.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { mlpModel } from '../test/fixtures/models';
-import { CLI, cpuSeconds, startTensorwire } from './serve-process';
+import { cpuSeconds, runLoad, startTensorwire, type LoadResult } from './serve-process';
 import { formatTable } from './table';
 
 const { values } = parseArgs({
@@ -51,41 +50,6 @@ interface Row {
   cpuUs?: number;
 }
 
-interface LoadResult {
-  rps: number;
-  p50: number;
-  p99: number;
-  errors: number;
-  errorKinds: Record<string, number>;
-  totalOk: number;
-}
-
-/** One `tensorwire bench` level in its own process. */
-async function runLoad(url: string, row: Row): Promise<LoadResult> {
-  const dir = mkdtempSync(join(tmpdir(), 'tw-stream-load-'));
-  const out = join(dir, 'result.json');
-  const args = [
-    CLI, 'bench', '--url', url, '--model', 'mlp', '--protocol', row.protocol, '--concurrency', String(CONCURRENCY),
-    '--duration', `${SECONDS}s`, '--warmup', '1s', '--no-server-metrics', '--no-progress', '--json', out,
-  ];
-  if (row.protocol === 'ws') args.push('--pipeline', String(row.pipeline));
-  if (values.workers !== undefined) args.push('--workers', values.workers);
-  try {
-    const { code, output } = await new Promise<{ code: number | null; output: string }>((done) => {
-      const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-      let text = '';
-      child.stdout.on('data', (c: Buffer) => (text += c.toString()));
-      child.stderr.on('data', (c: Buffer) => (text += c.toString()));
-      child.once('exit', (c) => done({ code: c, output: text }));
-    });
-    if (code !== 0 || !existsSync(out)) throw new Error(`tensorwire bench failed (exit ${code}):\n${output}`);
-    const level = (JSON.parse(readFileSync(out, 'utf8')) as { levels: { throughput: number; errors: number; errorKinds: Record<string, number>; latencyMs: { p50: number; p99: number }; totals: { ok: number } }[] }).levels[0]!;
-    return { rps: level.throughput, p50: level.latencyMs.p50, p99: level.latencyMs.p99, errors: level.errors, errorKinds: level.errorKinds, totalOk: level.totals.ok };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 function label(r: Row): string {
   return r.protocol === 'ws' ? `ws, pipeline ${r.pipeline}` : r.protocol;
 }
@@ -107,7 +71,11 @@ async function main(): Promise<void> {
           process.stderr.write(`round ${round}/${ROUNDS}: ${label(row)}...\n`);
           loads.push(loadavg()[0]!);
           const before = cpuSeconds(server.child.pid);
-          const result = await runLoad(server.url, row);
+          const result = await runLoad({
+            url: server.url, model: 'mlp', protocol: row.protocol, concurrency: CONCURRENCY, durationS: SECONDS,
+            workers: values.workers === undefined ? undefined : Number(values.workers),
+            pipeline: row.protocol === 'ws' ? row.pipeline : undefined,
+          });
           const after = cpuSeconds(server.child.pid);
           if (row.result !== undefined && row.result.rps >= result.rps) continue;
           row.result = result;

@@ -10,8 +10,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { main } from '../lib/bench/cli';
-import type { BenchReport, LevelResult } from '../lib/bench/run';
+import { runBenchMain } from './helpers/bench-main';
+import type { LevelResult } from '../lib/bench/run';
 import { STAGE_US, startTrivialServer, type TrivialServer } from './bench-trivial-server';
 
 let dir: string;
@@ -20,20 +20,7 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Runs main() with captured output; returns the exit code, stdout, stderr and the --json report. */
-async function bench(args: string[]): Promise<{ code: number; out: string; err: string; report: BenchReport | undefined }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const json = join(dir, `r${Math.random().toString(36).slice(2)}.json`);
-  const code = await main([...args, '--json', json], { stdout: { write: (t: string) => out.push(t) }, stderr: { write: (t: string) => err.push(t) } });
-  let report: BenchReport | undefined;
-  try {
-    report = JSON.parse(readFileSync(json, 'utf8')) as BenchReport;
-  } catch {
-    report = undefined;
-  }
-  return { code, out: out.join(''), err: err.join(''), report };
-}
+const bench = (args: string[]) => runBenchMain(dir, args);
 
 function expectOrdered(l: LevelResult): void {
   const { min, p50, p90, p95, p99, max } = l.latencyMs;

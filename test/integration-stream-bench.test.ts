@@ -3,12 +3,11 @@
  * lib/bench/ws-connection.ts) against the real server: many requests in flight per socket,
  * every answer matched to its lane, the counts equal to what the server answered.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../lib/bench/cli';
-import type { BenchReport } from '../lib/bench/run';
+import { runBenchMain } from './helpers/bench-main';
 import { versionedModel } from './fixtures/models';
 import { call, startHarness, type Harness } from './helpers/server-harness';
 
@@ -23,19 +22,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function bench(args: string[]): Promise<{ code: number; out: string; err: string; report: BenchReport | undefined }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const json = join(dir, `r${Math.random().toString(36).slice(2)}.json`);
-  const code = await main([...args, '--json', json], { stdout: { write: (t: string) => out.push(t) }, stderr: { write: (t: string) => err.push(t) } });
-  let report: BenchReport | undefined;
-  try {
-    report = JSON.parse(readFileSync(json, 'utf8')) as BenchReport;
-  } catch {
-    report = undefined;
-  }
-  return { code, out: out.join(''), err: err.join(''), report };
-}
+const bench = (args: string[]) => runBenchMain(dir, args);
 
 async function served(): Promise<number> {
   return (await call(h.base, '/v2/models/versioned/stats')).json.model_stats[0].inference_stats.success.count;

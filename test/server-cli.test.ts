@@ -50,7 +50,7 @@ describe('graceful shutdown', () => {
     service.release(21);
     const res = await pending;
     expect(res.status).toBe(200);
-    expect((await res.json()).outputs[0].data).toEqual([42]);
+    expect(((await res.json()) as { outputs: { data: number[] }[] }).outputs[0]!.data).toEqual([42]);
     expect(await stopped).toBe(true);
     expect(service.shutdownCalls).toBe(1);
     expect(lines).toEqual([]);
