@@ -5,7 +5,8 @@
  * ClientRequest/IncomingMessage objects, no header parsing beyond what ends a response);
  * the WebSocket stream's connections (lanes of a shared socket) are ws-connection.ts's.
  */
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { connectReusingBuffer } from './raw-socket';
 import { HttpResponseParser } from './http-parser';
 
 /** How a request ended: ok, or the error kind the report counts it under. */
@@ -59,25 +60,10 @@ export class HttpConnection implements Connection {
   connect(): void {
     if (this.closed) return;
     this.parser.reset();
-    // `onread` hands reads to us in one reused buffer: no Buffer per read, no stream
-    // 'data' events (the parser copies the little it keeps across reads).
-    const socket = connect({
-      host: this.host,
-      port: this.port,
-      noDelay: true,
-      onread: {
-        buffer: this.readBuffer,
-        callback: (n: number, buf: Uint8Array) => {
-          if (socket !== this.socket) return false;
-          try {
-            this.parser.feed((buf as Buffer).subarray(0, n));
-          } catch (e) {
-            this.reopen(`protocol error: ${(e as Error).message}`);
-          }
-          return true;
-        },
-      },
-    });
+    const socket = connectReusingBuffer(
+      this.host, this.port, this.readBuffer, (s) => s === this.socket,
+      (bytes) => this.parser.feed(bytes), (message) => this.reopen(message),
+    );
     this.socket = socket;
     socket.on('connect', () => {
       if (socket !== this.socket) return;

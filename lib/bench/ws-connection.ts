@@ -18,7 +18,8 @@
  * to the old one cannot complete its next request.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { connectReusingBuffer } from './raw-socket';
 import type { Completion, Connection, ConnectionEvents } from './connections';
 
 const OP_CONTINUATION = 0x0;
@@ -237,23 +238,10 @@ export class WsMux {
     this.handshake = undefined;
     this.resetParser();
     this.key = randomBytes(16).toString('base64');
-    const socket = connect({
-      host: this.host,
-      port: this.port,
-      noDelay: true,
-      onread: {
-        buffer: this.readBuffer,
-        callback: (n: number, buf: Uint8Array) => {
-          if (socket !== this.socket) return false;
-          try {
-            this.onBytes((buf as Buffer).subarray(0, n));
-          } catch (e) {
-            this.drop(`protocol error: ${(e as Error).message}`);
-          }
-          return true;
-        },
-      },
-    });
+    const socket = connectReusingBuffer(
+      this.host, this.port, this.readBuffer, (s) => s === this.socket,
+      (bytes) => this.onBytes(bytes), (message) => this.drop(message),
+    );
     this.socket = socket;
     socket.on('connect', () => {
       socket.write(
