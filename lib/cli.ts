@@ -5,6 +5,7 @@
  *   tensorwire serve --repo DIR | FILE.onnx [--host H] [--port P]
  *                    [--model-control none|poll|explicit] [--load-model NAME]...
  *                    [--max-body-bytes N] [--repository-poll-ms N] [--drain-timeout-ms N]
+ *                    [--metrics-port P] [--stream-max-inflight N]
  *   tensorwire bench ...            (lib/bench/cli.ts)
  *
  * On SIGTERM/SIGINT `serve` shuts down gracefully: readiness turns false and new requests get
@@ -14,7 +15,7 @@
 import { parseArgs } from 'node:util';
 import { createInferenceService, type ModelControl } from './core/service';
 import type { InferenceService } from './core/types';
-import { DEFAULT_MAX_BODY_BYTES, startServer, type RunningServer } from './server/server';
+import { DEFAULT_MAX_BODY_BYTES, DEFAULT_STREAM_MAX_INFLIGHT, startServer, type RunningServer } from './server/server';
 
 /** What `tensorwire serve` was asked for. */
 export interface ServeOptions {
@@ -30,6 +31,10 @@ export interface ServeOptions {
   maxBodyBytes: number;
   /** How long a graceful shutdown waits for in-flight requests. */
   drainTimeoutMs: number;
+  /** Serve /metrics on this port instead of the main one. */
+  metricsPort?: number;
+  /** Requests in flight per WebSocket stream before 429 error frames. */
+  streamMaxInflight: number;
 }
 
 /** A service with the optional graceful-shutdown hook the CLI calls. */
@@ -39,7 +44,8 @@ const USAGE = `usage:
   tensorwire serve (--repo DIR | FILE.onnx) [--host 127.0.0.1] [--port 8000]
                    [--model-control none|poll|explicit] [--load-model NAME]...
                    [--max-body-bytes ${DEFAULT_MAX_BODY_BYTES}] [--repository-poll-ms 1000]
-                   [--drain-timeout-ms 30000]
+                   [--drain-timeout-ms 30000] [--metrics-port P (default: /metrics on --port)]
+                   [--stream-max-inflight ${DEFAULT_STREAM_MAX_INFLIGHT}]
   tensorwire bench ...`;
 
 /** Entry point; returns the process exit code for commands that finish. */
@@ -74,6 +80,8 @@ export function parseServeArgs(args: string[]): ServeOptions {
       'max-body-bytes': { type: 'string', default: String(DEFAULT_MAX_BODY_BYTES) },
       'repository-poll-ms': { type: 'string', default: '1000' },
       'drain-timeout-ms': { type: 'string', default: '30000' },
+      'metrics-port': { type: 'string' },
+      'stream-max-inflight': { type: 'string', default: String(DEFAULT_STREAM_MAX_INFLIGHT) },
     },
   });
   if (values.repo !== undefined && positionals.length > 0) throw new Error(`give either --repo DIR or a model file, not both (got --repo ${values.repo} and ${positionals.join(' ')})`);
@@ -93,6 +101,8 @@ export function parseServeArgs(args: string[]): ServeOptions {
     maxBodyBytes: integerOption('--max-body-bytes', values['max-body-bytes'], 1, Number.MAX_SAFE_INTEGER),
     pollMs: integerOption('--repository-poll-ms', values['repository-poll-ms'], 1, 86_400_000),
     drainTimeoutMs: integerOption('--drain-timeout-ms', values['drain-timeout-ms'], 0, 86_400_000),
+    ...(values['metrics-port'] !== undefined ? { metricsPort: integerOption('--metrics-port', values['metrics-port'], 0, 65535) } : {}),
+    streamMaxInflight: integerOption('--stream-max-inflight', values['stream-max-inflight'], 1, 1_000_000),
   };
 }
 
@@ -121,10 +131,13 @@ async function serve(args: string[]): Promise<number> {
     host: options.host,
     port: options.port,
     maxBodyBytes: options.maxBodyBytes,
+    streamMaxInflight: options.streamMaxInflight,
+    ...(options.metricsPort !== undefined ? { metricsPort: options.metricsPort } : {}),
     metricsHandler: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
   });
   const url = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${server.port}`;
-  console.log(`tensorwire serving on ${url} (KServe v2 REST at ${url}/v2, stream at ${url.replace('http', 'ws')}/v2/stream, metrics at ${url}/metrics)`);
+  const metricsUrl = server.metricsPort === undefined ? `${url}/metrics` : `${url.replace(/:\d+$/, `:${server.metricsPort}`)}/metrics`;
+  console.log(`tensorwire serving on ${url} (KServe v2 REST at ${url}/v2, stream at ${url.replace('http', 'ws')}/v2/stream, metrics at ${metricsUrl})`);
   installShutdown(service, server, options.drainTimeoutMs);
   // Requests are answered (503 until ready) while the models load; list them once loaded.
   await service.initialLoad;

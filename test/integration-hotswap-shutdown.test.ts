@@ -3,53 +3,16 @@
  * the TypeScript sources): on SIGTERM or SIGINT readiness turns false first, new requests get
  * 503, every request already in flight is answered, and the process exits 0.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { killClis, spawnCli } from './helpers/cli-process';
 import { tempDir } from './helpers/engine-run';
 import { publishVersion, slowVersionedModel, waitFor, writeConfig } from './helpers/hotswap';
 
-const ROOT = join(__dirname, '..');
-const children: ChildProcess[] = [];
 const cleanups: (() => void)[] = [];
 afterEach(() => {
-  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  killClis();
   while (cleanups.length > 0) cleanups.pop()!();
 });
-
-interface Cli {
-  child: ChildProcess;
-  base: string;
-  output: string[];
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-/** Spawns `tensorwire serve` on a free port and waits until it is ready. */
-async function spawnCli(repo: string, extra: string[] = []): Promise<Cli> {
-  const child = spawn(process.execPath, ['-r', join(ROOT, 'test/helpers/ts-require.cjs'), join(ROOT, 'lib/cli.ts'), 'serve', '--repo', repo, '--port', '0', '--model-control', 'poll', '--repository-poll-ms', '100', '--drain-timeout-ms', '20000', ...extra], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  const output: string[] = [];
-  const collect = (chunk: Buffer) => output.push(...chunk.toString('utf8').split('\n').filter((l) => l.trim() !== ''));
-  child.stdout!.on('data', collect);
-  child.stderr!.on('data', collect);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  let base = '';
-  await waitFor(
-    () => {
-      const line = output.find((l) => l.startsWith('tensorwire serving on '));
-      if (line) base = /^tensorwire serving on (http:\/\/[^ ]+)/.exec(line)![1];
-      if (child.exitCode !== null) throw new Error(`the CLI exited early (${child.exitCode}):\n${output.join('\n')}`);
-      return base !== '';
-    },
-    30_000,
-    'the CLI to listen',
-  );
-  await waitFor(async () => (await fetch(`${base}/v2/health/ready`)).status === 200, 30_000, 'the CLI to be ready');
-  return { child, base, output, exited };
-}
 
 /** A slow model: one request per run (tens of ms each), so requests queue up behind each other. */
 async function slowRepository(): Promise<string> {

@@ -10,7 +10,7 @@ import { serverMetadata } from './server-info';
 /** Serialised once: GET /v2 never changes while the process runs. */
 let metadataJson: string | undefined;
 
-/** GET /v2/health/live, /v2/health/ready, /v2, /metrics. */
+/** GET /v2/health/live, /v2/health/ready, /v2. */
 export const healthRoutes: RouteSpec[] = [
   {
     method: 'get',
@@ -39,16 +39,18 @@ export const healthRoutes: RouteSpec[] = [
       x.send(200, metadataJson, JSON_TYPE);
     },
   },
-  {
-    method: 'get',
-    pattern: '/metrics',
-    handler: async (x, ctx) => {
-      if (ctx.metricsHandler === undefined) throw new TensorwireError('NOT_FOUND', 'metrics are not enabled on this server');
-      const { contentType, body } = await ctx.metricsHandler();
-      x.send(200, body, contentType);
-    },
-  },
 ];
+
+/** GET /metrics: on the main port, or alone on the metrics port (ServerOptions.metricsPort). */
+export const metricsRoute: RouteSpec = {
+  method: 'get',
+  pattern: '/metrics',
+  handler: async (x, ctx) => {
+    if (ctx.metricsHandler === undefined) throw new TensorwireError('NOT_FOUND', 'metrics are not enabled on this server');
+    const { contentType, body } = await ctx.metricsHandler();
+    x.send(200, body, contentType);
+  },
+};
 
 /** Answers every request no other route took. Registered last. */
 export const notFoundRoute: RouteSpec = {

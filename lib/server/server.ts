@@ -5,8 +5,9 @@
 import uWS from 'uWebSockets.js';
 import type { InferenceService } from '../core/types';
 import { InFlightTracker } from './inflight';
-import { addRoute, type ServerContext } from './router';
-import { healthRoutes, notFoundRoute } from './routes-health';
+import { TensorwireError } from '../errors';
+import { addRoute, type RouteSpec, type ServerContext } from './router';
+import { healthRoutes, metricsRoute, notFoundRoute } from './routes-health';
 import { modelRoutes } from './routes-models';
 import { repositoryRoutes } from './routes-repository';
 import { batchingRoutes } from './routes-batching';
@@ -26,6 +27,11 @@ export interface ServerOptions {
   streamHighWaterBytes?: number;
   /** Serves GET /metrics when given (e.g. prom-client's registry). */
   metricsHandler?: () => Promise<{ contentType: string; body: string | Uint8Array }>;
+  /**
+   * Serve /metrics on this port of the same host instead of the main port (0 picks a free
+   * one), so scrapes can be firewalled apart from inference. Default: on the main port.
+   */
+  metricsPort?: number;
 }
 
 /** A listening server. */
@@ -34,6 +40,8 @@ export interface RunningServer {
   readonly port: number;
   /** The interface bound. */
   readonly host: string;
+  /** The port /metrics is served on when `metricsPort` was given. */
+  readonly metricsPort?: number;
   /** Requests (HTTP and stream) handed to the core and not settled yet. */
   readonly inflight: number;
   /**
@@ -63,52 +71,92 @@ export function startServer(service: InferenceService, options: ServerOptions = 
     throw new RangeError(`streamHighWaterBytes must be a positive integer, got ${options.streamHighWaterBytes}`);
   }
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`port must be 0..65535, got ${port}`);
+  const metricsPort = options.metricsPort;
+  if (metricsPort !== undefined && !(Number.isInteger(metricsPort) && metricsPort >= 0 && metricsPort <= 65535)) {
+    throw new RangeError(`metricsPort must be 0..65535, got ${metricsPort}`);
+  }
 
   const context: ServerContext = {
     service,
     maxBodyBytes,
     inflight: new InFlightTracker(),
     draining: false,
-    ...(options.metricsHandler ? { metricsHandler: options.metricsHandler } : {}),
+    ...(options.metricsHandler && metricsPort === undefined ? { metricsHandler: options.metricsHandler } : {}),
   };
   const app = uWS.App();
   const streams: StreamRegistry = registerStream(app, context, {
     maxInflight: streamMaxInflight,
     ...(options.streamHighWaterBytes !== undefined ? { highWaterBytes: options.streamHighWaterBytes } : {}),
   });
-  for (const spec of [...healthRoutes, ...modelRoutes, ...repositoryRoutes, ...batchingRoutes]) addRoute(app, context, spec);
+  let metricsBoundPort: number | undefined;
+  // With a metrics port, a scrape of the main port is told where to go instead.
+  const mainMetricsRoute: RouteSpec = metricsPort === undefined ? metricsRoute : {
+    ...metricsRoute,
+    handler: () => {
+      throw new TensorwireError('NOT_FOUND', `/metrics is served on port ${metricsBoundPort} (--metrics-port), not on this one`);
+    },
+  };
+  for (const spec of [...healthRoutes, ...modelRoutes, ...repositoryRoutes, ...batchingRoutes, mainMetricsRoute]) addRoute(app, context, spec);
   addRoute(app, context, notFoundRoute);
+  // The metrics port answers /metrics and 404s, nothing else; the handler moves there
+  // (its context shares the main one's in-flight tracker).
+  const metricsApp = metricsPort === undefined ? undefined : uWS.App();
+  if (metricsApp !== undefined) {
+    const metricsContext: ServerContext = { ...context, ...(options.metricsHandler ? { metricsHandler: options.metricsHandler } : {}) };
+    addRoute(metricsApp, metricsContext, metricsRoute);
+    addRoute(metricsApp, metricsContext, notFoundRoute);
+  }
 
-  return new Promise<RunningServer>((resolve, reject) => {
-    app.listen(host, port, (listenSocket) => {
-      if (listenSocket === false) {
-        reject(new Error(`cannot listen on ${host}:${port} (address in use or not available)`));
-        return;
+  return (async (): Promise<RunningServer> => {
+    const listenSocket = await listen(app, host, port);
+    let metricsSocket: uWS.us_listen_socket | undefined;
+    if (metricsApp !== undefined) {
+      try {
+        metricsSocket = await listen(metricsApp, host, metricsPort!);
+        metricsBoundPort = boundPort(metricsSocket);
+      } catch (e) {
+        uWS.us_listen_socket_close(listenSocket);
+        throw e;
       }
-      const boundPort = uWS.us_socket_local_port(listenSocket as unknown as uWS.us_socket);
-      let closed: Promise<void> | undefined;
-      resolve({
-        port: boundPort,
-        host,
-        get inflight() {
-          return context.inflight.size;
-        },
-        drain(timeoutMs: number): Promise<boolean> {
+    }
+    let closed: Promise<void> | undefined;
+    return {
+      port: boundPort(listenSocket),
+      host,
+      ...(metricsBoundPort !== undefined ? { metricsPort: metricsBoundPort } : {}),
+      get inflight() {
+        return context.inflight.size;
+      },
+      drain(timeoutMs: number): Promise<boolean> {
+        context.draining = true;
+        return context.inflight.idle(timeoutMs);
+      },
+      close(): Promise<void> {
+        closed ??= (async () => {
           context.draining = true;
-          return context.inflight.idle(timeoutMs);
-        },
-        close(): Promise<void> {
-          closed ??= (async () => {
-            context.draining = true;
-            uWS.us_listen_socket_close(listenSocket);
-            streams.closeAll();
-            // app.close() (in the binary, not in the typings of 20.30) closes the remaining
-            // HTTP connections, keep-alive ones included; pending responses see onAborted.
-            (app as unknown as { close?: () => void }).close?.();
-          })();
-          return closed;
-        },
-      });
+          uWS.us_listen_socket_close(listenSocket);
+          if (metricsSocket !== undefined) uWS.us_listen_socket_close(metricsSocket);
+          streams.closeAll();
+          // app.close() (in the binary, not in the typings of 20.30) closes the remaining
+          // HTTP connections, keep-alive ones included; pending responses see onAborted.
+          for (const a of [app, metricsApp]) (a as unknown as { close?: () => void } | undefined)?.close?.();
+        })();
+        return closed;
+      },
+    };
+  })();
+}
+
+/** Binds `app` to host:port; rejects when the port is taken or the address unavailable. */
+function listen(app: uWS.TemplatedApp, host: string, port: number): Promise<uWS.us_listen_socket> {
+  return new Promise((resolve, reject) => {
+    app.listen(host, port, (listenSocket) => {
+      if (listenSocket === false) reject(new Error(`cannot listen on ${host}:${port} (address in use or not available)`));
+      else resolve(listenSocket);
     });
   });
+}
+
+function boundPort(listenSocket: uWS.us_listen_socket): number {
+  return uWS.us_socket_local_port(listenSocket as unknown as uWS.us_socket);
 }
