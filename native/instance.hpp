@@ -3,6 +3,7 @@
 #pragma once
 #include <onnxruntime_cxx_api.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -46,6 +47,8 @@ class Instance {
   void AllocateSlots();
   void UploadInputs(RunJob& job);
   void Loop();
+  /** Polls briefly for the next job before the executor sleeps (see instance.cpp). */
+  void SpinForWork();
   void Execute(RunJob& job);
   void RunCpu(RunJob& job, StagingSlot& slot);
   void RunGpu(RunJob& job, StagingSlot& slot);
@@ -65,6 +68,8 @@ class Instance {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<RunJob*> queue_;
+  /** queue_.size(), readable without the mutex: the executor's brief spin watches it. */
+  std::atomic<size_t> queued_{0};
   RunJob* running_ = nullptr;
   bool stopping_ = false;
   std::thread executor_;
