@@ -6,6 +6,8 @@
 export const ERROR_CATALOGUE = {
   /** A request or argument is malformed or does not match the model. */
   INVALID_INPUT: { status: 400, description: 'The request does not match the model or the protocol.' },
+  /** The server does not allow this (a feature switched off; later, a missing permission). */
+  FORBIDDEN: { status: 403, description: 'Not allowed on this server.' },
   /** Unknown model, version or route. */
   NOT_FOUND: { status: 404, description: 'Unknown model, version or endpoint.' },
   /** Request body larger than the configured limit. */
