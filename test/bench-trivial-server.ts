@@ -156,6 +156,10 @@ export async function startTrivialServer(options: TrivialServerOptions = {}): Pr
           ws.send(encodeStreamError(frame.id, frame.error), false);
           return;
         }
+        if (frame.kind === 'control') {
+          ws.send(encodeStreamError(frame.id, new TensorwireError('NOT_FOUND', 'the trivial server has no prediction feed')), false);
+          return;
+        }
         if (shouldFail()) {
           failed++;
           ws.send(encodeStreamError(frame.id, new TensorwireError('ENGINE_FAILURE', 'engine failed on purpose')), false);

@@ -59,7 +59,7 @@ describe('requests: client encode -> server decode', () => {
     const txt = decodeStreamFrame(Buffer.from(encodeStreamTextFrame('m', undefined, [t], { id: 'a', binaryOutputs: true })), false);
     expect(bin).toMatchObject({ ok: true, id: 7, modelName: 'm', modelVersion: '3', binary: true });
     expect(txt).toMatchObject({ ok: true, id: 'a', modelName: 'm', modelVersion: undefined, binary: false });
-    if (!bin.ok || !txt.ok) throw new Error('unreachable');
+    if (!bin.ok || !txt.ok || bin.kind !== 'infer' || txt.kind !== 'infer') throw new Error('unreachable');
     expect(bin.request.binaryDataOutput).toBe(true);
     expect(txt.request.binaryDataOutput).toBe(false);
     expect(Array.from(new Float32Array(new Uint8Array(bin.request.inputs[0]!.data).buffer))).toEqual([1, 2]);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { TensorwireError } from '../lib/errors';
-import { decodeStreamFrame, encodeStreamError, encodeStreamResponse, type StreamFrame } from '../lib/protocol/stream-frame';
+import { decodeStreamFrame, encodeFeedFrame, encodeFeedHead, encodeFeedInputs, encodeStreamError, encodeStreamResponse, type StreamControl, type StreamFrame } from '../lib/protocol/stream-frame';
 import type { InferResponse } from '../lib/protocol/types';
 
 /** A binary frame: [uint32 LE JSON length][JSON][tensor bytes], in a fresh ArrayBuffer as uWS hands it over. */
@@ -21,6 +21,11 @@ function failure(frame: StreamFrame): { id: unknown; error: TensorwireError } {
   return { id: frame.id, error: frame.error };
 }
 
+/** Why a frame expected to be an inference request is not one. */
+function notRequest(frame: StreamFrame): Error {
+  return frame.ok ? new Error(`expected an inference request, got a ${frame.kind} frame`) : frame.error;
+}
+
 const input = { name: 'x', datatype: 'FP32', shape: [1, 2], data: [1, 2] };
 
 describe('decodeStreamFrame', () => {
@@ -29,7 +34,7 @@ describe('decodeStreamFrame', () => {
       textFrame({ id: 'a1', model_name: 'mlp', model_version: '2', inputs: [input], outputs: [{ name: 'y', parameters: { binary_data: true } }], parameters: { binary_data_output: true } }),
       false,
     );
-    if (!frame.ok) throw frame.error;
+    if (!frame.ok || frame.kind !== 'infer') throw notRequest(frame);
     expect(frame.id).toBe('a1');
     expect(frame.modelName).toBe('mlp');
     expect(frame.modelVersion).toBe('2');
@@ -43,12 +48,12 @@ describe('decodeStreamFrame', () => {
 
   it('keeps a numeric id as a number and a numeric version as a string', () => {
     const frame = decodeStreamFrame(textFrame({ id: 42, model_name: 'mlp', model_version: 3, inputs: [input] }), false);
-    if (!frame.ok) throw frame.error;
+    if (!frame.ok || frame.kind !== 'infer') throw notRequest(frame);
     expect(frame.id).toBe(42);
     expect(frame.request.id).toBe('42');
     expect(frame.modelVersion).toBe('3');
     const anonymous = decodeStreamFrame(new Uint8Array(textFrame({ model_name: 'mlp', inputs: [input] })), false);
-    if (!anonymous.ok) throw anonymous.error;
+    if (!anonymous.ok || anonymous.kind !== 'infer') throw notRequest(anonymous);
     expect(anonymous.id).toBeUndefined();
     expect(anonymous.modelVersion).toBeUndefined();
   });
@@ -60,7 +65,7 @@ describe('decodeStreamFrame', () => {
       new BigInt64Array([-5n]),
     );
     const frame = decodeStreamFrame(data, true);
-    if (!frame.ok) throw frame.error;
+    if (!frame.ok || frame.kind !== 'infer') throw notRequest(frame);
     expect(frame.binary).toBe(true);
     const [x, k] = frame.request.inputs;
     expect(x.data.buffer).toBe(data);
@@ -165,5 +170,79 @@ describe('encodeStreamResponse / encodeStreamError', () => {
     expect(encodeStreamError('a1', new TensorwireError('QUEUE_FULL', 'queue of model "mlp" is full'))).toBe('{"id":"a1","error":"queue of model \\"mlp\\" is full","code":503}');
     expect(encodeStreamError(7, new TensorwireError('INVALID_INPUT', 'bad'))).toBe('{"id":7,"error":"bad","code":400}');
     expect(encodeStreamError(undefined, new TensorwireError('NOT_FOUND', 'unknown model'))).toBe('{"error":"unknown model","code":404}');
+  });
+});
+
+describe('control frames (live prediction feed)', () => {
+  function control(value: unknown): { id: unknown; control: StreamControl } {
+    const frame = decodeStreamFrame(textFrame(value), false);
+    if (!frame.ok) throw frame.error;
+    if (frame.kind !== 'control') throw new Error('expected a control frame');
+    return { id: frame.id, control: frame.control };
+  }
+
+  it('decodes subscribe with its defaults, or with every field, and unsubscribe', () => {
+    expect(control({ id: 1, subscribe: 'mlp' })).toEqual({ id: 1, control: { op: 'subscribe', model: 'mlp', sampleRate: 1, maxPerSecond: 10, includeInputs: false } });
+    expect(control({ id: 's', subscribe: 'mlp', sample_rate: 0.25, max_per_second: 0.5, include_inputs: true })).toEqual({
+      id: 's',
+      control: { op: 'subscribe', model: 'mlp', sampleRate: 0.25, maxPerSecond: 0.5, includeInputs: true },
+    });
+    expect(control({ id: 2, unsubscribe: 'mlp' })).toEqual({ id: 2, control: { op: 'unsubscribe', model: 'mlp' } });
+  });
+
+  it('is never read as an inference request, even with model_name and inputs', () => {
+    expect(control({ id: 3, subscribe: 'a', model_name: 'b', inputs: [input] }).control).toMatchObject({ op: 'subscribe', model: 'a' });
+  });
+
+  it('refuses bad fields naming the field, what was expected and what came', () => {
+    const cases: [unknown, string][] = [
+      [{ id: 1, subscribe: '' }, `'subscribe' must be a non-empty model name (a string), got ""`],
+      [{ id: 1, subscribe: 5 }, `'subscribe' must be a non-empty model name (a string), got 5`],
+      [{ id: 1, unsubscribe: null }, `'unsubscribe' must be a non-empty model name (a string), got null`],
+      [{ id: 1, subscribe: 'm', sample_rate: 0 }, `'sample_rate' must be a number in (0, 1], got 0`],
+      [{ id: 1, subscribe: 'm', sample_rate: 1.5 }, `'sample_rate' must be a number in (0, 1], got 1.5`],
+      [{ id: 1, subscribe: 'm', sample_rate: '0.5' }, `'sample_rate' must be a number in (0, 1], got "0.5"`],
+      [{ id: 1, subscribe: 'm', max_per_second: 0 }, `'max_per_second' must be a positive number, got 0`],
+      [{ id: 1, subscribe: 'm', max_per_second: -3 }, `'max_per_second' must be a positive number, got -3`],
+      [{ id: 1, subscribe: 'm', include_inputs: 'yes' }, `'include_inputs' must be true or false, got "yes"`],
+      [{ id: 1, subscribe: 'a', unsubscribe: 'b' }, `a control frame has either 'subscribe' or 'unsubscribe', got both ("a" and "b")`],
+      [{ subscribe: 'm' }, `every subscribe frame needs an 'id' (a string or a number) to match its answer; this one for model 'm' has none`],
+    ];
+    for (const [value, message] of cases) {
+      const f = failure(decodeStreamFrame(textFrame(value), false));
+      expect(f.error.code, JSON.stringify(value)).toBe('INVALID_INPUT');
+      expect(f.error.message, JSON.stringify(value)).toBe(message);
+    }
+    expect(failure(decodeStreamFrame(textFrame({ id: 9, subscribe: 'm', sample_rate: 2 }), false)).id).toBe(9);
+  });
+
+  it('must be a text frame', () => {
+    const f = failure(decodeStreamFrame(binaryFrame({ id: 4, subscribe: 'm' }), true));
+    expect(f.id).toBe(4);
+    expect(f.error.message).toBe('a subscribe frame must be a text frame, got a binary frame');
+  });
+});
+
+describe('feed frames', () => {
+  const response: InferResponse = {
+    modelName: 'm',
+    modelVersion: '2',
+    id: '7',
+    outputs: [{ name: 'y', datatype: 'FP32', shape: [1, 2], data: new Uint8Array(new Float32Array([0.5, -1]).buffer), binary: true }],
+  };
+  const inputs = [{ name: 'x', datatype: 'INT64' as const, shape: [1], data: new Uint8Array(new BigInt64Array([-5n]).buffer) }];
+
+  it('carries the outputs as JSON data (binary or not), the request id as sent, inputs and dropped only when there are some', () => {
+    const head = encodeFeedHead('m', response, 7);
+    expect(encodeFeedFrame(head, undefined, 0)).toBe('{"feed":"m","model_version":"2","request_id":7,"outputs":[{"name":"y","datatype":"FP32","shape":[1,2],"data":[0.5,-1]}]}');
+    expect(JSON.parse(encodeFeedFrame(head, encodeFeedInputs(inputs), 3))).toEqual({
+      feed: 'm',
+      model_version: '2',
+      request_id: 7,
+      outputs: [{ name: 'y', datatype: 'FP32', shape: [1, 2], data: [0.5, -1] }],
+      inputs: [{ name: 'x', datatype: 'INT64', shape: [1], data: [-5] }],
+      dropped: 3,
+    });
+    expect(encodeFeedHead('m', response, undefined)).not.toContain('request_id');
   });
 });

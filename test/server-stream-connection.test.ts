@@ -149,6 +149,27 @@ describe('StreamConnection', () => {
     expect(socket.corks).toBe(atClose);
   });
 
+  it('feed frames go out only when nothing waits for the socket, after the answers already due', async () => {
+    const { connection, socket } = setup(10, 100);
+    connection.respond(connection.admit()!, 'A', false);
+    // The answer is queued for this tick's flush: it goes first, then the feed frame.
+    expect(connection.feedWritable()).toBe(true);
+    connection.sendFeed('F1');
+    expect(socket.sent).toEqual(['A', 'F1']);
+    // Backed up: answers wait in the outbox, and no feed frame may be sent.
+    socket.buffered = 500;
+    connection.respond(connection.admit()!, 'B', false);
+    await tick();
+    expect(connection.feedWritable()).toBe(false);
+    socket.buffered = 0;
+    expect(connection.feedWritable()).toBe(true); // flushes B first
+    expect(socket.sent).toEqual(['A', 'F1', 'B']);
+    // Feed frames never count as in flight.
+    expect(connection.inflight).toBe(0);
+    connection.onClose();
+    expect(connection.feedWritable()).toBe(false);
+  });
+
   it('ends with a close code when the socket is not backed up', () => {
     const { connection, socket } = setup();
     connection.shutdown(1001, 'server shutting down');

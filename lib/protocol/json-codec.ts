@@ -6,6 +6,7 @@
  * (`id`, `model_name`, `model_version`, `outputs`; per output `name`, `datatype`, `shape`,
  * then `parameters` or `data`), `id` only when the request had one.
  */
+import type { Datatype } from '../engine/types';
 import type { JsonDecodeState } from './tensor-data';
 import { checkOutputBytes, tensorBytesToJsonText } from './tensor-json';
 import { decodeJsonRequestFast } from './fast-json-request';
@@ -94,6 +95,20 @@ export function buildResponseHeader(resp: InferResponse, idJson: string | undefi
   }
   json += ']}';
   return { json, binaryBytes, binaryOutputs };
+}
+
+/**
+ * Tensors as a JSON array with every tensor's data inline: `[{"name","datatype","shape","data"}]`,
+ * written as buildResponseHeader writes a JSON output (the feed frames of the stream use it
+ * for outputs and inputs alike).
+ */
+export function tensorListJson(tensors: readonly { name: string; datatype: Datatype; shape: readonly number[]; data: Uint8Array }[]): string {
+  let json = '[';
+  for (let i = 0; i < tensors.length; i++) {
+    const t = tensors[i];
+    json += (i === 0 ? '{"name":' : ',{"name":') + JSON.stringify(t.name) + ',"datatype":"' + t.datatype + '","shape":[' + t.shape.join(',') + '],"data":[' + tensorBytesToJsonText(t.datatype, t.data) + ']}';
+  }
+  return json + ']';
 }
 
 /** The response as JSON text with every output's data inline, whatever its `binary` flag. */

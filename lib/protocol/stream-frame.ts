@@ -9,13 +9,17 @@
  *   Its response is a binary frame of the same layout; outputs default to binary data
  *   (`binary_data_output` true) unless the request says otherwise.
  * - Failure: a text frame `{"id":...,"error":"...","code":<HTTP status>}`.
+ * - Control frame (text): `{"id", "subscribe": model, ...}` or `{"id", "unsubscribe": model}`,
+ *   the live prediction feed (docs/streaming.md). Recognised by the `subscribe` or
+ *   `unsubscribe` member, so it is never read as an inference request. Feed frames are text
+ *   `{"feed": model, "model_version", "request_id", "outputs", "inputs", "dropped"}`.
  */
 import { TensorwireError, toTensorwireError } from '../errors';
 import { copyBinaryOutputs } from './binary-codec';
-import { bodyText, buildResponseHeader, decodeRequestRoot } from './json-codec';
+import { bodyText, buildResponseHeader, decodeRequestRoot, tensorListJson } from './json-codec';
 import { parseJsonText } from './json-text';
 import { describeValue } from './tensor-data';
-import type { InferRequest, InferResponse } from './types';
+import type { InferInputTensor, InferRequest, InferResponse } from './types';
 
 /** A stream request's id: a string, or a number (echoed back as the same number). */
 export type StreamId = string | number;
@@ -25,8 +29,25 @@ export type StreamId = string | number;
  * whenever the JSON could be read far enough to find it, so the error frame can name it.
  */
 export type StreamFrame =
-  | { ok: true; id: StreamId | undefined; modelName: string; modelVersion: string | undefined; request: InferRequest; binary: boolean }
+  | { ok: true; kind: 'infer'; id: StreamId | undefined; modelName: string; modelVersion: string | undefined; request: InferRequest; binary: boolean }
+  | { ok: true; kind: 'control'; id: StreamId; control: StreamControl; binary: false }
   | { ok: false; id: StreamId | undefined; binary: boolean; error: TensorwireError };
+
+/** Settings of a feed subscription, defaults applied. */
+export interface FeedSettings {
+  /** Fraction of the model's predictions sampled in, in (0, 1]. */
+  sampleRate: number;
+  /** Feed frames per second at most (a token bucket of this many tokens). */
+  maxPerSecond: number;
+  /** Whether feed frames carry the request's inputs. */
+  includeInputs: boolean;
+}
+
+/** A control frame: subscribe to or unsubscribe from a model's live prediction feed. */
+export type StreamControl = ({ op: 'subscribe'; model: string } & FeedSettings) | { op: 'unsubscribe'; model: string };
+
+/** Defaults of a subscribe frame's optional fields. */
+export const FEED_DEFAULTS: Readonly<FeedSettings> = Object.freeze({ sampleRate: 1, maxPerSecond: 10, includeInputs: false });
 
 /** Bytes before the JSON header of a binary frame. */
 const LENGTH_PREFIX = 4;
@@ -65,6 +86,13 @@ export function decodeStreamFrame(data: ArrayBuffer | Uint8Array, isBinary: bool
     if (typeof rawId === 'string' || (typeof rawId === 'number' && Number.isFinite(rawId))) id = rawId;
     else if (rawId !== undefined) throw new TensorwireError('INVALID_INPUT', `'id' must be a string or a number, got ${describeValue(rawId)}`);
 
+    if (fields.subscribe !== undefined || fields.unsubscribe !== undefined) {
+      if (isBinary) throw new TensorwireError('INVALID_INPUT', `a ${fields.subscribe !== undefined ? 'subscribe' : 'unsubscribe'} frame must be a text frame, got a binary frame`);
+      const control = decodeControl(fields);
+      if (id === undefined) throw new TensorwireError('INVALID_INPUT', `every ${control.op} frame needs an 'id' (a string or a number) to match its answer; this one for model '${control.model}' has none`);
+      return { ok: true, kind: 'control', id, control, binary: false };
+    }
+
     const modelName = fields.model_name;
     if (typeof modelName !== 'string' || modelName.length === 0) {
       throw new TensorwireError('INVALID_INPUT', `'model_name' must be a non-empty string, got ${describeValue(modelName)}`);
@@ -80,10 +108,30 @@ export function decodeStreamFrame(data: ArrayBuffer | Uint8Array, isBinary: bool
     const request = isBinary
       ? decodeRequestRoot(root, text, { body: bytes, start: jsonEnd }, { defaultBinaryOutput: true, numericId: true })
       : decodeRequestRoot(root, text, undefined, { allowBinaryOutput: false, numericId: true });
-    return { ok: true, id, modelName, modelVersion, request, binary: isBinary };
+    return { ok: true, kind: 'infer', id, modelName, modelVersion, request, binary: isBinary };
   } catch (e) {
     return { ok: false, id, binary: isBinary, error: toTensorwireError(e) };
   }
+}
+
+function invalidField(field: string, expected: string, value: unknown): TensorwireError {
+  return new TensorwireError('INVALID_INPUT', `'${field}' must be ${expected}, got ${describeValue(value)}`);
+}
+
+/** The control part of a frame that has `subscribe` or `unsubscribe`; throws INVALID_INPUT naming the field. */
+function decodeControl(fields: Record<string, unknown>): StreamControl {
+  if (fields.subscribe !== undefined && fields.unsubscribe !== undefined) {
+    throw new TensorwireError('INVALID_INPUT', `a control frame has either 'subscribe' or 'unsubscribe', got both (${describeValue(fields.subscribe)} and ${describeValue(fields.unsubscribe)})`);
+  }
+  const op = fields.subscribe !== undefined ? 'subscribe' : 'unsubscribe';
+  const model = fields[op];
+  if (typeof model !== 'string' || model.length === 0) throw invalidField(op, 'a non-empty model name (a string)', model);
+  if (op === 'unsubscribe') return { op, model };
+  const { sample_rate: sampleRate = FEED_DEFAULTS.sampleRate, max_per_second: maxPerSecond = FEED_DEFAULTS.maxPerSecond, include_inputs: includeInputs = FEED_DEFAULTS.includeInputs } = fields;
+  if (typeof sampleRate !== 'number' || !(sampleRate > 0 && sampleRate <= 1)) throw invalidField('sample_rate', 'a number in (0, 1]', sampleRate);
+  if (typeof maxPerSecond !== 'number' || !(maxPerSecond > 0 && Number.isFinite(maxPerSecond))) throw invalidField('max_per_second', 'a positive number', maxPerSecond);
+  if (typeof includeInputs !== 'boolean') throw invalidField('include_inputs', 'true or false', includeInputs);
+  return { op, model, sampleRate, maxPerSecond, includeInputs };
 }
 
 function idToJson(id: StreamId | undefined): string | undefined {
@@ -111,4 +159,25 @@ export function encodeStreamResponse(resp: InferResponse, binary: boolean, id: S
 export function encodeStreamError(id: StreamId | undefined, error: TensorwireError): string {
   const head = id === undefined ? '{' : '{"id":' + JSON.stringify(id) + ',';
   return head + '"error":' + JSON.stringify(error.message) + ',"code":' + error.status + '}';
+}
+
+/**
+ * The part of a feed frame that every subscriber of one prediction shares:
+ * `{"feed":model,"model_version":v[,"request_id":id],"outputs":[...]` (not closed), every
+ * output as JSON data whatever its `binary` flag. `encodeFeedFrame` completes it.
+ */
+export function encodeFeedHead(model: string, resp: InferResponse, requestId: StreamId | undefined): string {
+  let json = '{"feed":' + JSON.stringify(model) + ',"model_version":' + JSON.stringify(resp.modelVersion);
+  if (requestId !== undefined) json += ',"request_id":' + JSON.stringify(requestId);
+  return json + ',"outputs":' + tensorListJson(resp.outputs);
+}
+
+/** The JSON of a feed frame's `inputs` (the request's tensors as JSON data). */
+export function encodeFeedInputs(inputs: readonly InferInputTensor[]): string {
+  return tensorListJson(inputs);
+}
+
+/** A complete feed frame: `head` from encodeFeedHead, `inputs` from encodeFeedInputs (or none), `dropped` left out when 0. */
+export function encodeFeedFrame(head: string, inputs: string | undefined, dropped: number): string {
+  return head + (inputs === undefined ? '' : ',"inputs":' + inputs) + (dropped > 0 ? ',"dropped":' + dropped : '') + '}';
 }

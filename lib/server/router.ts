@@ -8,6 +8,7 @@ import type { InferenceService } from '../core/types';
 import { TensorwireError } from '../errors';
 import { HttpExchange } from './http-response';
 import type { InFlightTracker } from './inflight';
+import type { PredictionFeed } from './prediction-feed';
 
 /** What every route can see. */
 export interface ServerContext {
@@ -16,6 +17,8 @@ export interface ServerContext {
   readonly maxBodyBytes: number;
   /** Requests handed to the core and not settled yet (HTTP and stream). */
   readonly inflight: InFlightTracker;
+  /** The live prediction feed: every successful inference is published to it. */
+  readonly feed: PredictionFeed;
   /** True once a graceful shutdown began: readiness is false and new work gets 503. */
   draining: boolean;
   /** GET /metrics, when the server was given one. */

@@ -66,11 +66,15 @@ const infer: RouteHandler = async (x, ctx) => {
   const request = decodeInferRequest(body, headerLength === '' ? undefined : headerLength);
   const [name, version] = target(x);
   const response = await ctx.service.infer(name, version, request, x.signal);
-  if (x.isDone) return; // the client left while the model ran
   if (response.id === undefined && request.id !== undefined) response.id = request.id;
-  const encoded = encodeResponse(response);
-  if (encoded.headerLength === undefined) x.send(200, encoded.body, encoded.contentType);
-  else x.send(200, encoded.body, encoded.contentType, ['Inference-Header-Content-Length', String(encoded.headerLength)]);
+  if (!x.isDone) {
+    // (Not done unless the client left while the model ran.)
+    const encoded = encodeResponse(response);
+    if (encoded.headerLength === undefined) x.send(200, encoded.body, encoded.contentType);
+    else x.send(200, encoded.body, encoded.contentType, ['Inference-Header-Content-Length', String(encoded.headerLength)]);
+  }
+  // After the answer, so a dashboard never delays it; a client that left still made a prediction.
+  ctx.feed.publish(name, request, response, response.id);
 };
 
 /** Registers `handler` for `/v2/models/:model{suffix}` and `/v2/models/:model/versions/:version{suffix}`. */

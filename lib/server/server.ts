@@ -12,6 +12,7 @@ import { modelRoutes } from './routes-models';
 import { repositoryRoutes } from './routes-repository';
 import { batchingRoutes } from './routes-batching';
 import { registerStream, type StreamRegistry } from './stream';
+import { PredictionFeed } from './prediction-feed';
 
 /** Options of `startServer`. */
 export interface ServerOptions {
@@ -25,6 +26,12 @@ export interface ServerOptions {
   streamMaxInflight?: number;
   /** Bytes buffered in uWS per stream connection above which answers wait in its outbox. Default 1 MiB. */
   streamHighWaterBytes?: number;
+  /**
+   * Whether stream clients may subscribe to a model's live prediction feed. Default true:
+   * there is no authentication yet; once there is, the feed needs a monitoring permission.
+   * False answers subscribe frames with 403.
+   */
+  streamFeed?: boolean;
   /** Serves GET /metrics when given (e.g. prom-client's registry). */
   metricsHandler?: () => Promise<{ contentType: string; body: string | Uint8Array }>;
   /**
@@ -44,6 +51,8 @@ export interface RunningServer {
   readonly metricsPort?: number;
   /** Requests (HTTP and stream) handed to the core and not settled yet. */
   readonly inflight: number;
+  /** The live prediction feed: connections with a subscription (`size`) and subscriptions in all. */
+  readonly feed: { readonly size: number; readonly subscriptions: number };
   /**
    * Begins a graceful shutdown: readiness turns false, new inference requests and stream
    * connections get 503, and the promise resolves true once every in-flight request settled
@@ -80,12 +89,14 @@ export function startServer(service: InferenceService, options: ServerOptions = 
     service,
     maxBodyBytes,
     inflight: new InFlightTracker(),
+    feed: new PredictionFeed(),
     draining: false,
     ...(options.metricsHandler && metricsPort === undefined ? { metricsHandler: options.metricsHandler } : {}),
   };
   const app = uWS.App();
   const streams: StreamRegistry = registerStream(app, context, {
     maxInflight: streamMaxInflight,
+    feed: options.streamFeed ?? true,
     ...(options.streamHighWaterBytes !== undefined ? { highWaterBytes: options.streamHighWaterBytes } : {}),
   });
   let metricsBoundPort: number | undefined;
@@ -127,6 +138,7 @@ export function startServer(service: InferenceService, options: ServerOptions = 
       get inflight() {
         return context.inflight.size;
       },
+      feed: context.feed,
       drain(timeoutMs: number): Promise<boolean> {
         context.draining = true;
         return context.inflight.idle(timeoutMs);

@@ -34,6 +34,11 @@
  *
  * Frames are flushed once per microtask checkpoint inside one `cork`, so the responses of a
  * batch that completes at once leave in one write.
+ *
+ * 5. Feed frames (the live prediction feed) are best effort and never wait: one goes out only
+ *    when nothing waits in the outbox for the socket to drain and uWS holds less than
+ *    `highWaterBytes`; otherwise the feed drops it (and counts it). They are not in flight
+ *    and never take an outbox place, so they add nothing to the memory bound above.
  */
 import { TensorwireError } from '../errors';
 import { RequestSignal } from './request-signal';
@@ -128,7 +133,10 @@ export class StreamConnection {
     this.schedule();
   }
 
-  /** Queues an error frame for a request that was never admitted. */
+  /**
+   * Queues an error frame for a request that was never admitted, or the answer to a control
+   * frame (subscribe, unsubscribe): neither is in flight, and both are bounded by rule 3.
+   */
   reject(data: string): void {
     if (this.closed) return;
     if (this.queuedErrors >= this.limits.maxInflight) {
@@ -169,6 +177,25 @@ export class StreamConnection {
       this.head = 0;
     }
     if (this.watchdog === undefined && !this.closed && socket.getBufferedAmount() > 0) this.watch();
+  }
+
+  /**
+   * Rule 5: true when a feed frame can go to uWS now without backing anything up. Answers
+   * already queued for this microtask's flush are flushed first, so they keep their place in
+   * front of the feed frame; answers waiting for `drain` mean the socket is backed up.
+   */
+  feedWritable(): boolean {
+    if (this.closed || this.socket === undefined) return false;
+    if (this.head !== this.outbox.length) this.flush();
+    return !this.closed && this.head === this.outbox.length && this.socket !== undefined && this.socket.getBufferedAmount() < this.limits.highWaterBytes;
+  }
+
+  /** Hands a feed frame to uWS; the caller checked feedWritable() (rule 5). */
+  sendFeed(frame: string): void {
+    const socket = this.socket;
+    if (this.closed || socket === undefined) return;
+    socket.cork(() => socket.send(frame, false));
+    if (this.watchdog === undefined && socket.getBufferedAmount() > 0) this.watch();
   }
 
   /** Starts the backpressure watchdog (rule 4). */

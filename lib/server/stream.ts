@@ -5,6 +5,10 @@
  * `{"id","error","code"}`), possibly out of order. Bad frames get error frames; they never
  * close the socket. Flow control and its memory bound are stream-connection.ts's.
  *
+ * Control frames (`subscribe`, `unsubscribe`) manage the connection's subscriptions to the
+ * live prediction feed (prediction-feed.ts); they get one text answer each, never count as
+ * in flight, and the connection's subscriptions end when its socket closes.
+ *
  * Socket settings: messages up to the HTTP body limit (uWS closes the socket with 1009 on a
  * bigger one, before buffering it); no compression (tensor bytes barely compress and it
  * costs the event loop); an idle timeout of 120 s with automatic pings, so quiet but alive
@@ -12,7 +16,7 @@
  */
 import uWS from 'uWebSockets.js';
 import { TensorwireError, toTensorwireError } from '../errors';
-import { decodeStreamFrame, encodeStreamError, encodeStreamResponse, type StreamId } from '../protocol/stream-frame';
+import { decodeStreamFrame, encodeStreamError, encodeStreamResponse, type StreamControl, type StreamId } from '../protocol/stream-frame';
 import { errorBody, JSON_TYPE, statusLine } from './http-response';
 import { shuttingDown, type ServerContext } from './router';
 import { StreamConnection, type StreamLimits } from './stream-connection';
@@ -23,6 +27,8 @@ export interface StreamOptions {
   maxInflight: number;
   /** Bytes buffered in uWS above which answers wait in the connection's outbox. Default 1 MiB. */
   highWaterBytes?: number;
+  /** Whether clients may subscribe to the live prediction feed (403 otherwise). */
+  feed: boolean;
 }
 
 /** The open stream connections, for shutdown. */
@@ -48,6 +54,7 @@ export function registerStream(app: uWS.TemplatedApp, context: ServerContext, op
   const open = new Set<StreamConnection>();
   const service = context.service;
   const inflight = context.inflight;
+  const feed = context.feed;
 
   /** Runs one decoded request and queues its single answer. */
   function dispatch(connection: StreamConnection, id: StreamId, name: string, version: string | undefined, request: Parameters<typeof service.infer>[2], binary: boolean): void {
@@ -75,6 +82,7 @@ export function registerStream(app: uWS.TemplatedApp, context: ServerContext, op
           return;
         }
         connection.respond(signal, frame, binary);
+        feed.publish(name, request, response, id);
       },
       (e: unknown) => {
         inflight.leave();
@@ -83,12 +91,44 @@ export function registerStream(app: uWS.TemplatedApp, context: ServerContext, op
     );
   }
 
+  /** Answers one control frame (its answer is a text frame like an error's: not in flight). */
+  function control(connection: StreamConnection, id: StreamId, c: StreamControl): void {
+    const head = '{"id":' + JSON.stringify(id) + ',';
+    if (c.op === 'unsubscribe') {
+      const was = feed.unsubscribe(connection, c.model);
+      connection.reject(head + '"unsubscribed":' + JSON.stringify(c.model) + (was ? '' : ',"was_subscribed":false') + '}');
+      return;
+    }
+    if (!options.feed) {
+      connection.reject(encodeStreamError(id, new TensorwireError('FORBIDDEN', `cannot subscribe to '${c.model}': the live prediction feed is disabled on this server (--stream-feed off)`)));
+      return;
+    }
+    if (context.draining) {
+      connection.reject(encodeStreamError(id, shuttingDown()));
+      return;
+    }
+    try {
+      // The infer path's test of existence: an unknown model throws NOT_FOUND. A known model
+      // that is not ready yet may be subscribed to; its predictions come once it serves.
+      service.modelReadiness(c.model);
+    } catch (e) {
+      connection.reject(encodeStreamError(id, toTensorwireError(e)));
+      return;
+    }
+    feed.subscribe(connection, c.model, c);
+    connection.reject(head + '"subscribed":' + JSON.stringify(c.model) + '}');
+  }
+
   function onMessage(connection: StreamConnection, message: ArrayBuffer, isBinary: boolean): void {
     // uWS reuses `message` after this callback: a binary frame's tensors are views into
     // it, so copy it once; a text frame is decoded into a string at once.
     const frame = decodeStreamFrame(isBinary ? new Uint8Array(message.slice(0)) : message, isBinary);
     if (!frame.ok) {
       connection.reject(encodeStreamError(frame.id, frame.error));
+      return;
+    }
+    if (frame.kind === 'control') {
+      control(connection, frame.id, frame.control);
       return;
     }
     if (frame.id === undefined) {
@@ -149,6 +189,7 @@ export function registerStream(app: uWS.TemplatedApp, context: ServerContext, op
     close: (ws) => {
       const connection = ws.getUserData().connection;
       connection.onClose();
+      feed.forget(connection);
       open.delete(connection);
     },
   });
