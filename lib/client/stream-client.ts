@@ -10,11 +10,14 @@
  * outputs come back as bytes); `binary: false` sends JSON text frames. A failed request's
  * promise rejects with a TensorwireError carrying the server's code; close() rejects every
  * pending request with CANCELLED; a connection that drops rejects them with UNAVAILABLE.
+ *
+ * `subscribe` receives a model's live (sampled, rate-limited) prediction feed on the same
+ * socket, for dashboards; feed frames never count against `maxInflight`.
  */
 import { TensorwireError } from '../errors';
 import type { InferInputs, InferOptions, InferResult } from './http-client';
 import { toWireTensors } from './tensor';
-import { decodeStreamMessage, encodeStreamBinaryFrame, encodeStreamTextFrame, type RequestOptions } from './wire';
+import { decodeStreamMessage, encodeStreamBinaryFrame, encodeStreamTextFrame, type FeedPrediction, type RequestOptions } from './wire';
 import { loadWs, type WsSocket } from './ws-types';
 
 /** Options of a StreamClient. */
@@ -37,6 +40,29 @@ export interface StreamClientOptions {
 
 /** Options of one stream inference (`signal` withdraws the promise; the server still answers). */
 export type StreamInferOptions = Omit<InferOptions, 'id'> & { binary?: boolean };
+
+export type { FeedPrediction } from './wire';
+
+/** Settings of a feed subscription; left out, the server's defaults apply (1, 10, false). */
+export interface SubscribeOptions {
+  /** Fraction of the model's predictions sampled in, in (0, 1]. */
+  sampleRate?: number;
+  /** Feed frames per second at most; predictions over it are counted in `dropped`. */
+  maxPerSecond?: number;
+  /** Also send each prediction's inputs. */
+  includeInputs?: boolean;
+}
+
+/** A feed callback, with an identity so that an old subscription's unsubscribe cannot end a newer one. */
+interface FeedListener {
+  onPrediction: (p: FeedPrediction) => void;
+}
+
+/** A control frame waiting for its answer. */
+interface PendingControl {
+  resolve: (answer: Record<string, unknown>) => void;
+  reject: (e: TensorwireError) => void;
+}
 
 /** A request held in the client until a place on the wire frees up. */
 interface Waiting {
@@ -79,6 +105,10 @@ export class StreamClient {
   private sent = 0;
   /** Sent requests the caller gave up on (timeout, abort): the server still counts them until it answers. */
   private readonly withdrawn = new Set<string>();
+  /** Feed callbacks by model. */
+  private readonly feeds = new Map<string, FeedListener>();
+  /** Control frames (subscribe, unsubscribe) waiting for their answer, by id. */
+  private readonly controls = new Map<string, PendingControl>();
   private readonly maxInflight: number;
   private nextId = 1;
   private isOpen = false;
@@ -201,6 +231,60 @@ export class StreamClient {
     }
   }
 
+  /**
+   * Subscribes to `model`'s live prediction feed: `onPrediction` gets each prediction the
+   * server samples in and sends (tensors as typed arrays, as infer results). Resolves once the
+   * server accepted, with the function that ends the subscription (it resolves false when
+   * there was nothing left to end). Subscribing again to a model replaces the settings and
+   * the callback. Rejects with the server's error: NOT_FOUND, INVALID_INPUT, FORBIDDEN when
+   * the server has the feed off.
+   */
+  async subscribe(model: string, options: SubscribeOptions, onPrediction: (p: FeedPrediction) => void): Promise<() => Promise<boolean>> {
+    const frame: Record<string, unknown> = { subscribe: model };
+    if (options.sampleRate !== undefined) frame.sample_rate = options.sampleRate;
+    if (options.maxPerSecond !== undefined) frame.max_per_second = options.maxPerSecond;
+    if (options.includeInputs !== undefined) frame.include_inputs = options.includeInputs;
+    await this.control(frame);
+    const listener: FeedListener = { onPrediction };
+    this.feeds.set(model, listener);
+    return async () => {
+      if (this.feeds.get(model) !== listener) return false; // ended, or replaced by a later subscribe
+      this.feeds.delete(model);
+      if (this.closedError) return false;
+      const answer = await this.control({ unsubscribe: model });
+      return answer.was_subscribed !== false;
+    };
+  }
+
+  /** Sends a control frame with a fresh id; resolves with the server's answer. */
+  private async control(frame: Record<string, unknown>): Promise<Record<string, unknown>> {
+    if (!this.isOpen && !this.closedError) await this.opened;
+    if (this.closedError) throw this.closedError;
+    const id = this.nextId++;
+    const key = String(id);
+    return new Promise((resolve, reject) => {
+      this.controls.set(key, { resolve, reject });
+      this.ws.send(JSON.stringify({ id, ...frame }), { binary: false }, (err) => {
+        if (!err) return;
+        this.controls.delete(key);
+        reject(new TensorwireError('UNAVAILABLE', `control frame ${id} could not be sent: ${err.message}`));
+      });
+    });
+  }
+
+  /** Hands a feed prediction to its callback; an exception there is the caller's, not the connection's. */
+  private onFeed(p: FeedPrediction): void {
+    const listener = this.feeds.get(p.model);
+    if (listener === undefined) return; // unsubscribed while frames were on their way
+    try {
+      listener.onPrediction(p);
+    } catch (e) {
+      queueMicrotask(() => {
+        throw e;
+      });
+    }
+  }
+
   /** Closes the connection; every pending request rejects with CANCELLED. */
   async close(): Promise<void> {
     this.shutdown(new TensorwireError('CANCELLED', 'the stream client was closed'));
@@ -257,6 +341,22 @@ export class StreamClient {
       if (only !== undefined) this.settle(only, true)?.reject(e as TensorwireError);
       return;
     }
+    if ('feed' in msg) {
+      this.onFeed(msg.feed);
+      return;
+    }
+    if (msg.id !== undefined) {
+      const key = String(msg.id);
+      const c = this.controls.get(key);
+      if (c !== undefined) {
+        this.controls.delete(key);
+        if ('error' in msg) c.reject(msg.error);
+        else if ('control' in msg) c.resolve(msg.control);
+        else c.reject(new TensorwireError('INTERNAL', `malformed answer to control frame ${key}: an inference response`));
+        return;
+      }
+    }
+    if ('control' in msg) return; // the answer to a control frame nobody waits for
     const key = msg.id === undefined ? this.onlySent() : String(msg.id);
     if (key === undefined) return;
     const p = this.settle(key, true);
@@ -277,6 +377,9 @@ export class StreamClient {
     this.waiting.length = 0;
     this.waitingHead = 0;
     for (const key of [...this.pending.keys()]) this.settle(key)?.reject(error);
+    for (const c of this.controls.values()) c.reject(error);
+    this.controls.clear();
+    this.feeds.clear();
     this.withdrawn.clear();
     this.sent = 0;
   }

@@ -127,13 +127,26 @@ function bad(message: string): TensorwireError {
  */
 function responseFromJson(root: unknown, binary: { body: Uint8Array; start: number } | undefined, state: JsonDecodeState | undefined): DecodedResponse | undefined {
   if (!isObject(root)) throw bad(`expected a JSON object, got ${describeValue(root)}`);
+  const outputs = tensorsFromJson(root.outputs, 'output', binary, state);
+  if (state?.lossyIntegers) return undefined;
+  const id = root.id;
+  const resp: DecodedResponse = { modelName: String(root.model_name ?? ''), modelVersion: String(root.model_version ?? ''), outputs };
+  if (typeof id === 'string' || typeof id === 'number') resp.id = id;
+  if (isObject(root.parameters)) resp.parameters = root.parameters;
+  return resp;
+}
+
+/**
+ * A response's `outputs` (or a feed frame's `inputs`) by name. Tensors with
+ * parameters.binary_data_size take their bytes from `binary` (from `start`, in order) as views.
+ */
+function tensorsFromJson(list: unknown, kind: 'output' | 'input', binary: { body: Uint8Array; start: number } | undefined, state: JsonDecodeState | undefined): Record<string, Tensor> {
   const outputs: Record<string, Tensor> = {};
-  const list = root.outputs;
-  if (!Array.isArray(list)) throw bad(`'outputs' must be an array, got ${describeValue(list)}`);
+  if (!Array.isArray(list)) throw bad(`'${kind}s' must be an array, got ${describeValue(list)}`);
   let off = binary?.start ?? 0;
   for (const o of list) {
-    if (!isObject(o) || typeof o.name !== 'string') throw bad(`each output needs a name, got ${describeValue(o)}`);
-    const label = `output '${o.name}'`;
+    if (!isObject(o) || typeof o.name !== 'string') throw bad(`each ${kind} needs a name, got ${describeValue(o)}`);
+    const label = `${kind} '${o.name}'`;
     if (!isDatatype(o.datatype)) throw bad(`${label}: unknown datatype ${describeValue(o.datatype)}`);
     const datatype: Datatype = o.datatype;
     if (!Array.isArray(o.shape) || !o.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw bad(`${label}: bad shape ${describeValue(o.shape)}`);
@@ -152,12 +165,7 @@ function responseFromJson(root: unknown, binary: { body: Uint8Array; start: numb
     }
     outputs[o.name] = { datatype, shape, data: fromWireBytes(label, datatype, shape, bytes) };
   }
-  if (state?.lossyIntegers) return undefined;
-  const id = root.id;
-  const resp: DecodedResponse = { modelName: String(root.model_name ?? ''), modelVersion: String(root.model_version ?? ''), outputs };
-  if (typeof id === 'string' || typeof id === 'number') resp.id = id;
-  if (isObject(root.parameters)) resp.parameters = root.parameters;
-  return resp;
+  return outputs;
 }
 
 /** Decodes a response from JSON text (and an optional binary section). */
@@ -173,8 +181,44 @@ export function decodeHttpResponse(body: Buffer, headerLength: number | undefine
   return decodeResponseText(body.toString('utf8', 0, headerLength), { body, start: headerLength });
 }
 
-/** A decoded stream message: a response, or the error of request `id`. */
-export type StreamMessage = { id: string | number | undefined; response: DecodedResponse } | { id: string | number | undefined; error: TensorwireError };
+/** One prediction of a model's live feed (docs/streaming.md, "Live prediction feed"). */
+export interface FeedPrediction {
+  /** The model subscribed to. */
+  model: string;
+  /** The version that answered. */
+  modelVersion: string;
+  /** The request's id, when it had one. */
+  requestId?: string | number;
+  outputs: Record<string, Tensor>;
+  /** The request's inputs, with `includeInputs` only. */
+  inputs?: Record<string, Tensor>;
+  /** Predictions sampled in but not sent since the previous frame (rate limit or backpressure). */
+  dropped: number;
+}
+
+/**
+ * A decoded stream message: a response, the error of request `id`, a feed prediction, or the
+ * answer to a control frame (`subscribed` / `unsubscribed`, as the server wrote it).
+ */
+export type StreamMessage =
+  | { id: string | number | undefined; response: DecodedResponse }
+  | { id: string | number | undefined; error: TensorwireError }
+  | { id: undefined; feed: FeedPrediction }
+  | { id: string | number; control: Record<string, unknown> };
+
+/** A feed frame (`{"feed": ...}`) from its text; 64-bit integers are re-read exactly when needed. */
+function feedFromText(text: string, root: Record<string, unknown>): FeedPrediction {
+  const read = (r: Record<string, unknown>, state: JsonDecodeState | undefined): FeedPrediction | undefined => {
+    const outputs = tensorsFromJson(r.outputs, 'output', undefined, state);
+    const inputs = r.inputs === undefined ? undefined : tensorsFromJson(r.inputs, 'input', undefined, state);
+    if (state?.lossyIntegers) return undefined;
+    const p: FeedPrediction = { model: String(r.feed), modelVersion: String(r.model_version ?? ''), outputs, dropped: typeof r.dropped === 'number' ? r.dropped : 0 };
+    if (typeof r.request_id === 'string' || typeof r.request_id === 'number') p.requestId = r.request_id;
+    if (inputs !== undefined) p.inputs = inputs;
+    return p;
+  };
+  return read(root, { lossyIntegers: false }) ?? read(parseJsonTextExact(text) as Record<string, unknown>, undefined)!;
+}
 
 /** Decodes one message of the stream (binary frame, or text response / error). */
 export function decodeStreamMessage(data: Buffer, isBinary: boolean): StreamMessage {
@@ -190,6 +234,10 @@ export function decodeStreamMessage(data: Buffer, isBinary: boolean): StreamMess
   if (isObject(root) && root.error !== undefined) {
     const id = typeof root.id === 'string' || typeof root.id === 'number' ? root.id : undefined;
     return { id, error: errorFromResponse(typeof root.code === 'number' ? root.code : 500, root) };
+  }
+  if (isObject(root) && typeof root.feed === 'string') return { id: undefined, feed: feedFromText(text, root) };
+  if (isObject(root) && (typeof root.id === 'string' || typeof root.id === 'number') && (root.subscribed !== undefined || root.unsubscribed !== undefined)) {
+    return { id: root.id, control: root };
   }
   const response = decodeResponseText(text);
   return { id: response.id, response };
