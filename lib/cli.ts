@@ -5,7 +5,7 @@
  *   tensorwire serve --repo DIR | FILE.onnx [--host H] [--port P]
  *                    [--model-control none|poll|explicit] [--load-model NAME]...
  *                    [--max-body-bytes N] [--repository-poll-ms N] [--drain-timeout-ms N]
- *                    [--metrics-port P] [--stream-max-inflight N]
+ *                    [--metrics-port P] [--stream-max-inflight N] [--stream-feed on|off]
  *   tensorwire bench ...            (lib/bench/cli.ts)
  *
  * On SIGTERM/SIGINT `serve` shuts down gracefully: readiness turns false and new requests get
@@ -35,6 +35,8 @@ export interface ServeOptions {
   metricsPort?: number;
   /** Requests in flight per WebSocket stream before 429 error frames. */
   streamMaxInflight: number;
+  /** Whether stream clients may subscribe to the live prediction feed (`--stream-feed on|off`). */
+  streamFeed: boolean;
 }
 
 /** A service with the optional graceful-shutdown hook the CLI calls. */
@@ -45,7 +47,7 @@ const USAGE = `usage:
                    [--model-control none|poll|explicit] [--load-model NAME]...
                    [--max-body-bytes ${DEFAULT_MAX_BODY_BYTES}] [--repository-poll-ms 1000]
                    [--drain-timeout-ms 30000] [--metrics-port P (default: /metrics on --port)]
-                   [--stream-max-inflight ${DEFAULT_STREAM_MAX_INFLIGHT}]
+                   [--stream-max-inflight ${DEFAULT_STREAM_MAX_INFLIGHT}] [--stream-feed on|off (default on)]
   tensorwire bench ...`;
 
 /** Entry point; returns the process exit code for commands that finish. */
@@ -82,6 +84,7 @@ export function parseServeArgs(args: string[]): ServeOptions {
       'drain-timeout-ms': { type: 'string', default: '30000' },
       'metrics-port': { type: 'string' },
       'stream-max-inflight': { type: 'string', default: String(DEFAULT_STREAM_MAX_INFLIGHT) },
+      'stream-feed': { type: 'string', default: 'on' },
     },
   });
   if (values.repo !== undefined && positionals.length > 0) throw new Error(`give either --repo DIR or a model file, not both (got --repo ${values.repo} and ${positionals.join(' ')})`);
@@ -92,6 +95,9 @@ export function parseServeArgs(args: string[]): ServeOptions {
   if (modelControl !== 'none' && modelControl !== 'poll' && modelControl !== 'explicit') {
     throw new Error(`--model-control must be none, poll or explicit, got '${modelControl}'`);
   }
+  const streamFeed = values['stream-feed'];
+  // There is no authentication yet: `off` is how an operator keeps predictions private.
+  if (streamFeed !== 'on' && streamFeed !== 'off') throw new Error(`--stream-feed must be on or off, got '${streamFeed}'`);
   return {
     repository,
     host: values.host,
@@ -103,6 +109,7 @@ export function parseServeArgs(args: string[]): ServeOptions {
     drainTimeoutMs: integerOption('--drain-timeout-ms', values['drain-timeout-ms'], 0, 86_400_000),
     ...(values['metrics-port'] !== undefined ? { metricsPort: integerOption('--metrics-port', values['metrics-port'], 0, 65535) } : {}),
     streamMaxInflight: integerOption('--stream-max-inflight', values['stream-max-inflight'], 1, 1_000_000),
+    streamFeed: streamFeed === 'on',
   };
 }
 
@@ -132,6 +139,7 @@ async function serve(args: string[]): Promise<number> {
     port: options.port,
     maxBodyBytes: options.maxBodyBytes,
     streamMaxInflight: options.streamMaxInflight,
+    streamFeed: options.streamFeed,
     ...(options.metricsPort !== undefined ? { metricsPort: options.metricsPort } : {}),
     metricsHandler: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
   });

@@ -16,12 +16,13 @@ describe('tensorwire serve arguments', () => {
       pollMs: 1000,
       drainTimeoutMs: 30000,
       streamMaxInflight: 256,
+      streamFeed: true,
     });
   });
 
   it('reads every option, repeated --load-model and a model file', () => {
-    const options = parseServeArgs(['model.onnx', '--host', '0.0.0.0', '--port', '0', '--model-control', 'explicit', '--load-model', 'a', '--load-model', 'b', '--max-body-bytes', '1024', '--repository-poll-ms', '250', '--drain-timeout-ms', '0', '--metrics-port', '9100', '--stream-max-inflight', '32']);
-    expect(options).toEqual({ repository: 'model.onnx', host: '0.0.0.0', port: 0, modelControl: 'explicit', loadModels: ['a', 'b'], maxBodyBytes: 1024, pollMs: 250, drainTimeoutMs: 0, metricsPort: 9100, streamMaxInflight: 32 });
+    const options = parseServeArgs(['model.onnx', '--host', '0.0.0.0', '--port', '0', '--model-control', 'explicit', '--load-model', 'a', '--load-model', 'b', '--max-body-bytes', '1024', '--repository-poll-ms', '250', '--drain-timeout-ms', '0', '--metrics-port', '9100', '--stream-max-inflight', '32', '--stream-feed', 'off']);
+    expect(options).toEqual({ repository: 'model.onnx', host: '0.0.0.0', port: 0, modelControl: 'explicit', loadModels: ['a', 'b'], maxBodyBytes: 1024, pollMs: 250, drainTimeoutMs: 0, metricsPort: 9100, streamMaxInflight: 32, streamFeed: false });
   });
 
   it('refuses bad values naming the option', () => {
@@ -32,6 +33,7 @@ describe('tensorwire serve arguments', () => {
     expect(() => parseServeArgs(['--repo', 'r', '--bogus'])).toThrow(/bogus/);
     expect(() => parseServeArgs(['--repo', 'r', '--metrics-port', 'x'])).toThrow("--metrics-port must be an integer from 0 to 65535, got 'x'");
     expect(() => parseServeArgs(['--repo', 'r', '--stream-max-inflight', '0'])).toThrow("--stream-max-inflight must be an integer from 1 to 1000000, got '0'");
+    expect(() => parseServeArgs(['--repo', 'r', '--stream-feed', 'yes'])).toThrow("--stream-feed must be on or off, got 'yes'");
   });
 });
 
