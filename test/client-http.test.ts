@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { HttpClient } from '../lib/client/http-client';
 import { TensorwireError } from '../lib/errors';
 import { startTrivialServer, type TrivialServer } from './bench-trivial-server';
+import { rejection } from './helpers/expect-error';
 
 let server: TrivialServer;
 let client: HttpClient;
@@ -18,16 +19,6 @@ afterAll(() => {
   client.close();
   server.close();
 });
-
-async function rejection(p: Promise<unknown>): Promise<TensorwireError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(TensorwireError);
-    return e as TensorwireError;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('infer', () => {
   test.each([true, false])('binary=%s: Float32Array in, y = 2x out as a Float32Array', async (binary) => {

@@ -5,18 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { StreamClient, streamUrl } from '../lib/client/stream-client';
-import { TensorwireError } from '../lib/errors';
 import { startTrivialServer, type TrivialServer } from './bench-trivial-server';
-
-async function rejection(p: Promise<unknown>): Promise<TensorwireError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(TensorwireError);
-    return e as TensorwireError;
-  }
-  throw new Error('expected a rejection');
-}
+import { rejection } from './helpers/expect-error';
 
 const input = (i: number) => ({ x: { shape: [1, 4], data: new Float32Array([i, -i, i / 2, 1]) } });
 

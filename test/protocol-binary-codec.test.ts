@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { TensorwireError } from '../lib/errors';
 import { decodeBinaryRequest, decodeInferRequest, encodeResponse, parseHeaderLength } from '../lib/protocol/binary-codec';
 import type { InferResponse } from '../lib/protocol/types';
+import { thrownError } from './helpers/expect-error';
 
 /** A binary-extension body as Triton's clients build it: JSON header, then tensor bytes. */
 function binaryBody(header: unknown, ...tensors: ArrayBufferView[]): { body: Buffer; headerLength: number } {
@@ -10,16 +10,7 @@ function binaryBody(header: unknown, ...tensors: ArrayBufferView[]): { body: Buf
   return { body: Buffer.concat([json, ...parts]), headerLength: json.length };
 }
 
-function errorOf(fn: () => unknown): TensorwireError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TensorwireError);
-    expect((e as TensorwireError).status).toBe(400);
-    return e as TensorwireError;
-  }
-  throw new Error('expected an error');
-}
+const errorOf = (fn: () => unknown) => thrownError(fn, { status: 400 });
 
 describe('decodeBinaryRequest', () => {
   it('takes binary inputs as views of the body, in order, mixed with JSON inputs', () => {

@@ -1,20 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { TensorwireError } from '../lib/errors';
 import { decodeJsonRequest, encodeJsonResponse } from '../lib/protocol/json-codec';
 import type { InferResponse } from '../lib/protocol/types';
+import { thrownError } from './helpers/expect-error';
 
 const body = (value: unknown): Buffer => Buffer.from(JSON.stringify(value));
 
-function errorOf(fn: () => unknown): TensorwireError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TensorwireError);
-    expect((e as TensorwireError).status).toBe(400);
-    return e as TensorwireError;
-  }
-  throw new Error('expected an error');
-}
+const errorOf = (fn: () => unknown) => thrownError(fn, { status: 400 });
 
 describe('decodeJsonRequest', () => {
   it('decodes id, inputs, outputs and parameters', () => {

@@ -1,23 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import type { Datatype } from '../lib/engine/types';
-import { TensorwireError } from '../lib/errors';
 import { jsonToTensorBytes, type JsonDecodeState } from '../lib/protocol/tensor-data';
 import { checkOutputBytes, tensorBytesToJsonText, tensorBytesToValues } from '../lib/protocol/tensor-json';
+import { thrownError } from './helpers/expect-error';
 
 const bytesOf = (view: ArrayBufferView): number[] => Array.from(new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
 const decode = (datatype: Datatype, shape: number[], data: unknown, state?: JsonDecodeState): Uint8Array => jsonToTensorBytes("input 'x'", datatype, shape, data, state);
 /** JSON text -> bytes -> JSON text, as a client would see the round trip. */
 const roundTrip = (datatype: Datatype, values: unknown[]): string => tensorBytesToJsonText(datatype, decode(datatype, [values.length], values));
 
-function errorOf(fn: () => unknown): TensorwireError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TensorwireError);
-    return e as TensorwireError;
-  }
-  throw new Error('expected an error');
-}
+const errorOf = (fn: () => unknown) => thrownError(fn);
 
 describe('JSON data -> bytes -> JSON, per datatype', () => {
   it('FP32: exact float bits, Triton formatting, NaN/Infinity as strings, -0 kept', () => {

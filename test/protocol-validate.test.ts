@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { Datatype, ModelMetadata } from '../lib/engine/types';
-import { TensorwireError } from '../lib/errors';
 import type { InferInputTensor, InferRequest } from '../lib/protocol/types';
 import { validateRequest } from '../lib/protocol/validate';
 import { DATATYPE_SIZE } from '../lib/engine/types';
+import { invalidInputMessage } from './helpers/expect-error';
 
 /** A batchable image model with a dynamic non-batch dim on its second input. */
 const batchable: ModelMetadata = {
@@ -42,16 +42,7 @@ function request(inputs: InferInputTensor[], outputs?: string[]): InferRequest {
   if (outputs) r.outputs = outputs.map((name) => ({ name, binary: false }));
   return r;
 }
-function message(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TensorwireError);
-    expect((e as TensorwireError).code).toBe('INVALID_INPUT');
-    return (e as Error).message;
-  }
-  throw new Error('expected an error');
-}
+const message = invalidInputMessage;
 
 describe('validateRequest: valid requests', () => {
   it('batchable: batch from the first dim, inputs in model order, key from the non-batch dims', () => {

@@ -3,12 +3,12 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ModelMetadata } from '../lib/engine/types';
-import { TensorwireError } from '../lib/errors';
 import { completeConfig } from '../lib/repository/complete-config';
 import { parseConfigJson, validateConfig } from '../lib/repository/config';
 import { parseConfigPbtxt } from '../lib/repository/pbtxt';
 import { missingVersions, selectVersions } from '../lib/repository/version-policy';
 import { warmupSampleData } from '../lib/repository/warmup';
+import { invalidInputMessage } from './helpers/expect-error';
 
 /** A 256 -> 16 MLP exported with a dynamic batch dimension. */
 const MLP: ModelMetadata = {
@@ -34,16 +34,7 @@ const TEXT: ModelMetadata = {
   batchable: true,
 };
 
-function errorOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TensorwireError);
-    expect((e as TensorwireError).code).toBe('INVALID_INPUT');
-    return (e as Error).message;
-  }
-  throw new Error('expected a throw');
-}
+const errorOf = invalidInputMessage;
 
 describe('completeConfig without a config file', () => {
   it('makes a batchable model batch: max_batch_size 64, dynamic batching on, CPU, one instance', () => {

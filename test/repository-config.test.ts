@@ -1,20 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { TensorwireError } from '../lib/errors';
 import { type ModelConfig, parseConfigJson, validateConfig } from '../lib/repository/config';
 import { parseConfigPbtxt, pbtxtToObject } from '../lib/repository/pbtxt';
+import { invalidInputMessage } from './helpers/expect-error';
 
-/** The message of the TensorwireError `fn` throws (fails the test if it throws anything else). */
-function errorOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TensorwireError);
-    expect((e as TensorwireError).code).toBe('INVALID_INPUT');
-    expect((e as TensorwireError).status).toBe(400);
-    return (e as Error).message;
-  }
-  throw new Error('expected a throw');
-}
+const errorOf = invalidInputMessage;
 
 const WHERE = 'models/iris/config.json';
 

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type LoadedModel } from '../lib/engine';
 import type { Datatype } from '../lib/engine/types';
-import { TensorwireError, type ErrorCode } from '../lib/errors';
+import type { ErrorCode } from '../lib/errors';
 import type { InferInputTensor, InferRequest, StageTimings } from '../lib/protocol/types';
 import type { BatcherConfigPatch } from '../lib/scheduler/batcher-config';
 import { BatchRunner, type BatchRunnerListener, type RunnerResult } from '../lib/scheduler/batch-runner';
@@ -24,6 +24,7 @@ import {
 } from './fixtures/models';
 import { uniformFloats } from './fixtures/random';
 import { bytesOf, floats, tempDir } from './helpers/engine-run';
+import { rejection } from './helpers/expect-error';
 
 const tmp = tempDir('tw-runner-');
 afterAll(() => tmp.cleanup());
@@ -56,17 +57,6 @@ class Recorder implements BatchRunnerListener {
     this.outcomes.push(outcome === 'success' ? 'success' : reason!);
     if (timings) this.timings.push(timings);
   }
-}
-
-/** The error a promise rejects with (fails the test if it resolves). */
-async function rejection(p: Promise<unknown>): Promise<TensorwireError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(TensorwireError);
-    return e as TensorwireError;
-  }
-  throw new Error('expected a rejection');
 }
 
 /** Lets the runner's setImmediate scheduling run. */
