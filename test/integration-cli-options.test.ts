@@ -6,28 +6,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { StreamClient } from '../lib/client';
 import { isTensorwireError } from '../lib/errors';
-import { killClis, spawnCli } from './helpers/cli-process';
-import { tempDir } from './helpers/engine-run';
-import { publishVersion, slowVersionedModel, writeConfig } from './helpers/hotswap';
+import { cleanUpClis, slowRepository, spawnCli } from './helpers/cli-process';
 
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  killClis();
-  while (cleanups.length > 0) cleanups.pop()!();
-});
-
-/** One slow model (tens of ms a request, one request a batch): requests stay in flight. */
-async function slowRepository(): Promise<string> {
-  const { dir, cleanup } = tempDir('tw-cli-options-');
-  cleanups.push(cleanup);
-  writeConfig(dir, 'm', { max_batch_size: 1 });
-  await publishVersion(dir, 'm', 2, (d) => slowVersionedModel(d, 2, { layers: 600, width: 256 }));
-  return dir;
-}
+afterEach(cleanUpClis);
 
 describe('tensorwire serve options', () => {
   it('--metrics-port serves /metrics there and only there', async () => {
-    const cli = await spawnCli(await slowRepository(), ['--metrics-port', '0']);
+    const cli = await spawnCli(await slowRepository(2, { layers: 600, width: 256 }), ['--metrics-port', '0']);
     const line = cli.output.find((l) => l.startsWith('tensorwire serving on '))!;
     const metricsUrl = /metrics at (http:\/\/\S+)\)/.exec(line)![1];
     expect(new URL(metricsUrl).port).not.toBe(new URL(cli.base).port);
@@ -46,7 +31,7 @@ describe('tensorwire serve options', () => {
   }, 60_000);
 
   it('--stream-max-inflight bounds each socket: requests past it get 429 frames, the rest are answered', async () => {
-    const cli = await spawnCli(await slowRepository(), ['--stream-max-inflight', '2']);
+    const cli = await spawnCli(await slowRepository(2, { layers: 600, width: 256 }), ['--stream-max-inflight', '2']);
     // maxInflight 0: the client sends everything at once instead of holding requests back.
     const stream = await StreamClient.connect({ url: cli.base, maxInflight: 0 });
     try {

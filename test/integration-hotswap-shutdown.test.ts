@@ -4,24 +4,10 @@
  * 503, every request already in flight is answered, and the process exits 0.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { killClis, spawnCli } from './helpers/cli-process';
-import { tempDir } from './helpers/engine-run';
-import { publishVersion, slowVersionedModel, waitFor, writeConfig } from './helpers/hotswap';
+import { cleanUpClis, slowRepository, spawnCli } from './helpers/cli-process';
+import { waitFor } from './helpers/hotswap';
 
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  killClis();
-  while (cleanups.length > 0) cleanups.pop()!();
-});
-
-/** A slow model: one request per run (tens of ms each), so requests queue up behind each other. */
-async function slowRepository(): Promise<string> {
-  const { dir, cleanup } = tempDir('tw-shutdown-');
-  cleanups.push(cleanup);
-  writeConfig(dir, 'm', { max_batch_size: 1 });
-  await publishVersion(dir, 'm', 3, (d) => slowVersionedModel(d, 3, { layers: 1500, width: 512 }));
-  return dir;
-}
+afterEach(cleanUpClis);
 
 function inferBody(x: number): string {
   return JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 512], data: new Array(512).fill(x) }] });
@@ -42,7 +28,7 @@ async function infer(base: string, x: number): Promise<{ status: number; y?: num
 
 describe.each(['SIGTERM', 'SIGINT'] as const)('tensorwire serve on %s', (signal) => {
   it('stops being ready, refuses new requests, answers every request in flight, then exits 0', async () => {
-    const cli = await spawnCli(await slowRepository());
+    const cli = await spawnCli(await slowRepository(3, { layers: 1500, width: 512 }));
     expect((await infer(cli.base, 1)).y).toBe(4);
     const inflight = Array.from({ length: 8 }, (_, i) => infer(cli.base, 10 * i));
     // All eight reached the server's core (the first one runs, the rest queue) before the signal.

@@ -1,14 +1,29 @@
 /** `tensorwire serve` as a child process running the TypeScript sources, for end-to-end tests. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { waitFor } from './hotswap';
+import { tempDir } from './engine-run';
+import { publishVersion, slowVersionedModel, waitFor, writeConfig } from './hotswap';
 
 const ROOT = join(__dirname, '..', '..');
 const children: ChildProcess[] = [];
+const cleanups: (() => void)[] = [];
 
-/** Kills every CLI spawned here that is still running (call from afterEach). */
-export function killClis(): void {
+/** Kills every CLI spawned here that is still running and removes the repositories made here (call from afterEach). */
+export function cleanUpClis(): void {
   for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  while (cleanups.length > 0) cleanups.pop()!();
+}
+
+/**
+ * A repository with one slow model 'm' (y = x + version, one request a batch, tens of ms a
+ * run at the default size), so requests stay in flight and queue up behind each other.
+ */
+export async function slowRepository(version: number, size: { layers: number; width: number }): Promise<string> {
+  const { dir, cleanup } = tempDir('tw-cli-');
+  cleanups.push(cleanup);
+  writeConfig(dir, 'm', { max_batch_size: 1 });
+  await publishVersion(dir, 'm', version, (d) => slowVersionedModel(d, version, size));
+  return dir;
 }
 
 export interface Cli {
