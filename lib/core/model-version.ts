@@ -45,8 +45,8 @@ export interface VersionContext {
 export class ModelVersion {
   state: VersionState = INITIAL_VERSION_STATE;
   reason = 'loading';
-  /** What computes its answers; undefined until loaded and once freed. */
-  servable: Servable | undefined;
+  /** What computes its answers (owned: closed when the version fails or is freed). */
+  private current: Servable | undefined;
   readonly stats: VersionStatistics;
   private starting: Promise<void> | undefined;
   private retiring: Promise<void> | undefined;
@@ -71,6 +71,11 @@ export class ModelVersion {
     context.onState?.(this);
   }
 
+  /** What computes its answers; undefined until loaded and once freed. */
+  get servable(): Servable | undefined {
+    return this.current;
+  }
+
   /** The live overlay in force on this version. */
   get liveConfig(): LiveConfig | undefined {
     return this.live;
@@ -78,20 +83,16 @@ export class ModelVersion {
 
   /** The configuration in force, completed from the model; undefined until loaded and once freed. */
   get effective(): EffectiveConfig | undefined {
-    return this.servable?.effective;
+    return this.current?.effective;
   }
 
   /** Instances (sessions) this version runs; 0 until loaded. */
   get instanceCount(): number {
-    return this.servable?.instanceCount ?? 0;
+    return this.current?.instanceCount ?? 0;
   }
 
   private get where(): string {
     return `model "${this.name}" version ${this.version}`;
-  }
-
-  get label(): string {
-    return `${this.name}:${this.version}`;
   }
 
   /** Moves to `state` if the transition table allows it (INTERNAL otherwise), then reports it. */
@@ -112,11 +113,11 @@ export class ModelVersion {
       const complete = { ...this.context.complete, where: this.where };
       const config = withLive(this.baseConfig, this.live, this.where);
       const factory = this.context.servables ?? loadOnnxServable;
-      this.servable = await factory({ name: this.name, version: this.version, source: this.source, config, complete, listener: this.stats });
+      this.current = await factory({ name: this.name, version: this.version, source: this.source, config, complete, listener: this.stats });
       this.setState('warming', 'warming up');
       this.stats.paused = true;
       try {
-        await warmUp(this.servable, path.dirname(this.source.dir));
+        await warmUp(this.current, path.dirname(this.source.dir));
       } finally {
         this.stats.paused = false;
       }
@@ -124,8 +125,8 @@ export class ModelVersion {
     } catch (e) {
       // ONNX Runtime's messages end with a newline; the reason goes into one-line logs and JSON.
       const reason = toTensorwireError(e).message.trim();
-      const servable = this.servable;
-      this.servable = undefined;
+      const servable = this.current;
+      this.current = undefined;
       this.setState('failed', reason);
       await servable?.close(`it failed to load: ${reason}`);
     }
@@ -134,7 +135,7 @@ export class ModelVersion {
   /** Queues a request; UNAVAILABLE unless the version is ready. */
   infer(request: InferRequest, signal?: AbortSignal): Promise<RunnerResult> {
     if (this.state !== 'ready') return Promise.reject(new TensorwireError('UNAVAILABLE', `${this.where} is ${this.state}`, { retryAfterSeconds: 1 }));
-    return this.servable!.infer(request, signal);
+    return this.current!.infer(request, signal);
   }
 
   /**
@@ -143,14 +144,14 @@ export class ModelVersion {
    * fit this version (a preferred size above its max_batch_size...). Changes nothing.
    */
   checkLive(live: LiveConfig | undefined): EffectiveConfig {
-    if (!this.servable) throw new TensorwireError('UNAVAILABLE', `${this.where} is ${this.state}`);
-    return this.servable.checkConfig(withLive(this.baseConfig, this.keepInstances(live), this.where));
+    if (!this.current) throw new TensorwireError('UNAVAILABLE', `${this.where} is ${this.state}`);
+    return this.current.checkConfig(withLive(this.baseConfig, this.keepInstances(live), this.where));
   }
 
   /** Applies the batching of `live` now, without a reload (queued requests follow the new settings). */
   applyLive(live: LiveConfig | undefined): void {
     const effective = this.checkLive(live);
-    this.servable!.applyConfig(effective);
+    this.current!.applyConfig(effective);
     this.live = this.keepInstances(live);
   }
 
@@ -164,7 +165,7 @@ export class ModelVersion {
 
   /** Requests waiting in its queue (running batches not counted). */
   queueDepth(): number {
-    return this.servable?.queueDepth() ?? 0;
+    return this.current?.queueDepth() ?? 0;
   }
 
   /**
@@ -180,10 +181,10 @@ export class ModelVersion {
       if (this.state === 'loading' || this.state === 'warming') await this.starting;
       if (this.state !== 'ready') return;
       this.setState('draining', 'draining');
-      const servable = this.servable!;
+      const servable = this.current!;
       await servable.drain(drainMs, Math.max(drainMs, RUNNING_GRACE_MS), `${this.where} was unloaded`);
       this.setState('unloading', 'unloading');
-      this.servable = undefined;
+      this.current = undefined;
       await servable.close(`${this.where} was unloaded`);
       this.setState('unavailable', 'unloaded');
     })();
