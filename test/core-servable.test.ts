@@ -11,7 +11,7 @@ import type { Servable, ServableFactory, ServableSpec } from '../lib/core/servab
 import { engineInfo } from '../lib/engine';
 import type { ModelMetadata } from '../lib/engine/types';
 import type { InferRequest } from '../lib/protocol/types';
-import { completeConfig, scanModel, validateConfig, type ModelConfig, type ScannedVersion } from '../lib/repository';
+import { completeConfig, scanModel, validateConfig, type EffectiveConfig, type ModelConfig, type ScannedVersion } from '../lib/repository';
 import type { RunnerResult } from '../lib/scheduler/batch-runner';
 import { tempDir } from './helpers/engine-run';
 import { rejection } from './helpers/expect-error';
@@ -34,7 +34,7 @@ const SOURCE: ScannedVersion = { version: 3, dir: '/nowhere/m/3', modelPath: '/n
 class ScriptedServable implements Servable {
   readonly metadata = METADATA;
   readonly instanceCount = 1;
-  effective;
+  effective: EffectiveConfig;
   readonly calls: string[] = [];
   /** Answers of the next infer calls (the test resolves them); default: answer at once. */
   readonly next: Promise<RunnerResult>[] = [];
@@ -55,7 +55,7 @@ class ScriptedServable implements Servable {
   checkConfig(config: ModelConfig | undefined) {
     return completeConfig(config, METADATA, this.spec.name, this.spec.complete);
   }
-  applyConfig(effective: typeof this.effective): void {
+  applyConfig(effective: EffectiveConfig): void {
     this.effective = effective;
   }
   memory() {
