@@ -5,6 +5,7 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ModelVersion } from '../lib/core/model-version';
+import { OnnxServable } from '../lib/core/onnx-servable';
 import { isTensorwireError } from '../lib/errors';
 import { scanModel, validateConfig, type ModelConfig } from '../lib/repository';
 import { writeCorruptModel } from './fixtures/models';
@@ -35,6 +36,12 @@ async function version(write: (repo: string) => Promise<void>, config?: Record<s
   return { v, states, times, repo: dir };
 }
 
+/** The batcher of a version served by the default (ONNX) servable. */
+function runnerOf(v: ModelVersion) {
+  expect(v.servable).toBeInstanceOf(OnnxServable);
+  return (v.servable as OnnxServable).runner;
+}
+
 async function rejection(p: Promise<unknown>) {
   try {
     await p;
@@ -57,7 +64,7 @@ describe('ModelVersion', () => {
     expect(v.stats.toJSON().inference_count).toBe(0);
     await v.retire(1000);
     expect(states.slice(3)).toEqual(['draining', 'unloading', 'unavailable']);
-    expect(v.model).toBeUndefined();
+    expect(v.servable).toBeUndefined();
   });
 
   it('a file that is not an ONNX model fails while loading and never serves', async () => {
@@ -66,7 +73,7 @@ describe('ModelVersion', () => {
     expect(states).toEqual(['loading', 'failed']);
     expect(v.reason).toMatch(/model\.onnx/);
     expect(v.reason).not.toMatch(/\n$/);
-    expect(v.model).toBeUndefined();
+    expect(v.servable).toBeUndefined();
     const e = await rejection(v.infer(rowsRequest(1, 0)));
     expect(isTensorwireError(e) && e.code).toBe('UNAVAILABLE');
     // Retiring a failed version changes nothing: it never served.
@@ -79,7 +86,7 @@ describe('ModelVersion', () => {
     await v.start();
     expect(states).toEqual(['loading', 'warming', 'failed']);
     expect(v.reason).toMatch(/^warm-up "generated" failed: .*Reshape/);
-    expect(v.model).toBeUndefined(); // the engine model was freed
+    expect(v.servable).toBeUndefined(); // the engine model was freed
   });
 
   it('runs the configured warm-up samples: a sample that cannot be read fails the version', async () => {
@@ -133,7 +140,7 @@ describe('ModelVersion', () => {
         (e: unknown) => (isTensorwireError(e) ? e.code : String(e)),
       ),
     );
-    await waitFor(() => v.runner!.inflight() > 0, 2000, 'the first batch to run');
+    await waitFor(() => runnerOf(v).inflight() > 0, 2000, 'the first batch to run');
     await v.retire(1);
     const results = await Promise.all(outcomes);
     // The first one (and the one staged behind it, double buffering) were with the engine when
@@ -147,13 +154,13 @@ describe('ModelVersion', () => {
   it('applies a live batching change without a reload and refuses one that does not fit', async () => {
     const { v } = await version((repo) => publishVersioned(repo, 'm', 1));
     await v.start();
-    const model = v.model;
+    const servable = v.servable;
     v.applyLive({ dynamic_batching: { max_queue_delay_microseconds: 2500, preferred_batch_size: [4, 8], default_queue_policy: { max_queue_size: 16 } } });
-    expect(v.model).toBe(model); // same sessions
-    expect(v.runner!.config).toMatchObject({ maxQueueDelayUs: 2500, preferredBatchSizes: [4, 8], defaultQueuePolicy: { maxQueueSize: 16 } });
+    expect(v.servable).toBe(servable); // same sessions
+    expect(runnerOf(v).config).toMatchObject({ maxQueueDelayUs: 2500, preferredBatchSizes: [4, 8], defaultQueuePolicy: { maxQueueSize: 16 } });
     expect(v.effective!.tritonConfig.dynamic_batching).toMatchObject({ max_queue_delay_microseconds: 2500, preferred_batch_size: [4, 8], default_queue_policy: { max_queue_size: 16 } });
     expect(() => v.applyLive({ dynamic_batching: { preferred_batch_size: [128] } })).toThrow(/preferred_batch_size 128 is larger than max_batch_size 64/);
-    expect(v.runner!.config.preferredBatchSizes).toEqual([4, 8]);
+    expect(runnerOf(v).config.preferredBatchSizes).toEqual([4, 8]);
     const r = await v.infer(rowsRequest(3, 1));
     expect(Array.from(float32(r.outputs[0].data).filter((_, i) => i % 4 === 0))).toEqual([2, 3, 4]);
     await v.retire(1000);

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ModelVersion } from '../lib/core/model-version';
+import { OnnxServable } from '../lib/core/onnx-servable';
 import { ServedModel } from '../lib/core/served-model';
 import { isTensorwireError } from '../lib/errors';
 import { createMetrics } from '../lib/metrics/registry';
@@ -51,6 +52,12 @@ async function stateSeries(registry: Registry, version: string): Promise<Record<
     if (v.labels.version === version) out[v.labels.state] = v.value;
   }
   return out;
+}
+
+/** The batcher of a version served by the default (ONNX) servable. */
+function runnerOf(v: ModelVersion) {
+  expect(v.servable).toBeInstanceOf(OnnxServable);
+  return (v.servable as OnnxServable).runner;
 }
 
 function code(e: unknown): string {
@@ -229,7 +236,7 @@ describe('ServedModel live configuration', () => {
       live: true,
     });
     expect(m.resolve(undefined)).toBe(before); // no reload
-    expect(before.runner!.config).toMatchObject({ maxQueueDelayUs: 3000, preferredBatchSizes: [2, 4], defaultQueuePolicy: { maxQueueSize: 32 } });
+    expect(runnerOf(before).config).toMatchObject({ maxQueueDelayUs: 3000, preferredBatchSizes: [2, 4], defaultQueuePolicy: { maxQueueSize: 32 } });
     expect(before.effective!.tritonConfig.dynamic_batching).toMatchObject({ max_queue_delay_microseconds: 3000, preferred_batch_size: [2, 4] });
 
     // A second change merges with the first; a bad one changes nothing and names the field.
@@ -244,19 +251,19 @@ describe('ServedModel live configuration', () => {
     // Priorities on (with a per-level policy), then off again.
     const prioritized = await m.configure({ priority_levels: 2, default_priority_level: 2, priority_queue_policy: { '1': { max_queue_size: 4 } } });
     expect(prioritized).toMatchObject({ priority_levels: 2, default_priority_level: 2, priority_queue_policy: { '1': { max_queue_size: 4, default_timeout_microseconds: 5_000_000 } } });
-    expect(before.runner!.config).toMatchObject({ priorityLevels: 2, defaultPriorityLevel: 2, priorityQueuePolicy: { 1: { maxQueueSize: 4 } } });
+    expect(runnerOf(before).config).toMatchObject({ priorityLevels: 2, defaultPriorityLevel: 2, priorityQueuePolicy: { 1: { maxQueueSize: 4 } } });
     const r = await before.infer({ ...rowsRequest(1, 0), priority: 1 });
     expect(float32(r.outputs[0].data)[0]).toBe(1);
     const off = await m.configure({ priority_levels: 0 });
     expect(off).toMatchObject({ priority_levels: 0, default_priority_level: 0 });
     expect(off.priority_queue_policy).toBeUndefined();
-    expect(before.runner!.config.priorityQueuePolicy).toBeUndefined();
+    expect(runnerOf(before).config.priorityQueuePolicy).toBeUndefined();
 
     // A new version starts with the live settings.
     await publishVersioned(repo, 'm', 2);
     await apply();
     expect(m.settings()).toMatchObject({ versions: ['2'], max_queue_delay_microseconds: 3000, preferred_batch_size: [2, 4], live: true });
-    expect(m.resolve(undefined).runner!.config.maxQueueDelayUs).toBe(3000);
+    expect(runnerOf(m.resolve(undefined)).config.maxQueueDelayUs).toBe(3000);
 
     // Editing the config file is the newer word: the live change is dropped.
     writeConfig(repo, 'm', { dynamic_batching: { max_queue_delay_microseconds: 700 } });
@@ -275,7 +282,7 @@ describe('ServedModel live configuration', () => {
     const swapped = m.resolve(undefined);
     expect(swapped).not.toBe(old);
     expect(swapped.instanceCount).toBe(2);
-    expect(swapped.runner!.config.maxQueueDelayUs).toBe(50);
+    expect(runnerOf(swapped).config.maxQueueDelayUs).toBe(50);
     expect(await answer()).toBe(1);
     await m.settled();
     expect(old.state).toBe('unavailable');

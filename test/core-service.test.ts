@@ -5,6 +5,7 @@
 import { appendFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { loadOnnxServable } from '../lib/core/onnx-servable';
 import { createInferenceService, type CreateServiceOptions, type TensorwireService } from '../lib/core/service';
 import { isTensorwireError } from '../lib/errors';
 import { versionedModel, writeCorruptModel } from './fixtures/models';
@@ -118,6 +119,49 @@ describe('model control poll', () => {
     expect(service.modelReadiness('m', '2')).toEqual({ ready: true });
   });
 
+  it('keeps a failed version in the index with its reason after a newer one serves, until its directory goes away', async () => {
+    const repo = repository();
+    await publishVersioned(repo, 'm', 1);
+    const { service } = await start({ repository: repo, modelControl: 'poll', pollMs: 30 });
+    await publishVersion(repo, 'm', 2, (d) => writeCorruptModel(join(d, 'model.onnx')));
+    await waitFor(() => service.repositoryIndex().some((r) => r.version === '2' && r.state === 'failed'), 5000, 'version 2 to fail');
+    const reason = service.repositoryIndex().find((r) => r.version === '2')!.reason;
+    expect(reason).toMatch(/m\/2\/model\.onnx/);
+
+    // A newer good version serves (the default policy, latest 1, no longer wants 2): 2's failure stays listed.
+    await publishVersioned(repo, 'm', 3);
+    await waitFor(async () => (await answer(service)) === 3, 5000, 'version 3 to serve');
+    await waitFor(() => service.repositoryIndex().some((r) => r.version === '1' && r.state === 'unavailable'), 5000, 'version 1 to be freed');
+    expect(service.repositoryIndex()).toEqual([
+      { name: 'm', version: '1', state: 'unavailable', reason: 'unloaded' },
+      { name: 'm', version: '2', state: 'failed', reason },
+      { name: 'm', version: '3', state: 'ready', reason: '' },
+    ]);
+    expect(service.modelReadiness('m', '2')).toEqual({ ready: false, reason: `failed: ${reason}` });
+    expect((await failure(() => service.admit('m', '2'))).code).toBe('UNAVAILABLE');
+
+    // Its directory goes away: so does its row (and the version is unknown from then on).
+    rmSync(join(repo, 'm', '2'), { recursive: true });
+    await waitFor(() => !service.repositoryIndex().some((r) => r.version === '2'), 5000, 'the row of version 2 to go');
+    expect(service.repositoryIndex().map((r) => `${r.version}:${r.state}`)).toEqual(['1:unavailable', '3:ready']);
+    expect((await failure(() => service.modelReadiness('m', '2'))).code).toBe('NOT_FOUND');
+  });
+
+  it('drops the failed row of a version it no longer wants once its files change (the failure no longer describes them)', async () => {
+    const repo = repository();
+    await publishVersioned(repo, 'm', 1);
+    await publishVersion(repo, 'm', 2, (d) => writeCorruptModel(join(d, 'model.onnx')));
+    writeConfig(repo, 'm', { version_policy: { specific: { versions: [1, 2] } } });
+    const { service } = await start({ repository: repo, modelControl: 'poll', pollMs: 30 });
+    expect(service.repositoryIndex().map((r) => `${r.version}:${r.state}`)).toEqual(['1:ready', '2:failed']);
+    writeConfig(repo, 'm', { version_policy: { specific: { versions: [1] } } });
+    await waitFor(() => service.modelConfig('m').version_policy !== undefined && JSON.stringify(service.modelConfig('m').version_policy).includes('[1]'), 5000, 'the new policy');
+    expect(service.repositoryIndex().map((r) => `${r.version}:${r.state}`)).toEqual(['1:ready', '2:failed']);
+    await publishVersioned(repo, 'm', 2); // repaired, but the policy does not want it
+    await waitFor(() => !service.repositoryIndex().some((r) => r.version === '2'), 5000, 'the stale failure of version 2 to go');
+    expect(await answer(service)).toBe(1);
+  });
+
   it('applies a config change by reloading beside the serving version', async () => {
     const repo = repository();
     await publishVersioned(repo, 'm', 1);
@@ -188,6 +232,52 @@ describe('model control explicit', () => {
     await publishVersioned(repo, 'a', 1);
     const f = await failure(createInferenceService({ repository: repo, modelControl: 'explicit', loadModels: ['zzz'] }));
     expect(f).toMatchObject({ code: 'NOT_FOUND', message: expect.stringMatching(/--load-model zzz/) });
+  });
+});
+
+describe('admission', () => {
+  it('answers which version would serve without running inference, or why none would', async () => {
+    const repo = repository();
+    await publishVersioned(repo, 'm', 1);
+    await publishVersion(repo, 'm', 2, (d) => writeCorruptModel(join(d, 'model.onnx')));
+    writeConfig(repo, 'm', { version_policy: { all: {} } });
+    const { service } = await start({ repository: repo, modelControl: 'none' });
+    const admitted = service.admit('m');
+    expect({ name: admitted.name, version: admitted.version }).toEqual({ name: 'm', version: 1 });
+    expect(service.admit('m', '1')).toBe(admitted);
+    expect(service.statistics('m')[0].inference_count).toBe(0); // nothing ran
+
+    expect(await failure(() => service.admit('nope'))).toEqual({ code: 'NOT_FOUND', message: 'unknown model "nope"' });
+    expect((await failure(() => service.admit('m', '9'))).code).toBe('NOT_FOUND');
+    expect((await failure(() => service.admit('m', 'x/../1'))).code).toBe('NOT_FOUND');
+    const failed = await failure(() => service.admit('m', '2'));
+    expect(failed).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/version 2 is not ready: failed: .*model\.onnx/) });
+
+    // infer runs the same check, then the request.
+    expect((await failure(service.infer('m', '2', rowsRequest(1, 0)))).code).toBe('UNAVAILABLE');
+    expect(await answer(service)).toBe(1);
+    expect(service.statistics('m')[0].inference_count).toBe(1);
+
+    await service.shutdown();
+    services.splice(services.indexOf(service), 1);
+    expect(await failure(() => service.admit('m'))).toEqual({ code: 'UNAVAILABLE', message: 'server is shutting down' });
+  });
+
+  it('builds every version through the servable factory it was given', async () => {
+    const repo = repository();
+    await publishVersioned(repo, 'a', 1);
+    await publishVersioned(repo, 'b', 4);
+    const built: string[] = [];
+    const { service } = await start({
+      repository: repo,
+      modelControl: 'none',
+      servables: (spec) => {
+        built.push(`${spec.name}:${spec.version}`);
+        return loadOnnxServable(spec);
+      },
+    });
+    expect(built.sort()).toEqual(['a:1', 'b:4']);
+    expect(await answer(service, 'b')).toBe(4);
   });
 });
 

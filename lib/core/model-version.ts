@@ -1,28 +1,31 @@
 /**
- * One model version as a state machine:
+ * One model version and its lifecycle (the transition table is version-state.ts):
  *
  *   loading ──▶ warming ──▶ ready ──▶ draining ──▶ unloading ──▶ unavailable
  *      │           │
  *      └───────────┴──▶ failed (never took traffic; reason kept)
  *
- * Only a `ready` version takes requests. Retiring lets queued and running requests finish
- * (draining), then frees the engine model (unloading). Which version takes traffic, and what
- * the per-version metrics show when two objects share a version number (a reload of changed
- * files), is ServedModel's business; a version only reports its own changes (`onState`).
+ * Only a `ready` version takes requests. What computes the answers is a Servable (servable.ts)
+ * built by the factory in the context (an ONNX model behind the dynamic batcher unless a test
+ * or a later kind of model gives another); the version owns it from load to free. Retiring
+ * lets queued and running requests finish (draining), then frees the servable (unloading).
+ * Which version takes traffic, and what the per-version metrics show when two objects share a
+ * version number (a reload of changed files), is ServedModel's business; a version only
+ * reports its own changes (`onState`).
  */
 import * as path from 'node:path';
 import { TensorwireError, toTensorwireError } from '../errors';
-import { loadModel, type LoadedModel, type ModelMetadata } from '../engine';
 import type { TensorwireMetrics } from '../metrics/registry';
-import { validateRequest } from '../protocol/validate';
 import type { InferRequest } from '../protocol/types';
-import { completeConfig, engineLoadOptions, type CompleteOptions, type EffectiveConfig, type ModelConfig, type ScannedVersion } from '../repository';
-import { warmupSampleData } from '../repository/warmup';
-import { BatchRunner, type RunnerResult } from '../scheduler/batch-runner';
-import { fullBatcherPatch, withLive, type LiveConfig } from './live-config';
+import type { CompleteOptions, EffectiveConfig, ModelConfig, ScannedVersion } from '../repository';
+import type { RunnerResult } from '../scheduler/batch-runner';
+import { withLive, type LiveConfig } from './live-config';
+import { loadOnnxServable } from './onnx-servable';
+import type { Servable, ServableFactory } from './servable';
 import type { VersionState } from './types';
 import { VersionStatistics } from './version-statistics';
-import { generatedWarmup, warmupRequest } from './warmup-requests';
+import { INITIAL_VERSION_STATE, transition } from './version-state';
+import { warmUp } from './warmup-requests';
 
 /** Least time batches already running get to finish once the drain time is over (ms). */
 const RUNNING_GRACE_MS = 10_000;
@@ -34,18 +37,18 @@ export interface VersionContext {
   complete?: CompleteOptions;
   /** Called on every state change (logging, metrics). */
   onState?: (v: ModelVersion) => void;
+  /** Builds what serves the version; default: an ONNX model behind the dynamic batcher. */
+  servables?: ServableFactory;
 }
 
 /** One model version: load, warm up, serve, drain, free. See the file comment. */
 export class ModelVersion {
-  state: VersionState = 'loading';
+  state: VersionState = INITIAL_VERSION_STATE;
   reason = 'loading';
-  model: LoadedModel | undefined;
-  runner: BatchRunner | undefined;
-  effective: EffectiveConfig | undefined;
-  /** Validation view of the effective config: what requests must send. */
-  private servedMetadata: ModelMetadata | undefined;
+  /** What computes its answers (owned: closed when the version fails or is freed). */
+  private current: Servable | undefined;
   readonly stats: VersionStatistics;
+  private starting: Promise<void> | undefined;
   private retiring: Promise<void> | undefined;
 
   /** The live overlay this version's batching follows (see live-config.ts). */
@@ -65,7 +68,12 @@ export class ModelVersion {
   ) {
     this.live = live;
     this.stats = new VersionStatistics(name, String(version), context.metrics?.model(name, String(version)));
-    this.setState('loading', 'loading');
+    context.onState?.(this);
+  }
+
+  /** What computes its answers; undefined until loaded and once freed. */
+  get servable(): Servable | undefined {
+    return this.current;
   }
 
   /** The live overlay in force on this version. */
@@ -73,81 +81,61 @@ export class ModelVersion {
     return this.live;
   }
 
+  /** The configuration in force, completed from the model; undefined until loaded and once freed. */
+  get effective(): EffectiveConfig | undefined {
+    return this.current?.effective;
+  }
+
   /** Instances (sessions) this version runs; 0 until loaded. */
   get instanceCount(): number {
-    return this.model?.instanceCount ?? 0;
+    return this.current?.instanceCount ?? 0;
   }
 
   private get where(): string {
     return `model "${this.name}" version ${this.version}`;
   }
 
-  get label(): string {
-    return `${this.name}:${this.version}`;
-  }
-
+  /** Moves to `state` if the transition table allows it (INTERNAL otherwise), then reports it. */
   private setState(state: VersionState, reason: string): void {
-    this.state = state;
+    this.state = transition(this.state, state, this.where);
     this.reason = reason;
     this.context.onState?.(this);
   }
 
-  /** Loads and warms the version; never throws (a failure is state `failed` with its reason). */
-  async start(): Promise<void> {
+  /** Loads and warms the version; never throws (a failure is state `failed` with its reason). Once only. */
+  start(): Promise<void> {
+    this.starting ??= this.load();
+    return this.starting;
+  }
+
+  private async load(): Promise<void> {
     try {
       const complete = { ...this.context.complete, where: this.where };
       const config = withLive(this.baseConfig, this.live, this.where);
-      this.model = await loadModel(this.source.modelPath, engineLoadOptions(config, this.name, complete));
-      this.effective = completeConfig(config, this.model.metadata, this.name, complete);
-      this.servedMetadata = { inputs: this.effective.inputs, outputs: this.effective.outputs, batchable: this.effective.maxBatchSize > 0 };
-      this.runner = new BatchRunner(this.model, { config: this.effective.batcher, listener: this.stats, name: this.label });
+      const factory = this.context.servables ?? loadOnnxServable;
+      this.current = await factory({ name: this.name, version: this.version, source: this.source, config, complete, listener: this.stats });
       this.setState('warming', 'warming up');
       this.stats.paused = true;
       try {
-        await this.warmUp();
+        await warmUp(this.current, path.dirname(this.source.dir));
       } finally {
         this.stats.paused = false;
       }
-      if (this.state !== 'warming') return; // retired while warming
       this.setState('ready', '');
     } catch (e) {
       // ONNX Runtime's messages end with a newline; the reason goes into one-line logs and JSON.
       const reason = toTensorwireError(e).message.trim();
-      this.runner?.close(`it failed to load: ${reason}`);
+      const servable = this.current;
+      this.current = undefined;
       this.setState('failed', reason);
-      await this.release();
+      await servable?.close(`it failed to load: ${reason}`);
     }
   }
 
-  /** Runs the configured warm-up samples, or one generated from the model's metadata. */
-  private async warmUp(): Promise<void> {
-    const effective = this.effective!;
-    const samples = effective.warmup.length > 0 ? effective.warmup : generatedWarmup(effective.inputs, effective.maxBatchSize);
-    for (const sample of samples) {
-      const data = await warmupSampleData(sample, path.dirname(this.source.dir));
-      for (let i = 0; i < sample.count; i++) {
-        const request = warmupRequest(sample, data);
-        try {
-          await this.runner!.infer(request, validateRequest(request, this.servedMetadata!, effective.maxBatchSize));
-        } catch (e) {
-          const err = toTensorwireError(e);
-          throw new TensorwireError('MODEL_LOAD_FAILED', `warm-up "${sample.name}" failed: ${err.message}`);
-        }
-      }
-    }
-  }
-
-  /** Queues a request; the caller checked the state is ready. */
+  /** Queues a request; UNAVAILABLE unless the version is ready. */
   infer(request: InferRequest, signal?: AbortSignal): Promise<RunnerResult> {
-    if (this.state !== 'ready') return Promise.reject(new TensorwireError('UNAVAILABLE', `model "${this.name}" version ${this.version} is ${this.state}`, { retryAfterSeconds: 1 }));
-    let validated;
-    try {
-      validated = validateRequest(request, this.servedMetadata!, this.effective!.maxBatchSize);
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    request.inputs = validated.inputs;
-    return this.runner!.infer(request, validated, signal);
+    if (this.state !== 'ready') return Promise.reject(new TensorwireError('UNAVAILABLE', `${this.where} is ${this.state}`, { retryAfterSeconds: 1 }));
+    return this.current!.infer(request, signal);
   }
 
   /**
@@ -156,16 +144,14 @@ export class ModelVersion {
    * fit this version (a preferred size above its max_batch_size...). Changes nothing.
    */
   checkLive(live: LiveConfig | undefined): EffectiveConfig {
-    if (!this.model) throw new TensorwireError('UNAVAILABLE', `${this.where} is ${this.state}`);
-    const complete = { ...this.context.complete, where: this.where };
-    return completeConfig(withLive(this.baseConfig, this.keepInstances(live), this.where), this.model.metadata, this.name, complete);
+    if (!this.current) throw new TensorwireError('UNAVAILABLE', `${this.where} is ${this.state}`);
+    return this.current.checkConfig(withLive(this.baseConfig, this.keepInstances(live), this.where));
   }
 
   /** Applies the batching of `live` now, without a reload (queued requests follow the new settings). */
   applyLive(live: LiveConfig | undefined): void {
     const effective = this.checkLive(live);
-    this.runner!.updateConfig(fullBatcherPatch(effective));
-    this.effective = effective;
+    this.current!.applyConfig(effective);
     this.live = this.keepInstances(live);
   }
 
@@ -179,42 +165,29 @@ export class ModelVersion {
 
   /** Requests waiting in its queue (running batches not counted). */
   queueDepth(): number {
-    return this.runner?.queueDepth() ?? 0;
+    return this.current?.queueDepth() ?? 0;
   }
 
   /**
    * Stops taking traffic, lets queued and running requests finish (bounded by `drainMs`; past
    * it the queued ones are rejected UNAVAILABLE and the batches already running get up to
-   * another max(drainMs, 10 s) to finish), then frees the engine model. Idempotent.
+   * another max(drainMs, 10 s) to finish), then frees the servable. Idempotent. A version still
+   * loading finishes its load first; one that failed has nothing to retire.
    */
   retire(drainMs = 30_000): Promise<void> {
     this.retiring ??= (async () => {
-      if (this.state === 'failed') return;
+      // A load under way finishes first (one never started stays as it is). A ready version
+      // stops taking requests synchronously, before retire returns.
+      if (this.state === 'loading' || this.state === 'warming') await this.starting;
+      if (this.state !== 'ready') return;
       this.setState('draining', 'draining');
-      if (this.runner) {
-        await drained(this.runner, drainMs);
-        // Past the drain time: what is still queued is rejected; batches already handed to the
-        // engine still finish (unloading would cancel them), bounded again in case one hangs.
-        this.runner.close(`model "${this.name}" version ${this.version} was unloaded`);
-        await drained(this.runner, Math.max(drainMs, RUNNING_GRACE_MS));
-      }
+      const servable = this.current!;
+      await servable.drain(drainMs, Math.max(drainMs, RUNNING_GRACE_MS), `${this.where} was unloaded`);
       this.setState('unloading', 'unloading');
-      await this.release();
+      this.current = undefined;
+      await servable.close(`${this.where} was unloaded`);
       this.setState('unavailable', 'unloaded');
     })();
     return this.retiring;
   }
-
-  private async release(): Promise<void> {
-    const model = this.model;
-    this.model = undefined;
-    if (model) await model.unload();
-  }
-}
-
-/** Resolves when `runner` has nothing queued or running, or after `ms`. */
-async function drained(runner: BatchRunner, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([runner.drain(), new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
-  clearTimeout(timer);
 }

@@ -8,7 +8,11 @@
  * Requests already queued on or running on a replaced version finish there (it drains), then
  * it is freed. A version that fails to load or warm up never serves; the old one keeps
  * serving and the failure stays visible (index, readiness, log) until the files change again,
- * which is when the version is tried again.
+ * which is when the version is tried again (if the policy still wants it), or the version's
+ * directory goes away.
+ *
+ * Routing: a per-model VersionRouter picks the serving version of each request; it is told
+ * the serving set in the same synchronous step that switches it.
  *
  * One swap at a time: applies and reloads are chained, so a swap completes (the new version
  * serves or failed) before the next begins; draining runs in the background.
@@ -23,6 +27,7 @@ import { selectVersions, type ModelConfig, type ScannedModel } from '../reposito
 import { batchingSettings, mergeLive, validateChange, type BatchingSettings, type LiveConfig } from './live-config';
 import { ModelVersion, type VersionContext } from './model-version';
 import type { Readiness, RepositoryIndexEntry, VersionState } from './types';
+import { LatestVersionRouter, type VersionRouter } from './version-router';
 
 /** What one apply (or reload) did. */
 export interface ApplyResult {
@@ -46,8 +51,9 @@ const NO_RESULT: ApplyResult = { loaded: [], failed: [] };
 
 /** One model's versions and their hot swap; see the file comment. */
 export class ServedModel {
-  /** Versions taking traffic, by version number (all `ready`). */
+  /** Versions taking traffic, by version number (all `ready`); the router routes among them. */
   private readonly serving = new Map<number, ModelVersion>();
+  private readonly router: VersionRouter<ModelVersion> = new LatestVersionRouter();
   /** Versions loading or warming, by version number. */
   private readonly pending = new Map<number, ModelVersion>();
   /** Versions whose last attempt failed, by version number (they never served). */
@@ -121,10 +127,10 @@ export class ServedModel {
       this.live = undefined;
       this.log(`model ${this.name}: its configuration changed; live batching changes are dropped in favour of it`);
     }
-    const available = scanned.versions.map((v) => v.version);
-    this.wanted = selectVersions(config?.version_policy, available);
+    const available = new Map(scanned.versions.map((v) => [v.version, v.fingerprint]));
+    this.wanted = selectVersions(config?.version_policy, [...available.keys()]);
     if (this.wanted.length === 0) {
-      this.modelError = available.length === 0 ? `no version directory with a model file in ${scanned.dir}` : 'the version policy selects no available version';
+      this.modelError = available.size === 0 ? `no version directory with a model file in ${scanned.dir}` : 'the version policy selects no available version';
     }
 
     const starting: ModelVersion[] = [];
@@ -169,11 +175,14 @@ export class ServedModel {
         }
       }
     }
-    for (const number of [...this.failed.keys()]) {
-      if (this.wanted.includes(number)) continue;
+    // A failed version the policy no longer wants stays listed (with its reason) while the
+    // files it failed on are still there: the operator may still need to know why.
+    for (const [number, v] of [...this.failed]) {
+      if (this.wanted.includes(number) || available.get(number) === v.source.fingerprint) continue;
       this.failed.delete(number);
       this.publish(number);
     }
+    this.router.update(this.serving.values());
     for (const old of replaced) this.retire(old);
     for (const v of starting) this.publish(v.version);
     return result;
@@ -204,6 +213,7 @@ export class ServedModel {
     return this.enqueue(async () => {
       const all = [...this.serving.values()];
       this.serving.clear();
+      this.router.update([]);
       const failed = [...this.failed.keys()];
       this.failed.clear();
       this.wanted = [];
@@ -273,19 +283,19 @@ export class ServedModel {
   // ---- routing and readiness ---------------------------------------------------------------
 
   /**
-   * The version that serves a request: the named one, or the highest ready version.
+   * The version that serves a request, as the router picks it (today: the named one, or the
+   * highest ready version).
    * NOT_FOUND for a version the model does not have; UNAVAILABLE (503) when it exists but
    * does not serve now.
    */
   resolve(version: string | undefined): ModelVersion {
     if (version === undefined || version === '') {
-      let best: ModelVersion | undefined;
-      for (const v of this.serving.values()) if (!best || v.version > best.version) best = v;
-      if (best) return best;
+      const latest = this.router.route(undefined);
+      if (latest) return latest;
       throw new TensorwireError('UNAVAILABLE', `model "${this.name}" is not ready: ${this.notReadyReason()}`, { retryAfterSeconds: 1 });
     }
     const number = versionNumber(version);
-    const v = number === undefined ? undefined : this.serving.get(number);
+    const v = number === undefined ? undefined : this.router.route(number);
     if (v) return v;
     if (number === undefined || !this.knows(number)) throw new TensorwireError('NOT_FOUND', `model "${this.name}" has no version "${version}"; serving: ${this.servingVersions().join(', ') || 'none'}`);
     throw new TensorwireError('UNAVAILABLE', `model "${this.name}" version ${version} is not ready: ${this.versionReason(number)}`, { retryAfterSeconds: 1 });
@@ -379,7 +389,7 @@ export class ServedModel {
       return;
     }
     metrics.setModelState(this.name, label, v.state);
-    if (v.state === 'ready' && v.model) metrics.setModelMemory(this.name, label, v.model.memory());
+    if (v.state === 'ready' && v.servable) metrics.setModelMemory(this.name, label, v.servable.memory());
   }
 }
 

@@ -16,6 +16,8 @@ import { createMetrics, type TensorwireMetrics } from '../metrics/registry';
 import type { InferRequest, InferResponse, InferOutputTensor } from '../protocol/types';
 import { RepositoryWatcher, scanModel, scanRepository, singleFileRepository, validateConfig, type RepositoryDiff, type RepositoryScan } from '../repository';
 import type { BatchingChange, BatchingSettings } from './live-config';
+import type { ModelVersion } from './model-version';
+import type { ServableFactory } from './servable';
 import { ServedModel } from './served-model';
 import type { InferenceService, ModelMetadataResponse, ModelStatistics, Readiness, RepositoryIndexEntry } from './types';
 
@@ -39,6 +41,8 @@ export interface CreateServiceOptions {
   registry?: Registry;
   /** Log lines (state changes); default console.log. */
   log?: (line: string) => void;
+  /** Builds what serves each version; default: an ONNX model behind the dynamic batcher. */
+  servables?: ServableFactory;
 }
 
 /** The service plus what the CLI and tests need beyond the front-end interface. */
@@ -57,6 +61,11 @@ export interface TensorwireService extends InferenceService {
   batchingSettings(name: string): BatchingSettings;
   /** Readiness false, new requests 503, queued and running ones finish, models freed. */
   shutdown(): Promise<void>;
+  /**
+   * The version that would handle a request (see InferenceService.admit), for callers that
+   * need more of it than the front ends do.
+   */
+  admit(name: string, version?: string): ModelVersion;
 }
 
 class Service implements TensorwireService {
@@ -98,6 +107,7 @@ class Service implements TensorwireService {
         name,
         {
           metrics: this.metrics,
+          ...(this.options.servables ? { servables: this.options.servables } : {}),
           onState: (v) => this.log(`model ${v.name} version ${v.version}: ${v.state}${v.state === 'failed' ? ` (${v.reason})` : ''}`),
         },
         { drainMs: this.drainMs, log: this.log },
@@ -177,7 +187,12 @@ class Service implements TensorwireService {
 
   servingMetadata(name: string, version?: string) {
     const v = this.known(name).resolve(version);
-    return { version: String(v.version), metadata: v.model!.metadata, maxBatchSize: v.effective!.maxBatchSize };
+    return { version: String(v.version), metadata: v.servable!.metadata, maxBatchSize: v.effective!.maxBatchSize };
+  }
+
+  admit(name: string, version?: string): ModelVersion {
+    if (this.shuttingDown) throw new TensorwireError('UNAVAILABLE', 'server is shutting down', { retryAfterSeconds: 1 });
+    return this.known(name).resolve(version);
   }
 
   modelConfig(name: string, version?: string): Record<string, unknown> {
@@ -185,8 +200,7 @@ class Service implements TensorwireService {
   }
 
   async infer(name: string, version: string | undefined, request: InferRequest, signal?: AbortSignal): Promise<InferResponse> {
-    if (this.shuttingDown) throw new TensorwireError('UNAVAILABLE', 'server is shutting down', { retryAfterSeconds: 1 });
-    const v = this.known(name).resolve(version);
+    const v = this.admit(name, version);
     const start = performance.now();
     this.metrics.requestStarted();
     try {

@@ -7,7 +7,7 @@ import type { ModelMetadata } from '../engine/types';
 import type { InferRequest, InferResponse } from '../protocol/types';
 import type { QueuePolicyConfig } from '../repository/config';
 
-/** State of one model version (a state machine: loading -> warming -> ready -> draining -> unloading -> unavailable; failed from loading/warming). */
+/** State of one model version; the legal moves between them are the table in version-state.ts. */
 export type VersionState = 'loading' | 'warming' | 'ready' | 'draining' | 'unloading' | 'unavailable' | 'failed';
 
 /** One row of the repository index (KServe repository extension). */
@@ -16,6 +16,12 @@ export interface RepositoryIndexEntry {
   version: string;
   state: VersionState;
   reason: string;
+}
+
+/** What admission answers: the version that would handle the request. */
+export interface AdmittedVersion {
+  readonly name: string;
+  readonly version: number;
 }
 
 /** Readiness of a model (version), with the reason when not ready. */
@@ -86,6 +92,14 @@ export interface InferenceService {
   /** Engine metadata of the version that would serve (for validation and codecs). */
   servingMetadata(name: string, version?: string): { version: string; metadata: ModelMetadata; maxBatchSize: number };
   modelConfig(name: string, version?: string): Record<string, unknown>;
+  /**
+   * Admission without inference: the version that would handle a request for `name` (and
+   * `version`, if given) now, or NOT_FOUND (unknown model or version) / UNAVAILABLE (shutting
+   * down, or the version exists but does not serve; with Retry-After). Cheap: no I/O, no
+   * allocation beyond the error. `infer` runs the same check. Optional: a core without it
+   * leaves admission to `infer`.
+   */
+  admit?(name: string, version?: string): AdmittedVersion;
   /**
    * Runs one request through the model's dynamic batcher. Ownership: after this is called the
    * scheduler owns the request until the promise settles; aborting `signal` withdraws it from

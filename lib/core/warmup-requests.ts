@@ -1,7 +1,9 @@
 /** Warm-up requests: the configured samples, or one generated from the model's inputs. */
+import { TensorwireError, toTensorwireError } from '../errors';
 import type { TensorSpec } from '../engine/types';
 import type { InferRequest } from '../protocol/types';
-import type { WarmupSample } from '../repository/warmup';
+import { warmupSampleData, type WarmupSample } from '../repository/warmup';
+import type { Servable } from './servable';
 
 /**
  * One sample of zeros at batch size 1, dynamic dimensions set to 1: enough for ONNX Runtime to
@@ -26,4 +28,25 @@ export function warmupRequest(sample: WarmupSample, data: Uint8Array[]): InferRe
     binaryDataOutput: true,
     parameters: {},
   };
+}
+
+/**
+ * Runs the configured warm-up samples through `servable`, or one generated from its metadata
+ * when the config has none. `modelDir` is where sample files are read from. Throws
+ * MODEL_LOAD_FAILED naming the sample that failed.
+ */
+export async function warmUp(servable: Servable, modelDir: string): Promise<void> {
+  const effective = servable.effective;
+  const samples = effective.warmup.length > 0 ? effective.warmup : generatedWarmup(effective.inputs, effective.maxBatchSize);
+  for (const sample of samples) {
+    const data = await warmupSampleData(sample, modelDir);
+    for (let i = 0; i < sample.count; i++) {
+      try {
+        await servable.infer(warmupRequest(sample, data));
+      } catch (e) {
+        const err = toTensorwireError(e);
+        throw new TensorwireError('MODEL_LOAD_FAILED', `warm-up "${sample.name}" failed: ${err.message}`);
+      }
+    }
+  }
 }
