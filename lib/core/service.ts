@@ -14,7 +14,7 @@ import { TensorwireError, toTensorwireError } from '../errors';
 import { engineInfo, gpuStats } from '../engine';
 import { createMetrics, type TensorwireMetrics } from '../metrics/registry';
 import type { InferRequest, InferResponse, InferOutputTensor } from '../protocol/types';
-import { RepositoryWatcher, scanModel, scanRepository, singleFileRepository, validateConfig, type RepositoryDiff, type RepositoryScan } from '../repository';
+import { RepositoryWatcher, scanModel, scanRepository, singleFileRepository, validateConfig, type CompleteOptions, type RepositoryDiff, type RepositoryScan } from '../repository';
 import type { BatchingChange, BatchingSettings } from './live-config';
 import { ServedModel } from './served-model';
 import type { InferenceService, ModelMetadataResponse, ModelStatistics, Readiness, RepositoryIndexEntry } from './types';
@@ -39,6 +39,8 @@ export interface CreateServiceOptions {
   registry?: Registry;
   /** Log lines (state changes); default console.log. */
   log?: (line: string) => void;
+  /** Server-wide defaults for what a model's config leaves out (provider, instances, max batch size). */
+  modelDefaults?: Pick<CompleteOptions, 'defaultProvider' | 'defaultInstances' | 'defaultMaxBatchSize'>;
 }
 
 /** The service plus what the CLI and tests need beyond the front-end interface. */
@@ -98,6 +100,7 @@ class Service implements TensorwireService {
         name,
         {
           metrics: this.metrics,
+          ...(this.options.modelDefaults ? { complete: this.options.modelDefaults } : {}),
           onState: (v) => this.log(`model ${v.name} version ${v.version}: ${v.state}${v.state === 'failed' ? ` (${v.reason})` : ''}`),
         },
         { drainMs: this.drainMs, log: this.log },
