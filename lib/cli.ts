@@ -20,7 +20,7 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_STREAM_MAX_INFLIGHT } from './server/server';
 import { createTensorwire, type Tensorwire } from './tensorwire';
-import { OPTION_BOUNDS, boundedInteger, flagOf, providerOption, type NumericOption, type TensorwireOptions } from './tensorwire-options';
+import { OPTION_BOUNDS, boundedInteger, flagNumber, flagOf, providerOption, type NumericOption, type TensorwireOptions } from './tensorwire-options';
 
 export { gracefulShutdown, type ShutdownableService } from './tensorwire';
 
@@ -88,8 +88,9 @@ export function parseServeArgs(args: string[]): ServeOptions {
   const streamFeed = values['stream-feed'];
   // There is no authentication yet: `off` is how an operator keeps predictions private.
   if (streamFeed !== 'on' && streamFeed !== 'off') throw new Error(`--stream-feed must be on or off, got '${streamFeed}'`);
-  const integer = (option: NumericOption): number => boundedInteger(option, values[flagOf(option).slice(2) as keyof typeof values], flagOf(option));
-  const given = (option: NumericOption): boolean => values[flagOf(option).slice(2) as keyof typeof values] !== undefined;
+  const text = (option: NumericOption): string | undefined => values[flagOf(option).slice(2) as keyof typeof values] as string | undefined;
+  const integer = (option: NumericOption): number => boundedInteger(option, flagNumber(text(option) ?? ''), flagOf(option), text(option));
+  const given = (option: NumericOption): boolean => text(option) !== undefined;
   return {
     repository,
     host: values.host,

@@ -84,14 +84,21 @@ function shown(value: unknown): string {
   return text.length > 64 ? `${text.slice(0, 61)}...` : text;
 }
 
-/** `value` as an integer within the option's bounds; else an INVALID_INPUT naming `label`. */
-export function boundedInteger(option: NumericOption, value: unknown, label: string = option): number {
+/**
+ * `value` as an integer within the option's bounds; else an INVALID_INPUT naming `label` and
+ * showing `given` (the CLI passes the flag's text, converted, and the text itself).
+ */
+export function boundedInteger(option: NumericOption, value: unknown, label: string = option, given: unknown = value): number {
   const [min, max] = OPTION_BOUNDS[option];
-  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < min || n > max) {
-    throw new TensorwireError('INVALID_INPUT', `${label} must be an integer from ${min} to ${max}, got ${shown(value)}`);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new TensorwireError('INVALID_INPUT', `${label} must be an integer from ${min} to ${max}, got ${shown(given)}`);
   }
-  return n;
+  return value;
+}
+
+/** A flag's text as a number for boundedInteger (NaN when blank, so it is refused). */
+export function flagNumber(text: string): number {
+  return text.trim() === '' ? Number.NaN : Number(text);
 }
 
 /** A provider kind or options as ProviderOptions; else an INVALID_INPUT naming `label`. */
