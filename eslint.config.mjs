@@ -28,6 +28,29 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
       // A `switch` over a union must handle every member.
       '@typescript-eslint/switch-exhaustiveness-check': ['error', { considerDefaultExhaustiveForUnions: true }],
+      // prom-client calls a metric's collect() with `this` bound to the metric, so the object
+      // that owns it is reached as `self`; any other alias of `this` is a mistake.
+      '@typescript-eslint/no-this-alias': ['error', { allowedNames: ['self'] }],
+    },
+  },
+  {
+    // Findings in tests that other work is editing right now; reported to the lead, shown as
+    // warnings until fixed there. Delete this block (making them errors) once they are.
+    files: [
+      'test/bench-cli.test.ts',
+      'test/client-http.test.ts',
+      'test/core-served-model.test.ts',
+      'test/integration-hotswap.test.ts',
+      'test/integration-stream-flow.test.ts',
+      'test/integration-stream.test.ts',
+      'test/server-http.test.ts',
+      'test/server-stream.test.ts',
+    ],
+    rules: {
+      'no-regex-spaces': 'warn',
+      '@typescript-eslint/no-unused-vars': ['warn', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      '@typescript-eslint/no-explicit-any': 'warn',
+      '@typescript-eslint/no-require-imports': 'warn',
     },
   },
   {

@@ -121,7 +121,7 @@ export interface Reply {
   status: number;
   headers: Headers;
   text: string;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a parsed reply of any shape; each test asserts the fields it reads
   json: any;
 }
 
@@ -177,7 +177,7 @@ export interface BinaryReply {
   /** The raw body. */
   body: Buffer;
   /** The JSON part (the whole body when there is no Inference-Header-Content-Length). */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a parsed reply of any shape; each test asserts the fields it reads
   json: any;
   /** Bytes of each output sent as binary data, by name. */
   binary: Record<string, Buffer>;
