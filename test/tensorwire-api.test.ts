@@ -10,6 +10,7 @@ import { engineInfo } from '../lib/engine';
 import { createTensorwire, type Tensorwire } from '../lib/tensorwire';
 import type { TensorwireOptions } from '../lib/tensorwire-options';
 import { mlpModel } from './fixtures/models';
+import { cleanUpClis, spawnCli } from './helpers/cli-process';
 import { tempDir } from './helpers/engine-run';
 import { rejection } from './helpers/expect-error';
 import { slowVersionedModel } from './helpers/hotswap';
@@ -136,6 +137,15 @@ describe('tensorwire serve: the --default-* flags', () => {
     expect(() => parseServeArgs(['--repo', 'r', '--default-max-batch-size=-1'])).toThrow("--default-max-batch-size must be an integer from 0 to 4096, got '-1'");
     expect(() => parseServeArgs(['--repo', 'r', '--default-provider', 'rocm'])).toThrow("--default-provider must be one of cpu, cuda, tensorrt, got 'rocm'");
   });
+
+  it('reach the models of a running `tensorwire serve`', async () => {
+    cleanups.push(cleanUpClis);
+    const cli = await spawnCli(await repository(), ['--default-max-batch-size', '8', '--default-instances', '2']);
+    const plain = (await call(cli.base, '/v2/models/plain/config')).json as ServedConfig;
+    expect(plain.max_batch_size).toBe(8);
+    expect(plain.instance_group[0]!.count).toBe(2);
+    expect(((await call(cli.base, '/v2/models/own/config')).json as ServedConfig).max_batch_size).toBe(4);
+  }, 60_000);
 });
 
 describe('createTensorwire: close()', () => {
