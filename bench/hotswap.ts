@@ -86,7 +86,6 @@ async function main(): Promise<void> {
 
   let swaps = 0;
   const swapMs: number[] = [];
-  let rssAfterFirst = 0;
   /** One swap: a new version directory, an explicit load that returns once it serves, the old directory removed. */
   const swap = async (): Promise<void> => {
     version++;
@@ -100,7 +99,7 @@ async function main(): Promise<void> {
   // Ten swaps before measuring memory, so allocators have reached their working size.
   for (let i = 0; i < 10; i++) await swap();
   await sleep(500);
-  rssAfterFirst = rssOf(server.pid!);
+  const rssAfterFirst = rssOf(server.pid!);
   await driver!.snapshot();
 
   const steady = new LatencyHistogram();

@@ -106,7 +106,7 @@ export async function startTensorwire(serveArgs: string[], nodeFlags: string[] =
     await waitReady(`${server.url}/v2/health/ready`);
   } catch (e) {
     await server.stop();
-    throw new Error(`${(e as Error).message}\n${server.output()}`);
+    throw new Error(`${(e as Error).message}\n${server.output()}`, { cause: e });
   }
   return server;
 }

@@ -6,41 +6,26 @@
  *                    [--model-control none|poll|explicit] [--load-model NAME]...
  *                    [--max-body-bytes N] [--repository-poll-ms N] [--drain-timeout-ms N]
  *                    [--metrics-port P] [--stream-max-inflight N] [--stream-feed on|off]
+ *                    [--default-provider cpu|cuda|tensorrt] [--default-instances N]
+ *                    [--default-max-batch-size N]
  *   tensorwire bench ...            (lib/bench/cli.ts)
  *
  * On SIGTERM/SIGINT `serve` shuts down gracefully: readiness turns false and new requests get
  * 503 at once, in-flight requests are given `--drain-timeout-ms` to finish, the core is shut
  * down, then the server closes and the process exits 0. A second signal exits at once.
+ *
+ * The wiring itself is createTensorwire's (lib/tensorwire.ts); this file only turns flags
+ * into its options and signals into its close().
  */
 import { parseArgs } from 'node:util';
-import { createInferenceService, type ModelControl } from './core/service';
-import type { InferenceService } from './core/types';
-import { DEFAULT_MAX_BODY_BYTES, DEFAULT_STREAM_MAX_INFLIGHT, startServer, type RunningServer } from './server/server';
+import { DEFAULT_MAX_BODY_BYTES, DEFAULT_STREAM_MAX_INFLIGHT } from './server/server';
+import { createTensorwire, type Tensorwire } from './tensorwire';
+import { OPTION_BOUNDS, boundedInteger, flagNumber, flagOf, providerOption, type NumericOption, type TensorwireOptions } from './tensorwire-options';
 
-/** What `tensorwire serve` was asked for. */
-export interface ServeOptions {
-  /** A repository directory (`<name>/<version>/model.onnx`) or a single `.onnx` file. */
-  repository: string;
-  modelControl: ModelControl;
-  /** Models to load at start in `explicit` mode. */
-  loadModels: string[];
-  /** Repository poll interval in `poll` mode, milliseconds. */
-  pollMs: number;
-  host: string;
-  port: number;
-  maxBodyBytes: number;
-  /** How long a graceful shutdown waits for in-flight requests. */
-  drainTimeoutMs: number;
-  /** Serve /metrics on this port instead of the main one. */
-  metricsPort?: number;
-  /** Requests in flight per WebSocket stream before 429 error frames. */
-  streamMaxInflight: number;
-  /** Whether stream clients may subscribe to the live prediction feed (`--stream-feed on|off`). */
-  streamFeed: boolean;
-}
+export { gracefulShutdown, type ShutdownableService } from './tensorwire';
 
-/** A service with the optional graceful-shutdown hook the CLI calls. */
-export type ShutdownableService = InferenceService & { shutdown?: () => Promise<void> };
+/** What `tensorwire serve` was asked for: createTensorwire's options, the CLI's defaults filled in. */
+export type ServeOptions = TensorwireOptions & Required<Pick<TensorwireOptions, 'modelControl' | 'loadModels' | 'repositoryPollMs' | 'host' | 'port' | 'maxBodyBytes' | 'drainTimeoutMs' | 'streamMaxInflight' | 'streamFeed'>>;
 
 const USAGE = `usage:
   tensorwire serve (--repo DIR | FILE.onnx) [--host 127.0.0.1] [--port 8000]
@@ -48,6 +33,9 @@ const USAGE = `usage:
                    [--max-body-bytes ${DEFAULT_MAX_BODY_BYTES}] [--repository-poll-ms 1000]
                    [--drain-timeout-ms 30000] [--metrics-port P (default: /metrics on --port)]
                    [--stream-max-inflight ${DEFAULT_STREAM_MAX_INFLIGHT}] [--stream-feed on|off (default on)]
+                   [--default-provider cpu|cuda|tensorrt (default cpu)]
+                   [--default-instances 1 (1-${OPTION_BOUNDS.defaultInstances[1]})]
+                   [--default-max-batch-size 64 (0-${OPTION_BOUNDS.defaultMaxBatchSize[1]})]
   tensorwire bench ...`;
 
 /** Entry point; returns the process exit code for commands that finish. */
@@ -55,9 +43,8 @@ export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === 'serve') return serve(rest);
   if (command === 'bench') {
-    // lib/bench is another module's; loaded only for this command.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const bench = require('./bench/cli') as { main(argv: string[]): Promise<number | void> | number | void };
+    // lib/bench is loaded only for this command (it brings worker threads and its own parsers).
+    const bench = await import('./bench/cli');
     return (await bench.main(rest)) ?? 0;
   }
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
@@ -85,6 +72,9 @@ export function parseServeArgs(args: string[]): ServeOptions {
       'metrics-port': { type: 'string' },
       'stream-max-inflight': { type: 'string', default: String(DEFAULT_STREAM_MAX_INFLIGHT) },
       'stream-feed': { type: 'string', default: 'on' },
+      'default-provider': { type: 'string' },
+      'default-instances': { type: 'string' },
+      'default-max-batch-size': { type: 'string' },
     },
   });
   if (values.repo !== undefined && positionals.length > 0) throw new Error(`give either --repo DIR or a model file, not both (got --repo ${values.repo} and ${positionals.join(' ')})`);
@@ -98,25 +88,25 @@ export function parseServeArgs(args: string[]): ServeOptions {
   const streamFeed = values['stream-feed'];
   // There is no authentication yet: `off` is how an operator keeps predictions private.
   if (streamFeed !== 'on' && streamFeed !== 'off') throw new Error(`--stream-feed must be on or off, got '${streamFeed}'`);
+  const text = (option: NumericOption): string | undefined => values[flagOf(option).slice(2) as keyof typeof values] as string | undefined;
+  const integer = (option: NumericOption): number => boundedInteger(option, flagNumber(text(option) ?? ''), flagOf(option), text(option));
+  const given = (option: NumericOption): boolean => text(option) !== undefined;
   return {
     repository,
     host: values.host,
-    port: integerOption('--port', values.port, 0, 65535),
+    port: integer('port'),
     modelControl,
     loadModels: values['load-model'],
-    maxBodyBytes: integerOption('--max-body-bytes', values['max-body-bytes'], 1, Number.MAX_SAFE_INTEGER),
-    pollMs: integerOption('--repository-poll-ms', values['repository-poll-ms'], 1, 86_400_000),
-    drainTimeoutMs: integerOption('--drain-timeout-ms', values['drain-timeout-ms'], 0, 86_400_000),
-    ...(values['metrics-port'] !== undefined ? { metricsPort: integerOption('--metrics-port', values['metrics-port'], 0, 65535) } : {}),
-    streamMaxInflight: integerOption('--stream-max-inflight', values['stream-max-inflight'], 1, 1_000_000),
+    maxBodyBytes: integer('maxBodyBytes'),
+    repositoryPollMs: integer('repositoryPollMs'),
+    drainTimeoutMs: integer('drainTimeoutMs'),
+    ...(given('metricsPort') ? { metricsPort: integer('metricsPort') } : {}),
+    streamMaxInflight: integer('streamMaxInflight'),
     streamFeed: streamFeed === 'on',
+    ...(values['default-provider'] !== undefined ? { defaultProvider: providerOption(values['default-provider'], '--default-provider').kind } : {}),
+    ...(given('defaultInstances') ? { defaultInstances: integer('defaultInstances') } : {}),
+    ...(given('defaultMaxBatchSize') ? { defaultMaxBatchSize: integer('defaultMaxBatchSize') } : {}),
   };
-}
-
-function integerOption(name: string, text: string, min: number, max: number): number {
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < min || n > max) throw new Error(`${name} must be an integer from ${min} to ${max}, got '${text}'`);
-  return n;
 }
 
 async function serve(args: string[]): Promise<number> {
@@ -127,54 +117,19 @@ async function serve(args: string[]): Promise<number> {
     console.error(`${(e as Error).message}\n${USAGE}`);
     return 1;
   }
-  const service = await createInferenceService({
-    repository: options.repository,
-    modelControl: options.modelControl,
-    loadModels: options.loadModels,
-    pollMs: options.pollMs,
-  });
-  const registry = service.registry;
-  const server = await startServer(service, {
-    host: options.host,
-    port: options.port,
-    maxBodyBytes: options.maxBodyBytes,
-    streamMaxInflight: options.streamMaxInflight,
-    streamFeed: options.streamFeed,
-    ...(options.metricsPort !== undefined ? { metricsPort: options.metricsPort } : {}),
-    metricsHandler: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
-  });
-  const url = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${server.port}`;
-  const metricsUrl = server.metricsPort === undefined ? `${url}/metrics` : `${url.replace(/:\d+$/, `:${server.metricsPort}`)}/metrics`;
-  console.log(`tensorwire serving on ${url} (KServe v2 REST at ${url}/v2, stream at ${url.replace('http', 'ws')}/v2/stream, metrics at ${metricsUrl})`);
-  installShutdown(service, server, options.drainTimeoutMs);
-  // Requests are answered (503 until ready) while the models load; list them once loaded.
-  await service.initialLoad;
-  const index = service.repositoryIndex();
+  // Listening comes first: requests are answered (503 until ready) while the models load.
+  const tw = await createTensorwire({ ...options, waitForModels: false });
+  console.log(`tensorwire serving on ${tw.url} (KServe v2 REST at ${tw.url}/v2, stream at ${tw.url.replace('http', 'ws')}/v2/stream, metrics at ${tw.metricsUrl})`);
+  installShutdown(tw, options.drainTimeoutMs);
+  await tw.initialLoad;
+  const index = tw.service.repositoryIndex();
   if (index.length === 0) console.log('  no models');
   for (const entry of index) console.log(`  model ${entry.name} version ${entry.version}: ${entry.state}${entry.reason ? ` (${entry.reason})` : ''}`);
   // Keep running: uWS holds the event loop open until the server closes.
   return new Promise<number>(() => undefined);
 }
 
-/**
- * The graceful part of a shutdown, without exiting: readiness false and 503 for new work at
- * once (server.drain), in-flight requests given `drainTimeoutMs`, then the core's shutdown,
- * then the listen socket and every connection closed. Resolves true when nothing had to be
- * cut off.
- */
-export async function gracefulShutdown(service: ShutdownableService, server: RunningServer, drainTimeoutMs: number, log: (line: string) => void = console.log): Promise<boolean> {
-  const drained = await server.drain(drainTimeoutMs);
-  if (!drained) log(`drain timeout: ${server.inflight} request(s) still in flight are cancelled`);
-  try {
-    await service.shutdown?.();
-  } catch (e) {
-    log(`core shutdown failed: ${(e as Error).message}`);
-  }
-  await server.close();
-  return drained;
-}
-
-function installShutdown(service: ShutdownableService, server: RunningServer, drainTimeoutMs: number): void {
+function installShutdown(tw: Tensorwire, drainTimeoutMs: number): void {
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) {
@@ -182,8 +137,8 @@ function installShutdown(service: ShutdownableService, server: RunningServer, dr
       process.exit(1);
     }
     stopping = true;
-    console.log(`${signal}: draining ${server.inflight} in-flight request(s) (up to ${drainTimeoutMs} ms)`);
-    gracefulShutdown(service, server, drainTimeoutMs).then(
+    console.log(`${signal}: draining ${tw.server.inflight} in-flight request(s) (up to ${drainTimeoutMs} ms)`);
+    tw.close().then(
       () => process.exit(0),
       (e: unknown) => {
         console.error(`shutdown failed: ${(e as Error).message}`);

@@ -155,7 +155,7 @@ export function prepareRequest(o: Pick<BenchOptions, 'url' | 'model' | 'version'
   }
   const host = new URL(o.url).host;
   let body: Buffer;
-  let extra = '';
+  let extra: string;
   if (o.protocol === 'http-binary') {
     const encoded = encodeBinaryRequest(tensors, { binaryOutputs: true });
     body = encoded.body;

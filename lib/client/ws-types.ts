@@ -44,7 +44,7 @@ let cached: WsConstructor | undefined;
 export function loadWs(): WsConstructor {
   if (cached === undefined) {
     try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded lazily: code that never opens a WebSocket does not need ws, and a missing package gets the error below
       cached = require('ws') as WsConstructor;
     } catch (e) {
       throw new TensorwireError('INTERNAL', `the WebSocket client needs the 'ws' package (npm install ws): ${(e as Error).message}`, { cause: e });

@@ -14,7 +14,7 @@ import { TensorwireError, toTensorwireError } from '../errors';
 import { engineInfo, gpuStats } from '../engine';
 import { createMetrics, type TensorwireMetrics } from '../metrics/registry';
 import type { InferRequest, InferResponse, InferOutputTensor } from '../protocol/types';
-import { RepositoryWatcher, scanModel, scanRepository, singleFileRepository, validateConfig, type RepositoryDiff, type RepositoryScan } from '../repository';
+import { RepositoryWatcher, scanModel, scanRepository, singleFileRepository, validateConfig, type CompleteOptions, type RepositoryDiff, type RepositoryScan } from '../repository';
 import type { BatchingChange, BatchingSettings } from './live-config';
 import type { ModelVersion } from './model-version';
 import type { ServableFactory } from './servable';
@@ -43,6 +43,8 @@ export interface CreateServiceOptions {
   log?: (line: string) => void;
   /** Builds what serves each version; default: an ONNX model behind the dynamic batcher. */
   servables?: ServableFactory;
+  /** Server-wide defaults for what a model's config leaves out (provider, instances, max batch size). */
+  modelDefaults?: Pick<CompleteOptions, 'defaultProvider' | 'defaultInstances' | 'defaultMaxBatchSize'>;
 }
 
 /** The service plus what the CLI and tests need beyond the front-end interface. */
@@ -108,6 +110,7 @@ class Service implements TensorwireService {
         {
           metrics: this.metrics,
           ...(this.options.servables ? { servables: this.options.servables } : {}),
+          ...(this.options.modelDefaults ? { complete: this.options.modelDefaults } : {}),
           onState: (v) => this.log(`model ${v.name} version ${v.version}: ${v.state}${v.state === 'failed' ? ` (${v.reason})` : ''}`),
         },
         { drainMs: this.drainMs, log: this.log },

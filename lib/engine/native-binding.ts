@@ -82,7 +82,7 @@ export function nativeAddon(): NativeAddon {
   const failures: string[] = [];
   for (const file of candidates) {
     try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- a .node addon at a path found at run time: only require loads it
       addon = require(file) as NativeAddon;
       return addon;
     } catch (e) {

@@ -34,6 +34,8 @@ export interface CompleteOptions {
   defaultProvider?: ProviderOptions;
   /** max_batch_size of a batchable model whose config names none. Default 64. */
   defaultMaxBatchSize?: number;
+  /** instance_group count when the config names none. Default 1. */
+  defaultInstances?: number;
   /** Start of every error message (the config file); default `model "<name>"`. */
   where?: string;
 }
@@ -311,7 +313,7 @@ export function engineLoadOptions(config: ModelConfig | undefined, modelName: st
   const c: ModelConfig = config ?? {};
   const where = options.where ?? `model "${modelName}"`;
   const provider = resolveProvider(c, options, where);
-  const instances = c.instance_group?.[0]?.count ?? 1;
+  const instances = c.instance_group?.[0]?.count ?? options.defaultInstances ?? 1;
   const load: LoadOptions = { provider, instances, maxBatchSize: maxBatchSize ?? c.max_batch_size ?? options.defaultMaxBatchSize ?? DEFAULT_MAX_BATCH_SIZE };
   const p = c.parameters ?? {};
   if (p.intra_op_thread_count !== undefined) load.intraOpThreads = p.intra_op_thread_count;

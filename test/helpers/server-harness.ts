@@ -1,7 +1,8 @@
 /**
  * A real tensorwire server for integration tests: a temporary model repository written from
- * fixtures, the real server core (lib/core/service.ts, real engine, real schedulers) and the
- * real uWebSockets.js front end on 127.0.0.1 with an ephemeral port. Nothing is mocked.
+ * fixtures, started by createTensorwire (the real core, engine, schedulers and uWebSockets.js
+ * front end, wired as `tensorwire serve` wires them) on 127.0.0.1 with an ephemeral port.
+ * Nothing is mocked.
  *
  * Also the small HTTP helpers the integration tests share: JSON calls that return status,
  * headers and the parsed body, the binary tensor extension in both directions, and a
@@ -9,8 +10,9 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInferenceService, type ModelControl, type TensorwireService } from '../../lib/core/service';
-import { startServer, type RunningServer } from '../../lib/server/server';
+import type { ModelControl, TensorwireService } from '../../lib/core/service';
+import type { RunningServer } from '../../lib/server/server';
+import { createTensorwire } from '../../lib/tensorwire';
 import { tempDir } from './engine-run';
 
 /** One model version to write into the repository. */
@@ -73,43 +75,39 @@ export async function writeHarnessModel(repo: string, model: HarnessModel): Prom
 export async function startHarness(options: HarnessOptions): Promise<Harness> {
   const { dir: repo, cleanup } = tempDir('tw-integration-');
   const log: string[] = [];
-  let service: TensorwireService | undefined;
   try {
     for (const model of options.models) await writeHarnessModel(repo, model);
-    service = await createInferenceService({
+    // The same wiring as `tensorwire serve` (lib/tensorwire.ts); resolves once the start-up models loaded.
+    const tw = await createTensorwire({
       repository: repo,
-      modelControl: options.modelControl ?? 'none',
-      loadModels: options.loadModels,
-      drainMs: options.drainMs ?? 2000,
-      log: (line) => log.push(line),
-    });
-    await service.initialLoad;
-    const core = service;
-    const server = await startServer(core, {
       host: '127.0.0.1',
       port: 0,
+      modelControl: options.modelControl ?? 'none',
+      loadModels: options.loadModels ?? [],
+      versionDrainMs: options.drainMs ?? 2000,
       ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
-      metricsHandler: async () => ({ contentType: core.registry.contentType, body: await core.registry.metrics() }),
+      log: (line) => log.push(line),
     });
     let closed: Promise<void> | undefined;
     return {
-      base: `http://127.0.0.1:${server.port}`,
-      port: server.port,
+      base: tw.url,
+      port: tw.server.port,
       repo,
-      service: core,
-      server,
+      service: tw.service,
+      server: tw.server,
       log,
       close() {
+        // Not tw.close(): tests end with requests still queued on purpose, and the harness
+        // cancels them at once (sockets first, then the core) instead of draining them.
         closed ??= (async () => {
-          await server.close();
-          await core.shutdown();
+          await tw.server.close();
+          await tw.service.shutdown();
           cleanup();
         })();
         return closed;
       },
     };
   } catch (e) {
-    await service?.shutdown().catch(() => undefined);
     cleanup();
     throw e;
   }
@@ -123,7 +121,7 @@ export interface Reply {
   status: number;
   headers: Headers;
   text: string;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a parsed reply of any shape; each test asserts the fields it reads
   json: any;
 }
 
@@ -179,7 +177,7 @@ export interface BinaryReply {
   /** The raw body. */
   body: Buffer;
   /** The JSON part (the whole body when there is no Inference-Header-Content-Length). */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a parsed reply of any shape; each test asserts the fields it reads
   json: any;
   /** Bytes of each output sent as binary data, by name. */
   binary: Record<string, Buffer>;

@@ -1,0 +1,119 @@
+/**
+ * The composition root: one call that wires a tensorwire server together the way
+ * `tensorwire serve` runs it (the core service over a model repository, the HTTP/WebSocket
+ * front end, /metrics) and hands back one handle that shuts it all down in the right order.
+ * The CLI and the tests' server harness start servers through here, so there is one wiring.
+ *
+ *   const tw = await createTensorwire({ repository: 'models', port: 0 });
+ *   // ... tw.url serves KServe v2 ...
+ *   await tw.close();
+ */
+import type { Registry } from 'prom-client';
+import { createInferenceService, type TensorwireService } from './core/service';
+import type { InferenceService } from './core/types';
+import { startServer, type RunningServer } from './server/server';
+import { checkOptions, modelDefaults, type TensorwireOptions } from './tensorwire-options';
+
+/** A running tensorwire server. */
+export interface Tensorwire {
+  /** `http://host:port` of the REST API (`/v2/...`) and the stream (`ws://host:port/v2/stream`). */
+  readonly url: string;
+  /** Where /metrics is served (on `url` unless `metricsPort` was given). */
+  readonly metricsUrl: string;
+  /** The server core: models, inference, statistics, hot swap, independent of HTTP. */
+  readonly service: TensorwireService;
+  /** The Prometheus registry /metrics serves (`await tw.metrics.metrics()` gives the text). */
+  readonly metrics: Registry;
+  /** The listening front end (port, in-flight count, drain). */
+  readonly server: RunningServer;
+  /** Resolves when the models loaded at start have loaded (or failed); createTensorwire waits for it unless `waitForModels` is false. */
+  readonly initialLoad: Promise<void>;
+  /**
+   * Graceful shutdown: readiness false and 503 for new work at once, in-flight requests given
+   * `drainTimeoutMs` to finish, models freed, then the sockets closed. Resolves true when
+   * nothing had to be cut off. Calling it again returns the same promise.
+   */
+  close(): Promise<boolean>;
+}
+
+/** Options of createTensorwire beyond the server's own. */
+export interface CreateOptions {
+  /** Resolve only once the models loaded at start are ready or failed (default true). The server answers (503 until ready) either way. */
+  waitForModels?: boolean;
+}
+
+/** A service with the optional graceful-shutdown hook gracefulShutdown calls. */
+export type ShutdownableService = InferenceService & { shutdown?: () => Promise<void> };
+
+/**
+ * Starts serving `options.repository` and resolves once listening (and, unless
+ * `waitForModels` is false, once the models loaded at start have loaded). Every option is
+ * checked first: a bad one rejects with TensorwireError INVALID_INPUT naming it.
+ */
+export async function createTensorwire(options: TensorwireOptions & CreateOptions): Promise<Tensorwire> {
+  checkOptions(options);
+  const defaults = modelDefaults(options);
+  const service = await createInferenceService({
+    repository: options.repository,
+    modelControl: options.modelControl ?? 'poll',
+    loadModels: options.loadModels ?? [],
+    ...(options.repositoryPollMs !== undefined ? { pollMs: options.repositoryPollMs } : {}),
+    ...(options.versionDrainMs !== undefined ? { drainMs: options.versionDrainMs } : {}),
+    ...(options.log !== undefined ? { log: options.log } : {}),
+    ...(Object.keys(defaults).length > 0 ? { modelDefaults: defaults } : {}),
+  });
+  const registry = service.registry;
+  let server: RunningServer;
+  try {
+    server = await startServer(service, {
+      host: options.host ?? '127.0.0.1',
+      port: options.port ?? 8000,
+      ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
+      ...(options.streamMaxInflight !== undefined ? { streamMaxInflight: options.streamMaxInflight } : {}),
+      ...(options.streamFeed !== undefined ? { streamFeed: options.streamFeed } : {}),
+      ...(options.metricsPort !== undefined ? { metricsPort: options.metricsPort } : {}),
+      metricsHandler: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
+    });
+  } catch (e) {
+    // Nothing listens: free what the core loaded before reporting the failure.
+    await service.shutdown().catch(() => undefined);
+    throw e;
+  }
+  const url = urlOf(server.host, server.port);
+  const drainTimeoutMs = options.drainTimeoutMs ?? 30_000;
+  let closing: Promise<boolean> | undefined;
+  const tw: Tensorwire = {
+    url,
+    metricsUrl: server.metricsPort === undefined ? `${url}/metrics` : `${urlOf(server.host, server.metricsPort)}/metrics`,
+    service,
+    metrics: registry,
+    server,
+    initialLoad: service.initialLoad,
+    close: () => (closing ??= gracefulShutdown(service, server, drainTimeoutMs, options.log)),
+  };
+  if (options.waitForModels ?? true) await service.initialLoad;
+  return tw;
+}
+
+/** `http://host:port`, brackets around an IPv6 address. */
+function urlOf(host: string, port: number): string {
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/**
+ * The graceful part of a shutdown, without exiting: readiness false and 503 for new work at
+ * once (server.drain), in-flight requests given `drainTimeoutMs`, then the core's shutdown,
+ * then the listen socket and every connection closed. Resolves true when nothing had to be
+ * cut off.
+ */
+export async function gracefulShutdown(service: ShutdownableService, server: RunningServer, drainTimeoutMs: number, log: (line: string) => void = console.log): Promise<boolean> {
+  const drained = await server.drain(drainTimeoutMs);
+  if (!drained) log(`drain timeout: ${server.inflight} request(s) still in flight are cancelled`);
+  try {
+    await service.shutdown?.();
+  } catch (e) {
+    log(`core shutdown failed: ${(e as Error).message}`);
+  }
+  await server.close();
+  return drained;
+}
