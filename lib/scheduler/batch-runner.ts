@@ -180,8 +180,8 @@ export class BatchRunner {
     return this.inflightRequests;
   }
 
-  /** Queued requests per priority level (index 0 = level 1, or the only level). */
-  queueDepthByLevel(): number[] {
+  /** Queued requests of each non-empty priority level, highest first (level 0: the model has no priorities). */
+  queueDepthByLevel(): { level: number; depth: number }[] {
     return this.batcher.sizeByLevel();
   }
 
