@@ -120,7 +120,7 @@ describe('a batch that fails because of some of its requests', () => {
     const jobs = Array.from({ length: 8 }, (_, k) => job(r, 100 + k, 1, k === 0));
     expect((await rejection(jobs[0]!.promise)).message).toMatch(OUT_OF_RANGE);
     for (const j of jobs.slice(1)) await expectOwnValues(j);
-    // [0-3] fails, [0,1] fails, [0] fails, [1] ok, [2,3] ok, [4-7] ok.
+    // One part at a time: [0-3] fails, [0,1] fails, [0] fails, [1] ok, [2,3] ok, [4-7] ok.
     expect(rec.isolations).toEqual([{ outcome: 'isolated', reruns: 6 }]);
     expect(rec.batches).toEqual([1, 2, 4]);
   });
@@ -129,9 +129,10 @@ describe('a batch that fails because of some of its requests', () => {
     const clock = new ManualClock(1_000_000);
     const { runner: r, rec } = runner({ defaultQueuePolicy: { allowTimeoutOverride: true } }, clock);
     const jobs = Array.from({ length: 8 }, (_, k) => job(r, 200 + k, 1, k === 0, k === 6 ? { timeoutUs: 1000 } : {}));
-    // When the bad request has failed alone, the others wait for their re-run.
+    // When the bad request has failed alone ([0-3], [0,1], [0] failed), [1], [2,3] and [4-7] wait for their re-run.
     rec.onFailure = (reason) => {
       if (reason !== 'ENGINE_FAILURE') return;
+      expect(r.inflight()).toBe(7);
       jobs[5]!.controller.abort();
       clock.advance(2000);
     };
@@ -176,17 +177,26 @@ describe('a batch that fails whatever its requests', () => {
       expect(err.message).toMatch(OUT_OF_RANGE);
     }
     expect(failedRunBudget(16)).toBe(10);
+    // Not 31 runs (every part down to single requests): 10 failed re-runs and no success.
     expect(rec.isolations).toEqual([{ outcome: 'gave_up', reruns: 10 }]);
     expect(rec.batches).toEqual([]);
   });
 
   it(`takes apart at most ${MAX_ISOLATIONS} failed batches at once; later ones fail as a whole`, async () => {
-    const { runner: r, rec } = runner({ maxBatchSize: 2 });
-    const jobs = Array.from({ length: 24 }, (_, k) => job(r, 500 + k, 1, true));
-    for (const j of jobs) expect((await rejection(j.promise)).code).toBe('ENGINE_FAILURE');
-    await r.drain();
-    expect(rec.isolations.some((i) => i.outcome === 'skipped')).toBe(true);
-    expect(rec.isolations.filter((i) => i.outcome !== 'skipped').every((i) => i.reruns === 2)).toBe(true);
-    expect(r.inflight()).toBe(0);
+    // 12 slots: 12 full batches of 2 are staged at once and all fail.
+    const many = await loadModel(await pickModel(tmp.dir, { file: 'pick-12-slots.onnx' }), { maxBatchSize: 2, slotsPerInstance: 12 });
+    try {
+      const rec = new Recorder();
+      const r = new BatchRunner(many, { listener: rec, name: 'pick:1' });
+      const jobs = Array.from({ length: 24 }, (_, k) => job(r, 500 + k, 1, true));
+      for (const j of jobs) expect((await rejection(j.promise)).message).toMatch(OUT_OF_RANGE);
+      await r.drain();
+      const outcomes = rec.isolations.map((i) => i.outcome).sort();
+      expect(outcomes).toEqual([...new Array(MAX_ISOLATIONS).fill('isolated'), ...new Array(12 - MAX_ISOLATIONS).fill('skipped')]);
+      expect(rec.isolations.filter((i) => i.outcome === 'isolated').every((i) => i.reruns === 2)).toBe(true);
+      expect(r.inflight()).toBe(0);
+    } finally {
+      await many.unload();
+    }
   });
 });

@@ -12,8 +12,10 @@
  * `failedRunBudget(n)` re-runs have failed and none has succeeded yet, the isolation gives up
  * and the rest of the batch fails with the error of the smallest part it was in.
  *
- * This class is bookkeeping only (no engine, no timers): BatchRunner runs the groups it hands
- * out, one at a time, and reports each outcome back.
+ * One part of a batch runs at a time: what the last part did decides what runs next, and
+ * the budget is then exact. This class is bookkeeping only (no engine, no timers):
+ * BatchRunner runs the groups it hands out and reports each outcome back; it runs parts of
+ * different failed batches at once when slots are free.
  */
 import type { TensorwireError } from '../errors';
 
@@ -49,6 +51,8 @@ export class BatchIsolation<M> {
   readonly size: number;
   /** Re-runs started so far. */
   runs = 0;
+  /** Re-runs started and not reported back yet. */
+  private running = 0;
   private failedRuns = 0;
   private anySuccess = false;
   private gaveUp = false;
@@ -60,30 +64,40 @@ export class BatchIsolation<M> {
     this.push(members, error);
   }
 
-  /** True while a group is left to run. */
+  /** True when a group is left to run and none is running. */
   hasNext(): boolean {
-    return this.stack.length > 0;
+    return this.stack.length > 0 && this.running === 0;
   }
 
-  /** The next group to run, or null when none is left. */
+  /** True once nothing is left to run and every run started was reported back. */
+  get finished(): boolean {
+    return this.stack.length === 0 && this.running === 0;
+  }
+
+  /** The next group to run, or null when none is left or one is running. The caller reports `started` if it runs it. */
   next(): IsolationGroup<M> | null {
-    const group = this.stack.pop();
-    if (group === undefined) return null;
-    this.runs++;
-    return group;
+    return this.running === 0 ? (this.stack.pop() ?? null) : null;
   }
 
-  /** The last group handed out ran. */
+  /** A group handed out by `next` started running; `succeeded` or `failed` follows. */
+  started(): void {
+    this.runs++;
+    this.running++;
+  }
+
+  /** A started group ran. */
   succeeded(): void {
+    this.running--;
     this.anySuccess = true;
   }
 
   /**
-   * The last group handed out failed with `error`; `members` are those still waiting. Returns
+   * A started group failed with `error`; `members` are those still waiting. Returns
    * the groups to fail now: the member itself when it ran alone, everything left when the
    * budget is spent or the error is not request-specific; otherwise its halves are queued.
    */
   failed(members: M[], error: TensorwireError): IsolationGroup<M>[] {
+    this.running--;
     this.failedRuns++;
     if (members.length <= 1 || !worthIsolating(error.code)) return [{ members, error }];
     if (!this.anySuccess && this.failedRuns >= failedRunBudget(this.size)) {

@@ -13,9 +13,11 @@
  *
  * A batch of several requests that fails in the engine is taken apart (batch-isolation.ts):
  * its requests wait again, this time to be re-run in parts, so that only the ones that make
- * the run fail get the error. At most one such re-run is in flight per runner, so the queue
- * keeps the other staging slots; a re-run skips requests whose client left and answers
- * DEADLINE_EXCEEDED to those whose timeout passed meanwhile.
+ * the run fail get the error. Re-runs take free staging slots before the queue does (the
+ * failed batch's requests came first, and the work per failed batch is bounded), so the
+ * queue waits, and its own limits push back, instead of failed batches piling up; a re-run
+ * skips requests whose client left and answers DEADLINE_EXCEEDED to those whose timeout
+ * passed meanwhile.
  *
  * Hot path cost: per request one promise, one pending object, one queue entry and one output
  * buffer; no timers and no closures per request (an abort signal gets the pending object itself
@@ -41,8 +43,12 @@ const RUNNING = 1;
 const WAITING_RERUN = 2;
 const SETTLED = 3;
 
-/** Failed batches being taken apart at once; a batch that fails beyond that fails as a whole. */
-export const MAX_ISOLATIONS = 4;
+/**
+ * Failed batches being taken apart at once; a batch that fails beyond that fails as a whole.
+ * Rarely reached: the queue waits while re-runs are pending, so new failures come only from
+ * batches that were already staged.
+ */
+export const MAX_ISOLATIONS = 8;
 
 /** A request from infer() until its promise settles. Doubles as its abort listener. */
 class PendingRequest implements BatchMember {
@@ -98,9 +104,8 @@ export class BatchRunner {
   private inflightRequests = 0;
   /** Requests of failed batches waiting for their re-run. */
   private waitingRerun = 0;
-  /** Failed batches being taken apart, oldest first: only the first one runs. */
+  /** Failed batches being taken apart, oldest first. */
   private readonly isolations: BatchIsolation<PendingRequest>[] = [];
-  private rerunInFlight = false;
   private closedReason: string | null = null;
   private immediate: NodeJS.Immediate | null = null;
   private readonly wake: WakeTimer;
@@ -230,7 +235,7 @@ export class BatchRunner {
     if (queued.length > 0) this.listener?.onDequeue(queued.length);
     for (const e of queued) this.fail(e.payload, this.unavailable());
     for (const iso of this.isolations) this.failGroups(iso.takeAll(), this.unavailable());
-    this.startRerun(); // only reports the emptied isolations (and forgets them) now
+    this.startRerun(); // only reports the emptied isolations that run nothing (and forgets them)
     this.checkDrained();
   }
 
@@ -273,6 +278,7 @@ export class BatchRunner {
       }
     }
     while (batcher.size() > 0) {
+      // startRerun took the free slots it could use: when a part still waits, none is free.
       if (this.model.freeSlotCount() === 0) {
         // A completion calls us again; only a deadline can need us sooner.
         this.wake.arm(batcher.nextDeadlineUs());
@@ -302,15 +308,20 @@ export class BatchRunner {
   }
 
   /**
-   * Starts the next part of the oldest failed batch, when no re-run is in flight and a slot is
-   * free. Parts whose requests all left are skipped; finished isolations are reported.
+   * Starts parts of failed batches, oldest batch first, while slots are free. Parts whose
+   * requests all left are skipped; finished isolations are reported and forgotten.
    */
   private startRerun(): void {
-    while (!this.rerunInFlight && this.isolations.length > 0) {
-      const iso = this.isolations[0]!;
-      if (!iso.hasNext()) {
-        this.isolations.shift();
+    let i = 0;
+    while (i < this.isolations.length) {
+      const iso = this.isolations[i]!;
+      if (iso.finished) {
+        this.isolations.splice(i, 1);
         this.listener?.onIsolation?.(iso.outcome, iso.runs);
+        continue;
+      }
+      if (!iso.hasNext()) {
+        i++;
         continue;
       }
       // A completion calls us again.
@@ -332,7 +343,7 @@ export class BatchRunner {
         rows += p.batchSize;
       }
       if (members.length === 0) continue;
-      this.rerunInFlight = true;
+      iso.started();
       this.start(members, rows, iso);
     }
   }
@@ -343,8 +354,8 @@ export class BatchRunner {
     if (slot === undefined) {
       // freeSlotCount() said otherwise a moment ago on the same thread: a bug, not a load issue.
       const err = new TensorwireError('INTERNAL', `no free staging slot on ${this.name} although one was reported`);
-      for (const p of members) this.fail(p, err);
-      if (isolation !== null) this.rerunInFlight = false;
+      if (isolation !== null) this.failGroups(isolation.failed(members, err));
+      else for (const p of members) this.fail(p, err);
       return;
     }
     const startUs = this.clock.nowUs();
@@ -453,7 +464,6 @@ export class BatchRunner {
 
   /** Gives the batch's slot back and updates the in-flight counts. */
   private retire(batch: RunningBatch): void {
-    if (batch.isolation !== null) this.rerunInFlight = false;
     batch.slot.release();
     this.inflightBatches--;
     this.inflightRequests -= batch.members.length;
