@@ -217,6 +217,16 @@ describe('inputs, outputs and shapes', () => {
       expect(unknownOutput.message).toBe("output 'nope' is not an output of the model (expected 'sum', 'scaled')");
       const missing = await rejection(runner.infer(request([tensor('a', 'INT64', [1, 3], a2)]), { batchSize: 1, compatKey: '' }));
       expect(missing.message).toBe("input 'b' is missing: the model expects 'a', 'b'");
+
+      // Repeats are refused: a request must not make the server copy an output many times over.
+      const ab = [tensor('a', 'INT64', [1, 3], a2), tensor('b', 'FP32', [1, 3], b2)];
+      const scaled = { name: 'scaled', binary: true };
+      const repeated = await rejection(runner.infer(request(ab, { outputs: Array.from({ length: 1000 }, () => scaled) }), { batchSize: 1, compatKey: '' }));
+      expect(repeated.code).toBe('INVALID_INPUT');
+      expect(repeated.message).toBe("output 'scaled' is requested more than once");
+      const twice = await rejection(runner.infer(request([...ab, tensor('a', 'INT64', [1, 3], a2)]), { batchSize: 1, compatKey: '' }));
+      expect(twice.message).toBe("input 'a' is given more than once");
+      expect(runner.queueDepth()).toBe(0);
     } finally {
       await model.unload();
     }
