@@ -466,3 +466,24 @@ describe('DynamicBatcher: cost follows the levels in use, not priority_levels', 
     ]);
   });
 });
+
+describe('DynamicBatcher: deadlines of dispatched requests waiting for a re-run', () => {
+  it('isOverdue: past the deadline under REJECT; never under DELAY or without a timeout', () => {
+    const { batcher, add, clock } = make({
+      maxBatchSize: 4,
+      priorityLevels: 2,
+      defaultPriorityLevel: 2,
+      defaultQueuePolicy: { defaultTimeoutUs: 1000 },
+      priorityQueuePolicy: { 1: { defaultTimeoutUs: 1000, timeoutAction: 'DELAY' } },
+    });
+    const reject = add('reject');
+    const delay = add('delay', { priority: 1 });
+    expect(payloads(batcher.next(1, 0))).toEqual(['delay', 'reject']);
+    expect(batcher.isOverdue(reject, clock.nowUs() + 999)).toBe(false);
+    expect(batcher.isOverdue(reject, clock.nowUs() + 1000)).toBe(true);
+    expect(batcher.isOverdue(delay, clock.nowUs() + 5000)).toBe(false);
+    const { batcher: none, add: addNone, clock: c2 } = make({ maxBatchSize: 4 });
+    const e = addNone('no timeout');
+    expect(none.isOverdue(e, c2.nowUs() + 1e12)).toBe(false);
+  });
+});

@@ -334,7 +334,7 @@ export class BatchRunner {
         if (p.state !== WAITING_RERUN) continue;
         this.waitingRerun--;
         const e = p.entry;
-        if (!e.delayed && e.deadlineUs > 0 && now >= e.deadlineUs) {
+        if (this.batcher.isOverdue(e, now)) {
           this.fail(p, new TensorwireError('DEADLINE_EXCEEDED', `request timed out after ${now - e.enqueueUs} us: its batch failed and it waited to be re-run in ${this.name}`));
           continue;
         }

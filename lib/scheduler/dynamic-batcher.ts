@@ -249,6 +249,16 @@ export class DynamicBatcher<T> {
     return rejected ?? NO_ENTRIES;
   }
 
+  /**
+   * True when `entry` (dispatched, waiting to run again) is past its deadline and its level
+   * rejects timed-out requests; under DELAY it stays, as it would in the queue.
+   */
+  isOverdue(entry: BatchEntry<T>, nowUs: number): boolean {
+    if (entry.delayed || entry.deadlineUs === 0 || nowUs < entry.deadlineUs) return false;
+    const level = this.cfg.priorityLevels === 0 ? 0 : Math.min(Math.max(entry.level, 1), this.cfg.priorityLevels);
+    return queuePolicyOf(this.cfg, level).timeoutAction === 'REJECT';
+  }
+
   /** The earliest deadline among queued entries, or null. */
   nextDeadlineUs(): number | null {
     return this.deadlines.peek()?.deadlineUs ?? null;
