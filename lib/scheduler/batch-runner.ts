@@ -13,11 +13,11 @@
  *
  * A batch of several requests that fails in the engine is taken apart (batch-isolation.ts):
  * its requests wait again, this time to be re-run in parts, so that only the ones that make
- * the run fail get the error. Re-runs take free staging slots before the queue does (the
- * failed batch's requests came first, and the work per failed batch is bounded), so the
- * queue waits, and its own limits push back, instead of failed batches piling up; a re-run
- * skips requests whose client left and answers DEADLINE_EXCEEDED to those whose timeout
- * passed meanwhile.
+ * the run fail get the error. A part ready to run takes a free staging slot before the queue
+ * does (its requests came first, and the work per failed batch is bounded); each failed
+ * batch runs one part at a time, so while parts run the queue still gets the other slots. A
+ * re-run skips requests whose client left and answers DEADLINE_EXCEEDED to those whose
+ * timeout passed meanwhile.
  *
  * Hot path cost: per request one promise, one pending object, one queue entry and one output
  * buffer; no timers and no closures per request (an abort signal gets the pending object itself
@@ -44,9 +44,8 @@ const WAITING_RERUN = 2;
 const SETTLED = 3;
 
 /**
- * Failed batches being taken apart at once; a batch that fails beyond that fails as a whole.
- * Rarely reached: the queue waits while re-runs are pending, so new failures come only from
- * batches that were already staged.
+ * Failed batches being taken apart at once; a batch that fails beyond that fails as a whole,
+ * so a flood of bad requests costs bounded memory and re-runs instead of a growing backlog.
  */
 export const MAX_ISOLATIONS = 8;
 
