@@ -153,7 +153,11 @@ describe('DynamicBatcher: compatibility, order, priorities', () => {
     add('high1', { priority: 1 });
     add('mid2', { priority: 0 });
     add('high2', { priority: 1 });
-    expect(batcher.sizeByLevel()).toEqual([2, 2, 2]);
+    expect(batcher.sizeByLevel()).toEqual([
+      { level: 1, depth: 2 },
+      { level: 2, depth: 2 },
+      { level: 3, depth: 2 },
+    ]);
     expect(payloads(batcher.next(0, 1))).toEqual(['high1', 'high2', 'mid1']);
     expect(payloads(batcher.next(0, 1))).toEqual(['mid2', 'low1', 'low2']);
   });
@@ -296,7 +300,10 @@ describe('DynamicBatcher: remove, sizes, live changes', () => {
     add('b', { priority: 1 });
     clock.advance(50);
     expect(batcher.oldestWaitUs()).toBe(300);
-    expect(batcher.sizeByLevel()).toEqual([1, 1]);
+    expect(batcher.sizeByLevel()).toEqual([
+      { level: 1, depth: 1 },
+      { level: 2, depth: 1 },
+    ]);
   });
 
   it('updateConfig changes the delay of requests already queued', () => {
@@ -331,7 +338,10 @@ describe('DynamicBatcher: remove, sizes, live changes', () => {
     clock.advance(1);
     add('p2', { priority: 2 });
     batcher.updateConfig({ priorityLevels: 2, defaultPriorityLevel: 2 });
-    expect(batcher.sizeByLevel()).toEqual([1, 2]);
+    expect(batcher.sizeByLevel()).toEqual([
+      { level: 1, depth: 1 },
+      { level: 2, depth: 2 },
+    ]);
     expect(['p1', 'p2', 'p3'].map(() => payloads(batcher.next(1, 0))[0])).toEqual(['p1', 'p3', 'p2']);
     batcher.updateConfig({ priorityLevels: 0, defaultPriorityLevel: 0 });
     expect(catchError(() => add('x', { priority: 1 })).code).toBe('INVALID_INPUT');
@@ -415,5 +425,65 @@ describe('mergeBatcherConfig', () => {
       priorityQueuePolicy: { 1: { maxQueueSize: 3 } },
     });
     expect(c.priorityQueuePolicy).toEqual({ 1: { maxQueueSize: 3, defaultTimeoutUs: 700, allowTimeoutOverride: false, timeoutAction: 'REJECT' } });
+  });
+});
+
+describe('DynamicBatcher: cost follows the levels in use, not priority_levels', () => {
+  it('a batcher allowed 100,000,000 priority levels is created and used at once, with little memory', () => {
+    // Before: one queue per configured level was allocated up front (V8 heap out of memory).
+    const heapBefore = process.memoryUsage().heapUsed;
+    const start = performance.now();
+    const { batcher, add } = make({ maxBatchSize: 4, priorityLevels: 100_000_000, defaultPriorityLevel: 50_000_000 });
+    add('default');
+    add('last', { priority: 100_000_000 });
+    add('first', { priority: 1 });
+    expect(batcher.sizeByLevel()).toEqual([
+      { level: 1, depth: 1 },
+      { level: 50_000_000, depth: 1 },
+      { level: 100_000_000, depth: 1 },
+    ]);
+    expect(payloads(batcher.next(1, 0))).toEqual(['first', 'default', 'last']);
+    expect(batcher.sizeByLevel()).toEqual([]);
+    batcher.updateConfig({ priorityLevels: 90_000_000, defaultPriorityLevel: 1 });
+    add('again', { priority: 90_000_000 });
+    expect(payloads(batcher.next(1, 0))).toEqual(['again']);
+    expect(performance.now() - start).toBeLessThan(200);
+    expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(16 * 1024 * 1024);
+  });
+
+  it('an emptied level is dropped and a later request re-opens it with its own queue policy', () => {
+    const { batcher, add } = make({ maxBatchSize: 1, priorityLevels: 3, defaultPriorityLevel: 3, priorityQueuePolicy: { 2: { maxQueueSize: 1 } } });
+    add('a', { priority: 2 });
+    expect(catchError(() => add('b', { priority: 2 })).code).toBe('QUEUE_FULL');
+    expect(payloads(batcher.next(1, 0))).toEqual(['a']);
+    expect(batcher.sizeByLevel()).toEqual([]);
+    add('c', { priority: 2 });
+    expect(catchError(() => add('d', { priority: 2 })).message).toBe('queue full: priority level 2 holds its max_queue_size of 1 requests');
+    add('e');
+    expect(batcher.sizeByLevel()).toEqual([
+      { level: 2, depth: 1 },
+      { level: 3, depth: 1 },
+    ]);
+  });
+});
+
+describe('DynamicBatcher: deadlines of dispatched requests waiting for a re-run', () => {
+  it('isOverdue: past the deadline under REJECT; never under DELAY or without a timeout', () => {
+    const { batcher, add, clock } = make({
+      maxBatchSize: 4,
+      priorityLevels: 2,
+      defaultPriorityLevel: 2,
+      defaultQueuePolicy: { defaultTimeoutUs: 1000 },
+      priorityQueuePolicy: { 1: { defaultTimeoutUs: 1000, timeoutAction: 'DELAY' } },
+    });
+    const reject = add('reject');
+    const delay = add('delay', { priority: 1 });
+    expect(payloads(batcher.next(1, 0))).toEqual(['delay', 'reject']);
+    expect(batcher.isOverdue(reject, clock.nowUs() + 999)).toBe(false);
+    expect(batcher.isOverdue(reject, clock.nowUs() + 1000)).toBe(true);
+    expect(batcher.isOverdue(delay, clock.nowUs() + 5000)).toBe(false);
+    const { batcher: none, add: addNone, clock: c2 } = make({ maxBatchSize: 4 });
+    const e = addNone('no timeout');
+    expect(none.isOverdue(e, c2.nowUs() + 1e12)).toBe(false);
   });
 });

@@ -64,6 +64,12 @@ export class VersionStatistics implements BatchRunnerListener {
     this.metrics?.recordBatch(batchSize);
   }
 
+  /** A failed batch was taken apart (or not): counted in Prometheus only, Triton's statistics have no field for it. */
+  onIsolation(outcome: string, reruns: number): void {
+    if (this.paused) return;
+    this.metrics?.recordIsolation(outcome, reruns);
+  }
+
   /** A request answered with outputs; `samples` is its batch dimension. */
   recordSuccess(samples: number, timings: StageTimings, totalUs: number): void {
     add(this.success, totalUs);

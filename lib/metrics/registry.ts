@@ -84,6 +84,8 @@ export class ModelMetrics {
   private readonly computeInfer: HistogramCell;
   private readonly computeOutput: HistogramCell;
   private readonly batchSize: HistogramCell;
+  private readonly isolations = new Map<string, CounterCell>();
+  private readonly isolationRuns: CounterCell;
 
   /** @internal created by TensorwireMetrics.model() */
   constructor(
@@ -100,6 +102,7 @@ export class ModelMetrics {
     this.computeInfer = families.duration.child(model, version, 'compute_infer');
     this.computeOutput = families.duration.child(model, version, 'compute_output');
     this.batchSize = families.batch.child(model, version);
+    this.isolationRuns = families.isolationRuns.child(model, version);
   }
 
   /**
@@ -127,6 +130,20 @@ export class ModelMetrics {
     cell.value++;
   }
 
+  /**
+   * A batch of several requests failed in the engine and was taken apart (`outcome`:
+   * isolated, gave_up) with `reruns` re-runs, or was not (skipped).
+   */
+  recordIsolation(outcome: string, reruns: number): void {
+    let cell = this.isolations.get(outcome);
+    if (cell === undefined) {
+      cell = this.families.isolations.child(this.model, this.version, outcome);
+      this.isolations.set(outcome, cell);
+    }
+    cell.value++;
+    this.isolationRuns.value += reruns;
+  }
+
   /** One batch (model execution) of `batchSize` samples ran. */
   recordBatch(batchSize: number): void {
     this.executions.value++;
@@ -140,6 +157,8 @@ interface Families {
   executions: CounterFamily;
   duration: HistogramFamily;
   batch: HistogramFamily;
+  isolations: CounterFamily;
+  isolationRuns: CounterFamily;
 }
 
 /** The handles `createMetrics` returns. */
@@ -166,6 +185,12 @@ export class TensorwireMetrics {
       executions: new CounterFamily('tensorwire_inference_exec_count_total', 'Model executions (batches run).', labels).registerWith(registry),
       duration: new HistogramFamily('tensorwire_request_duration_seconds', 'Time of successful requests per stage: total (end to end), queue, compute_input, compute_infer, compute_output.', [...labels, 'stage'], DURATION_BUCKETS_S).registerWith(registry),
       batch: new HistogramFamily('tensorwire_batch_size', 'Samples per executed batch.', labels, BATCH_SIZE_BUCKETS).registerWith(registry),
+      isolations: new CounterFamily(
+        'tensorwire_batch_isolation_total',
+        'Batches of several requests that failed in the engine, by outcome: isolated (re-run in parts so only the failing requests got the error), gave_up (no part succeeded within the budget), skipped (too many failed batches at once; all got the error).',
+        [...labels, 'outcome'],
+      ).registerWith(registry),
+      isolationRuns: new CounterFamily('tensorwire_batch_isolation_runs_total', 'Re-runs made to take failed batches apart.', labels).registerWith(registry),
     };
     const providers = this.queueProviders;
     new Gauge({
@@ -321,6 +346,8 @@ export class TensorwireMetrics {
     this.families.executions.remove(match);
     this.families.duration.remove(match);
     this.families.batch.remove(match);
+    this.families.isolations.remove(match);
+    this.families.isolationRuns.remove(match);
     for (const s of MODEL_STATES) this.modelState.remove({ model, version, state: s });
     this.modelMemory.remove({ model, version, device: 'host' });
     this.modelMemory.remove({ model, version, device: 'gpu' });

@@ -48,6 +48,11 @@ export function resolveInputOrder(inputs: readonly TensorSpec[], request: InferR
       throw new TensorwireError('INVALID_INPUT', `input '${t.name}' is not an input of the model (expected ${inputs.map((s) => `'${s.name}'`).join(', ')})`);
     }
   }
+  // Every model input was found and every given one is known: more given means a name twice.
+  if (given.length !== inputs.length) {
+    const twice = given.find((t, k) => given.findIndex((u) => u.name === t.name) !== k)!;
+    throw new TensorwireError('INVALID_INPUT', `input '${twice.name}' is given more than once`);
+  }
   return order;
 }
 
@@ -70,16 +75,23 @@ export function checkInputBytes(request: InferRequest, batchable: boolean, batch
   }
 }
 
-/** Model output indices for the request's requested outputs (null = all); INVALID_INPUT for an unknown name. */
+/**
+ * Model output indices for the request's requested outputs (null = all); INVALID_INPUT for an
+ * unknown name or a name asked for twice (each requested output is copied into the answer:
+ * repeats would let one small request make the server copy an output any number of times).
+ */
 export function resolveOutputIndices(outputs: readonly TensorSpec[], request: InferRequest): Int32Array | null {
   const wanted = request.outputs;
   if (wanted === undefined) return null;
-  const indices = new Int32Array(wanted.length);
+  const indices = new Int32Array(Math.min(wanted.length, outputs.length));
+  const seen = new Uint8Array(outputs.length);
   for (let k = 0; k < wanted.length; k++) {
     const at = outputs.findIndex((o) => o.name === wanted[k]!.name);
     if (at < 0) {
       throw new TensorwireError('INVALID_INPUT', `output '${wanted[k]!.name}' is not an output of the model (expected ${outputs.map((o) => `'${o.name}'`).join(', ')})`);
     }
+    if (seen[at] === 1) throw new TensorwireError('INVALID_INPUT', `output '${outputs[at]!.name}' is requested more than once`);
+    seen[at] = 1;
     indices[k] = at;
   }
   return indices;

@@ -11,6 +11,14 @@
  * Timeouts (queue policy) apply while a request is queued, as in Triton; once its batch runs
  * only cancellation ends it early.
  *
+ * A batch of several requests that fails in the engine is taken apart (batch-isolation.ts):
+ * its requests wait again, this time to be re-run in parts, so that only the ones that make
+ * the run fail get the error. A part ready to run takes a free staging slot before the queue
+ * does (its requests came first, and the work per failed batch is bounded); each failed
+ * batch runs one part at a time, so while parts run the queue still gets the other slots. A
+ * re-run skips requests whose client left and answers DEADLINE_EXCEEDED to those whose
+ * timeout passed meanwhile.
+ *
  * Hot path cost: per request one promise, one pending object, one queue entry and one output
  * buffer; no timers and no closures per request (an abort signal gets the pending object itself
  * as its listener). Scheduling after an enqueue is deferred to setImmediate, once per event-loop
@@ -20,6 +28,7 @@ import { TensorwireError, isTensorwireError, toTensorwireError } from '../errors
 import type { BatchOutput, BatchResult } from '../engine/types';
 import type { InferRequest, StageTimings } from '../protocol/types';
 import { checkInputBytes, gatherInputs, resolveInputOrder, resolveOutputIndices, scatterOutputs, type BatchMember } from './batch-io';
+import { BatchIsolation, worthIsolating, type IsolationGroup } from './batch-isolation';
 import { DEFAULT_BATCHER_CONFIG, mergeBatcherConfig, type BatcherConfig, type BatcherConfigPatch } from './batcher-config';
 import { monotonicClock, type Clock } from './clock';
 import { DynamicBatcher, type BatchEntry } from './dynamic-batcher';
@@ -30,7 +39,15 @@ export type { BatchRunnerListener, BatchRunnerOptions, RunnerModel, RunnerResult
 
 const QUEUED = 0;
 const RUNNING = 1;
-const SETTLED = 2;
+/** Its batch failed; it waits to be re-run in a part of that batch. */
+const WAITING_RERUN = 2;
+const SETTLED = 3;
+
+/**
+ * Failed batches being taken apart at once; a batch that fails beyond that fails as a whole,
+ * so a flood of bad requests costs bounded memory and re-runs instead of a growing backlog.
+ */
+export const MAX_ISOLATIONS = 8;
 
 /** A request from infer() until its promise settles. Doubles as its abort listener. */
 class PendingRequest implements BatchMember {
@@ -68,6 +85,8 @@ interface RunningBatch {
   copyInUs: number;
   /** Members still waiting for the result; at 0 the run is cancelled. */
   live: number;
+  /** The failed batch this one is a part of, when it is a re-run. */
+  isolation: BatchIsolation<PendingRequest> | null;
 }
 
 /** Per-model-version scheduler; see the file comment. */
@@ -82,6 +101,10 @@ export class BatchRunner {
   private busyInstances = 0;
   private inflightBatches = 0;
   private inflightRequests = 0;
+  /** Requests of failed batches waiting for their re-run. */
+  private waitingRerun = 0;
+  /** Failed batches being taken apart, oldest first. */
+  private readonly isolations: BatchIsolation<PendingRequest>[] = [];
   private closedReason: string | null = null;
   private immediate: NodeJS.Immediate | null = null;
   private readonly wake: WakeTimer;
@@ -175,13 +198,13 @@ export class BatchRunner {
     return this.batcher.size();
   }
 
-  /** Requests whose batch is being staged or run. */
+  /** Requests whose batch is being staged or run, or that wait to be re-run after their batch failed. */
   inflight(): number {
-    return this.inflightRequests;
+    return this.inflightRequests + this.waitingRerun;
   }
 
-  /** Queued requests per priority level (index 0 = level 1, or the only level). */
-  queueDepthByLevel(): number[] {
+  /** Queued requests of each non-empty priority level, highest first (level 0: the model has no priorities). */
+  queueDepthByLevel(): { level: number; depth: number }[] {
     return this.batcher.sizeByLevel();
   }
 
@@ -192,13 +215,14 @@ export class BatchRunner {
 
   /** Resolves once the queue is empty and no batch runs (new requests may still arrive unless closed). */
   drain(): Promise<void> {
-    if (this.batcher.size() === 0 && this.inflightBatches === 0) return Promise.resolve();
+    if (this.idle()) return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
   /**
-   * Stops taking requests: every queued request and every later `infer` rejects with
-   * UNAVAILABLE naming `reason`. Batches already running finish and answer normally.
+   * Stops taking requests: every queued request, every request waiting for a re-run after its
+   * batch failed, and every later `infer` rejects with UNAVAILABLE naming `reason`. Batches
+   * already running finish and answer normally.
    */
   close(reason: string): void {
     if (this.closedReason !== null) return;
@@ -209,6 +233,8 @@ export class BatchRunner {
     const queued = this.batcher.removeAll();
     if (queued.length > 0) this.listener?.onDequeue(queued.length);
     for (const e of queued) this.fail(e.payload, this.unavailable());
+    for (const iso of this.isolations) this.failGroups(iso.takeAll(), this.unavailable());
+    this.startRerun(); // only reports the emptied isolations that run nothing (and forgets them)
     this.checkDrained();
   }
 
@@ -224,11 +250,17 @@ export class BatchRunner {
       const batch = p.batch!;
       this.fail(p, new TensorwireError('CANCELLED', 'request cancelled while its batch ran'));
       if (--batch.live === 0) batch.slot.cancel();
+    } else if (p.state === WAITING_RERUN) {
+      // Its group skips it when its turn comes.
+      this.waitingRerun--;
+      this.fail(p, new TensorwireError('CANCELLED', 'request cancelled while it waited to be re-run after its batch failed'));
+      this.checkDrained();
     }
   }
 
   /** Expires deadlines, then stages batches while slots are free and the policy says go. */
   private schedule(): void {
+    this.startRerun();
     if (this.closedReason !== null) {
       this.checkDrained();
       return;
@@ -245,6 +277,7 @@ export class BatchRunner {
       }
     }
     while (batcher.size() > 0) {
+      // startRerun took the free slots it could use: when a part still waits, none is free.
       if (this.model.freeSlotCount() === 0) {
         // A completion calls us again; only a deadline can need us sooner.
         this.wake.arm(batcher.nextDeadlineUs());
@@ -261,7 +294,7 @@ export class BatchRunner {
     this.checkDrained();
   }
 
-  /** Copies a batch into a slot and starts it. */
+  /** Takes a batch the policy chose out of the queue and starts it. */
   private stage(entries: BatchEntry<PendingRequest>[], batchSize: number): void {
     const members = new Array<PendingRequest>(entries.length);
     for (let k = 0; k < entries.length; k++) {
@@ -270,15 +303,62 @@ export class BatchRunner {
       members[k] = p;
     }
     this.listener?.onDequeue(entries.length);
+    this.start(members, batchSize, null);
+  }
+
+  /**
+   * Starts parts of failed batches, oldest batch first, while slots are free. Parts whose
+   * requests all left are skipped; finished isolations are reported and forgotten.
+   */
+  private startRerun(): void {
+    let i = 0;
+    while (i < this.isolations.length) {
+      const iso = this.isolations[i]!;
+      if (iso.finished) {
+        this.isolations.splice(i, 1);
+        this.listener?.onIsolation?.(iso.outcome, iso.runs);
+        continue;
+      }
+      if (!iso.hasNext()) {
+        i++;
+        continue;
+      }
+      // A completion calls us again.
+      if (this.model.freeSlotCount() === 0) return;
+      const group = iso.next()!;
+      const now = this.clock.nowUs();
+      const members: PendingRequest[] = [];
+      let rows = 0;
+      for (const p of group.members) {
+        if (p.state !== WAITING_RERUN) continue;
+        this.waitingRerun--;
+        const e = p.entry;
+        if (this.batcher.isOverdue(e, now)) {
+          this.fail(p, new TensorwireError('DEADLINE_EXCEEDED', `request timed out after ${now - e.enqueueUs} us: its batch failed and it waited to be re-run in ${this.name}`));
+          continue;
+        }
+        p.state = RUNNING;
+        members.push(p);
+        rows += p.batchSize;
+      }
+      if (members.length === 0) continue;
+      iso.started();
+      this.start(members, rows, iso);
+    }
+  }
+
+  /** Copies a batch into a slot and runs it. */
+  private start(members: PendingRequest[], batchSize: number, isolation: BatchIsolation<PendingRequest> | null): void {
     const slot = this.model.acquireSlot();
     if (slot === undefined) {
       // freeSlotCount() said otherwise a moment ago on the same thread: a bug, not a load issue.
       const err = new TensorwireError('INTERNAL', `no free staging slot on ${this.name} although one was reported`);
-      for (const p of members) this.fail(p, err);
+      if (isolation !== null) this.failGroups(isolation.failed(members, err));
+      else for (const p of members) this.fail(p, err);
       return;
     }
     const startUs = this.clock.nowUs();
-    const batch: RunningBatch = { slot, members, batchSize, startUs, copyInUs: 0, live: members.length };
+    const batch: RunningBatch = { slot, members, batchSize, startUs, copyInUs: 0, live: members.length, isolation };
     for (const p of members) p.batch = batch;
     this.inflightBatches++;
     this.inflightRequests += members.length;
@@ -311,6 +391,7 @@ export class BatchRunner {
     }
     const copyOutUs = this.clock.nowUs() - t0;
     this.retire(batch);
+    batch.isolation?.succeeded();
     // Start the next batch before answering: the instance is idle until we do.
     this.schedule();
     const timing = result.timing;
@@ -333,14 +414,51 @@ export class BatchRunner {
     }
   }
 
-  /** A batch failed (staging, run or split): every member still waiting gets the error. */
+  /**
+   * A batch failed (staging, run or split). A batch of several requests that failed for a
+   * reason that may be one request's fault is taken apart (see the file comment); otherwise
+   * every member still waiting gets the error.
+   */
   private finishFailed(batch: RunningBatch, e: unknown, reschedule = true): void {
     const err = isTensorwireError(e)
       ? e
       : new TensorwireError('ENGINE_FAILURE', `${this.name}: batch of ${batch.batchSize} failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     this.retire(batch);
-    for (const p of batch.members) if (p.state === RUNNING) this.fail(p, err);
+    // Cancelled members were answered already and are not re-run.
+    const live = batch.members.filter((p) => p.state === RUNNING);
+    if (batch.isolation !== null) {
+      this.failGroups(batch.isolation.failed(live, err));
+      // Shut down meanwhile: the parts just queued will not run.
+      if (this.closedReason !== null) this.failGroups(batch.isolation.takeAll(), this.unavailable());
+      for (const p of live) if (p.state === RUNNING) this.waitForRerun(p);
+    } else if (batch.members.length > 1 && live.length > 0 && worthIsolating(err.code) && this.closedReason === null) {
+      if (this.isolations.length < MAX_ISOLATIONS) {
+        for (const p of live) this.waitForRerun(p);
+        this.isolations.push(new BatchIsolation(live, err));
+      } else {
+        this.listener?.onIsolation?.('skipped', 0);
+        for (const p of live) this.fail(p, err);
+      }
+    } else {
+      for (const p of live) this.fail(p, err);
+    }
     if (reschedule) this.schedule();
+  }
+
+  /** Answers every member of `groups` that still waits with its group's error (or `override`, when given). */
+  private failGroups(groups: IsolationGroup<PendingRequest>[], override?: TensorwireError): void {
+    for (const g of groups) {
+      for (const p of g.members) {
+        if (p.state === WAITING_RERUN) this.waitingRerun--;
+        if (p.state === RUNNING || p.state === WAITING_RERUN) this.fail(p, override ?? g.error);
+      }
+    }
+  }
+
+  private waitForRerun(p: PendingRequest): void {
+    p.state = WAITING_RERUN;
+    p.batch = null;
+    this.waitingRerun++;
   }
 
   /** Gives the batch's slot back and updates the in-flight counts. */
@@ -369,8 +487,13 @@ export class BatchRunner {
     return new TensorwireError('UNAVAILABLE', `${this.name} is not available: ${this.closedReason}`, { retryAfterSeconds: 1 });
   }
 
+  /** Nothing queued, running or waiting for a re-run. */
+  private idle(): boolean {
+    return this.batcher.size() === 0 && this.inflightBatches === 0 && this.isolations.length === 0;
+  }
+
   private checkDrained(): void {
-    if (this.drainWaiters.length === 0 || this.batcher.size() > 0 || this.inflightBatches > 0) return;
+    if (this.drainWaiters.length === 0 || !this.idle()) return;
     const waiters = this.drainWaiters;
     this.drainWaiters = [];
     for (const w of waiters) w();

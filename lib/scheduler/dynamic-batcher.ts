@@ -66,7 +66,13 @@ export interface DynamicBatcherOptions {
   maxBatchSizeLimit?: number;
 }
 
+/**
+ * One priority level's queue. Levels exist only while they hold entries: a config may allow
+ * many levels (priority_levels), but memory and scan time follow the levels in use.
+ */
 interface Level<T> {
+  /** 1..priorityLevels, or 0 when there are no priorities. */
+  readonly n: number;
   main: EntryList<T>;
   /** Entries that timed out under the DELAY action: served after every entry of `main`. */
   delayed: EntryList<T>;
@@ -83,7 +89,9 @@ export class DynamicBatcher<T> {
   private cfg: BatcherConfig;
   private readonly clock: Clock;
   private readonly limit: number;
+  /** Non-empty levels, highest priority (lowest number) first. */
   private levels: Level<T>[] = [];
+  private readonly levelByNumber = new Map<number, Level<T>>();
   private readonly deadlines = new DeadlineIndex<T>();
   private count = 0;
   /** Sum of the queued entries' batch sizes. */
@@ -125,9 +133,9 @@ export class DynamicBatcher<T> {
       }
       level = priority;
     }
-    const lv = this.levels[level === 0 ? 0 : level - 1]!;
-    const policy = lv.policy;
-    if (policy.maxQueueSize > 0 && lv.main.count + lv.delayed.count >= policy.maxQueueSize) {
+    const existing = this.levelByNumber.get(level);
+    const policy = existing?.policy ?? queuePolicyOf(this.cfg, level);
+    if (policy.maxQueueSize > 0 && existing !== undefined && existing.main.count + existing.delayed.count >= policy.maxQueueSize) {
       throw new TensorwireError('QUEUE_FULL', `queue full: priority level ${level} holds its max_queue_size of ${policy.maxQueueSize} requests`, {
         retryAfterSeconds: 1,
       });
@@ -142,7 +150,7 @@ export class DynamicBatcher<T> {
     }
     const now = this.clock.nowUs();
     const entry = new BatchEntry<T>(req.payload, batchSize, req.compatKey, level, now, timeout > 0 ? now + timeout : 0);
-    lv.main.push(entry);
+    (existing ?? this.openLevel(level)).main.push(entry);
     this.count++;
     this.units += batchSize;
     if (entry.deadlineUs > 0) this.deadlines.add(entry);
@@ -241,6 +249,16 @@ export class DynamicBatcher<T> {
     return rejected ?? NO_ENTRIES;
   }
 
+  /**
+   * True when `entry` (dispatched, waiting to run again) is past its deadline and its level
+   * rejects timed-out requests; under DELAY it stays, as it would in the queue.
+   */
+  isOverdue(entry: BatchEntry<T>, nowUs: number): boolean {
+    if (entry.delayed || entry.deadlineUs === 0 || nowUs < entry.deadlineUs) return false;
+    const level = this.cfg.priorityLevels === 0 ? 0 : Math.min(Math.max(entry.level, 1), this.cfg.priorityLevels);
+    return queuePolicyOf(this.cfg, level).timeoutAction === 'REJECT';
+  }
+
   /** The earliest deadline among queued entries, or null. */
   nextDeadlineUs(): number | null {
     return this.deadlines.peek()?.deadlineUs ?? null;
@@ -268,7 +286,8 @@ export class DynamicBatcher<T> {
   /** Removes and returns every queued entry, in dispatch order (for shutdown). */
   removeAll(): readonly BatchEntry<T>[] {
     const out: BatchEntry<T>[] = [];
-    for (const lv of this.levels) {
+    // unqueue closes emptied levels: walk a copy.
+    for (const lv of this.levels.slice()) {
       for (const list of [lv.main, lv.delayed]) {
         while (list.head !== null) {
           const e = list.head;
@@ -286,9 +305,9 @@ export class DynamicBatcher<T> {
     return this.count;
   }
 
-  /** Queued requests per level: index 0 is level 1 (or the only level when there are no priorities). */
-  sizeByLevel(): number[] {
-    return this.levels.map((lv) => lv.main.count + lv.delayed.count);
+  /** Queued requests of each non-empty level, highest priority first (level 0: there are no priorities). */
+  sizeByLevel(): { level: number; depth: number }[] {
+    return this.levels.map((lv) => ({ level: lv.n, depth: lv.main.count + lv.delayed.count }));
   }
 
   /** How long the oldest queued request has waited, microseconds; 0 when the queue is empty. */
@@ -317,11 +336,10 @@ export class DynamicBatcher<T> {
     for (const size of cfg.preferredBatchSizes) this.isPreferred[size] = 1;
     this.minTrigger = cfg.preferredBatchSizes.length > 0 ? Math.min(cfg.preferredBatchSizes[0]!, this.capacity) : this.capacity;
 
-    const levelCount = Math.max(1, cfg.priorityLevels);
+    // Levels are opened as entries need them (never one per configured level: priority_levels
+    // may be large, and only the levels in use should cost anything).
     this.levels = [];
-    for (let i = 0; i < levelCount; i++) {
-      this.levels.push({ main: new EntryList<T>(), delayed: new EntryList<T>(), policy: queuePolicyOf(cfg, cfg.priorityLevels === 0 ? 0 : i + 1) });
-    }
+    this.levelByNumber.clear();
     const dropped: BatchEntry<T>[] = [];
     for (const e of entries) {
       e.list = null;
@@ -337,14 +355,34 @@ export class DynamicBatcher<T> {
       if (cfg.priorityLevels === 0) e.level = 0;
       else if (e.level === 0) e.level = cfg.defaultPriorityLevel;
       else e.level = Math.min(e.level, cfg.priorityLevels);
-      const lv = this.levelOf(e);
+      const lv = this.levelByNumber.get(e.level) ?? this.openLevel(e.level);
       (e.delayed ? lv.delayed : lv.main).push(e);
     }
     return dropped;
   }
 
+  /** The level of a queued entry (it exists while the entry is in it). */
   private levelOf(e: BatchEntry<T>): Level<T> {
-    return this.levels[e.level === 0 ? 0 : e.level - 1]!;
+    return this.levelByNumber.get(e.level)!;
+  }
+
+  /** Creates level `n` and inserts it in priority order: O(levels in use). */
+  private openLevel(n: number): Level<T> {
+    const lv: Level<T> = { n, main: new EntryList<T>(), delayed: new EntryList<T>(), policy: queuePolicyOf(this.cfg, n) };
+    const levels = this.levels;
+    let at = levels.length;
+    while (at > 0 && levels[at - 1]!.n > n) at--;
+    levels.splice(at, 0, lv);
+    this.levelByNumber.set(n, lv);
+    return lv;
+  }
+
+  /** Drops `lv` once it holds nothing, so idle levels cost no memory and no scan time. */
+  private closeLevelIfEmpty(lv: Level<T>): void {
+    if (lv.main.count + lv.delayed.count > 0) return;
+    this.levelByNumber.delete(lv.n);
+    const at = this.levels.indexOf(lv);
+    if (at >= 0) this.levels.splice(at, 1);
   }
 
   /** The entry a batch starts from: the oldest of the highest non-empty level. */
@@ -357,7 +395,9 @@ export class DynamicBatcher<T> {
   }
 
   private unqueue(e: BatchEntry<T>, state: 'dispatched' | 'removed'): void {
+    const lv = this.levelOf(e);
     e.list!.unlink(e);
+    this.closeLevelIfEmpty(lv);
     e.state = state;
     this.count--;
     this.units -= e.batchSize;

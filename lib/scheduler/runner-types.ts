@@ -5,6 +5,7 @@
 import type { ErrorCode } from '../errors';
 import type { BatchOutput, BatchResult, BatchTiming, ModelMetadata } from '../engine/types';
 import type { StageTimings } from '../protocol/types';
+import type { IsolationOutcome } from './batch-isolation';
 import type { BatcherConfigPatch } from './batcher-config';
 import type { Clock } from './clock';
 
@@ -51,6 +52,13 @@ export interface BatchRunnerListener {
   onBatch(batchSize: number, timing: BatchTiming): void;
   /** Every `infer` call ends in exactly one onComplete; timings only on success. */
   onComplete(outcome: 'success' | 'failure', reason: ErrorCode | undefined, timings: StageTimings | undefined): void;
+  /**
+   * A batch of several requests failed in the engine and was taken apart ('isolated': only the
+   * requests that fail alone got the error; 'gave_up': no part succeeded within the budget, the
+   * rest got the error) after `reruns` re-runs, or was not ('skipped': too many failed batches
+   * were being taken apart already; every request got the error).
+   */
+  onIsolation?(outcome: IsolationOutcome, reruns: number): void;
 }
 
 /** Options of a runner. */
