@@ -47,7 +47,7 @@ const USAGE = `usage:
                    [--model-control none|poll|explicit] [--load-model NAME]...
                    [--max-body-bytes ${DEFAULT_MAX_BODY_BYTES}] [--repository-poll-ms 1000]
                    [--drain-timeout-ms 30000] [--metrics-port P (default: /metrics on --port)]
-                   [--stream-max-inflight ${DEFAULT_STREAM_MAX_INFLIGHT}] [--stream-feed on|off (default on)]
+                   [--stream-max-inflight ${DEFAULT_STREAM_MAX_INFLIGHT}] [--stream-feed on|off (default off)]
   tensorwire bench ...`;
 
 /** Entry point; returns the process exit code for commands that finish. */
@@ -84,7 +84,7 @@ export function parseServeArgs(args: string[]): ServeOptions {
       'drain-timeout-ms': { type: 'string', default: '30000' },
       'metrics-port': { type: 'string' },
       'stream-max-inflight': { type: 'string', default: String(DEFAULT_STREAM_MAX_INFLIGHT) },
-      'stream-feed': { type: 'string', default: 'on' },
+      'stream-feed': { type: 'string', default: 'off' },
     },
   });
   if (values.repo !== undefined && positionals.length > 0) throw new Error(`give either --repo DIR or a model file, not both (got --repo ${values.repo} and ${positionals.join(' ')})`);

@@ -18,6 +18,7 @@ let h: Harness;
 beforeAll(async () => {
   h = await startHarness({
     models: [{ name: 'versioned', versions: { 1: (d) => versionedModel(d, 1), 2: (d) => versionedModel(d, 2) }, config: { version_policy: { all: {} } } }],
+    streamFeed: true, // off by default
   });
 }, 60_000);
 afterAll(async () => {
@@ -233,7 +234,7 @@ describe('live prediction feed', () => {
   it('inference answers on a subscribed socket stay exact, and its feed frames match them', async () => {
     const d = await Dashboard.open();
     try {
-      await d.control({ subscribe: 'versioned', max_per_second: 10_000 });
+      await d.control({ subscribe: 'versioned', max_per_second: 1000 });
       // Exactly the server's in-flight limit: feed frames take no place, so none gets a 429.
       const N = 256;
       for (let n = 0; n < N; n++) {

@@ -111,11 +111,12 @@ export function registerStream(app: uWS.TemplatedApp, context: ServerContext, op
       // The infer path's test of existence: an unknown model throws NOT_FOUND. A known model
       // that is not ready yet may be subscribed to; its predictions come once it serves.
       service.modelReadiness(c.model);
+      // Throws over a cap (subscriptions per connection or model, max_per_second).
+      feed.subscribe(connection, c.model, c);
     } catch (e) {
       connection.reject(encodeStreamError(id, toTensorwireError(e)));
       return;
     }
-    feed.subscribe(connection, c.model, c);
     connection.reject(head + '"subscribed":' + JSON.stringify(c.model) + '}');
   }
 

@@ -36,6 +36,8 @@ export interface HarnessOptions {
   maxBodyBytes?: number;
   /** Drain time of retired versions (ms). Default 2000. */
   drainMs?: number;
+  /** The stream's live prediction feed; default the server's (off). */
+  streamFeed?: boolean;
 }
 
 /** A running server over a temporary repository. */
@@ -89,6 +91,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
       host: '127.0.0.1',
       port: 0,
       ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
+      ...(options.streamFeed !== undefined ? { streamFeed: options.streamFeed } : {}),
       metricsHandler: async () => ({ contentType: core.registry.contentType, body: await core.registry.metrics() }),
     });
     let closed: Promise<void> | undefined;
