@@ -231,6 +231,37 @@ describe('live prediction feed', () => {
     }
   });
 
+  it('is off unless the server enables it', async () => {
+    const byDefault = await startServer(h.service, { host: '127.0.0.1', port: 0 });
+    const d = await Dashboard.open(`http://127.0.0.1:${byDefault.port}`);
+    try {
+      expect(await d.control({ id: 1, subscribe: 'versioned' })).toEqual({ id: 1, error: "cannot subscribe to 'versioned': the live prediction feed is disabled on this server (--stream-feed off)", code: 403 });
+      expect(byDefault.feed.size).toBe(0);
+    } finally {
+      d.close();
+      await byDefault.close();
+    }
+  });
+
+  it('answers error frames over its caps (max_per_second, subscribers per model), no silent clamp', async () => {
+    await waitFor(() => h.server.feed.size === 0, 'earlier sockets to leave the hub');
+    const dashboards = await Promise.all(Array.from({ length: 65 }, () => Dashboard.open()));
+    try {
+      const [first] = dashboards;
+      expect(await first!.control({ id: 1, subscribe: 'versioned', max_per_second: 1e9 })).toEqual({ id: 1, error: "'max_per_second' must be at most 1000 (the limit per subscription), got 1000000000", code: 400 });
+      expect(h.server.feed.size).toBe(0);
+      for (const d of dashboards.slice(0, 64)) expect(await d.control({ id: 2, subscribe: 'versioned' })).toEqual({ id: 2, subscribed: 'versioned' });
+      expect(await dashboards[64]!.control({ id: 3, subscribe: 'versioned' })).toEqual({ id: 3, error: "cannot subscribe to 'versioned': it already has 64 subscribers (the limit per model)", code: 429 });
+      // A subscriber may still change its settings; the refused socket serves on.
+      expect(await first!.control({ id: 4, subscribe: 'versioned', include_inputs: true })).toEqual({ id: 4, subscribed: 'versioned' });
+      expect(h.server.feed.subscriptions).toBe(64);
+      await httpJson(12, 'capped');
+      await first!.feedUntil((f) => f.some((j) => j.request_id === 'capped'), 'a frame under the caps');
+    } finally {
+      for (const d of dashboards) d.close();
+    }
+  });
+
   it('inference answers on a subscribed socket stay exact, and its feed frames match them', async () => {
     const d = await Dashboard.open();
     try {
