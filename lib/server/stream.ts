@@ -19,6 +19,7 @@ import { TensorwireError, toTensorwireError } from '../errors';
 import { decodeStreamFrame, encodeStreamError, encodeStreamResponse, type StreamControl, type StreamId } from '../protocol/stream-frame';
 import { errorBody, JSON_TYPE, statusLine } from './http-response';
 import { shuttingDown, type ServerContext } from './router';
+import { checkStreamId, checkStreamName } from './stream-bounds';
 import { StreamConnection, type StreamLimits } from './stream-connection';
 
 /** Stream options. */
@@ -124,12 +125,24 @@ export function registerStream(app: uWS.TemplatedApp, context: ServerContext, op
     // uWS reuses `message` after this callback: a binary frame's tensors are views into
     // it, so copy it once; a text frame is decoded into a string at once.
     const frame = decodeStreamFrame(isBinary ? new Uint8Array(message.slice(0)) : message, isBinary);
+    const longId = checkStreamId(frame.id);
+    if (longId !== undefined) {
+      connection.reject(encodeStreamError(undefined, longId));
+      return;
+    }
     if (!frame.ok) {
       connection.reject(encodeStreamError(frame.id, frame.error));
       return;
     }
     if (frame.kind === 'control') {
-      control(connection, frame.id, frame.control);
+      const longName = checkStreamName(frame.control.op, frame.control.model);
+      if (longName !== undefined) connection.reject(encodeStreamError(frame.id, longName));
+      else control(connection, frame.id, frame.control);
+      return;
+    }
+    const longName = checkStreamName('model_name', frame.modelName) ?? checkStreamName('model_version', frame.modelVersion);
+    if (longName !== undefined) {
+      connection.reject(encodeStreamError(frame.id, longName));
       return;
     }
     if (frame.id === undefined) {
