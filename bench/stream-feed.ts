@@ -11,7 +11,7 @@
  *
  * Subscriptions over the server's caps are refused (error frames); the table says how many
  * took. The last columns are the server process's CPU time per answered request and the feed
- * frames the dashboards received per second.
+ * frames and bytes the dashboards received per second.
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
@@ -38,6 +38,7 @@ interface Dashboard {
   socket: WebSocket;
   subscribed: boolean;
   frames: number;
+  bytes: number;
 }
 
 /** Sends one control frame and resolves with its parsed answer. */
@@ -58,9 +59,12 @@ function control(d: Dashboard, frame: Record<string, unknown>): Promise<{ subscr
 async function openDashboard(url: string, model: string): Promise<Dashboard> {
   const socket = new WebSocket(url.replace(/^http/, 'ws') + '/v2/stream');
   await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
-  const d: Dashboard = { socket, subscribed: false, frames: 0 };
+  const d: Dashboard = { socket, subscribed: false, frames: 0, bytes: 0 };
   socket.on('message', (data) => {
-    if (data.toString().startsWith('{"feed"')) d.frames++;
+    const text = data.toString();
+    if (!text.startsWith('{"feed"')) return;
+    d.frames++;
+    d.bytes += text.length;
   });
   // Everything: no sampling, inputs, as fast as the server allows (1e9, or its cap).
   let answer = await control(d, { subscribe: model, include_inputs: true, max_per_second: 1e9 });
@@ -86,11 +90,15 @@ async function main(): Promise<void> {
           loads.push(loadavg()[0]!);
           const before = cpuSeconds(server.child.pid);
           const framesBefore = dashboards.reduce((n, d) => n + d.frames, 0);
+          const bytesBefore = dashboards.reduce((n, d) => n + d.bytes, 0);
+          const started = performance.now();
           const result = await runLoad({ url: server.url, model: 'mlp', protocol: values.protocol as LoadOptions['protocol'], concurrency: Number(values.concurrency), durationS: SECONDS, workers: 1 });
           const after = cpuSeconds(server.child.pid);
+          const elapsed = (performance.now() - started) / 1000; // warm-up included: the feed ran then too
           const frames = dashboards.reduce((n, d) => n + d.frames, 0) - framesBefore;
+          const kib = (dashboards.reduce((n, d) => n + d.bytes, 0) - bytesBefore) / 1024;
           const cpuUs = before !== undefined && after !== undefined && result.totalOk > 0 ? (((after - before) / result.totalOk) * 1e6).toFixed(0) : '-';
-          rows.push([String(count), String(dashboards.filter((d) => d.subscribed).length), result.rps.toFixed(0), result.p50.toFixed(2), result.p99.toFixed(2), String(result.errors), cpuUs, (frames / SECONDS).toFixed(0)]);
+          rows.push([String(count), String(dashboards.filter((d) => d.subscribed).length), result.rps.toFixed(0), result.p50.toFixed(2), result.p99.toFixed(2), String(result.errors), cpuUs, (frames / elapsed).toFixed(0), (kib / elapsed).toFixed(0)]);
         } finally {
           for (const d of dashboards) d.socket.terminate();
         }
@@ -103,7 +111,7 @@ async function main(): Promise<void> {
   }
   const machine = `${availableParallelism()} cores, Node ${process.versions.node}, load average ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}`;
   console.log(`MLP 256-1024-16, one ${values.protocol} client with ${values.concurrency} in flight, ${SECONDS} s per row (${machine})\n`);
-  console.log(formatTable(['dashboards', 'subscribed', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'server CPU µs/req', 'feed frames/s'], rows));
+  console.log(formatTable(['dashboards', 'subscribed', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'server CPU µs/req', 'feed frames/s', 'feed KiB/s'], rows));
 }
 
 main().catch((e: unknown) => {
