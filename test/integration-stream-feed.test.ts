@@ -222,7 +222,7 @@ describe('live prediction feed', () => {
     const off = await startServer(h.service, { host: '127.0.0.1', port: 0, streamFeed: false });
     const d = await Dashboard.open(`http://127.0.0.1:${off.port}`);
     try {
-      expect(await d.control({ id: 1, subscribe: 'versioned' })).toEqual({ id: 1, error: "cannot subscribe to 'versioned': the live prediction feed is disabled on this server (--stream-feed off)", code: 403 });
+      expect(await d.control({ id: 1, subscribe: 'versioned' })).toEqual({ id: 1, error: "cannot subscribe to 'versioned': the live prediction feed is off on this server (it is off by default; --stream-feed on enables it)", code: 403 });
       expect(await d.control({ id: 2, unsubscribe: 'versioned' })).toEqual({ id: 2, unsubscribed: 'versioned', was_subscribed: false });
       expect(off.feed.size).toBe(0);
     } finally {
@@ -235,7 +235,7 @@ describe('live prediction feed', () => {
     const byDefault = await startServer(h.service, { host: '127.0.0.1', port: 0 });
     const d = await Dashboard.open(`http://127.0.0.1:${byDefault.port}`);
     try {
-      expect(await d.control({ id: 1, subscribe: 'versioned' })).toEqual({ id: 1, error: "cannot subscribe to 'versioned': the live prediction feed is disabled on this server (--stream-feed off)", code: 403 });
+      expect(await d.control({ id: 1, subscribe: 'versioned' })).toEqual({ id: 1, error: "cannot subscribe to 'versioned': the live prediction feed is off on this server (it is off by default; --stream-feed on enables it)", code: 403 });
       expect(byDefault.feed.size).toBe(0);
     } finally {
       d.close();

@@ -101,7 +101,7 @@ export function registerStream(app: uWS.TemplatedApp, context: ServerContext, op
       return;
     }
     if (!options.feed) {
-      connection.reject(encodeStreamError(id, new TensorwireError('FORBIDDEN', `cannot subscribe to '${c.model}': the live prediction feed is disabled on this server (--stream-feed off)`)));
+      connection.reject(encodeStreamError(id, new TensorwireError('FORBIDDEN', `cannot subscribe to '${c.model}': the live prediction feed is off on this server (it is off by default; --stream-feed on enables it)`)));
       return;
     }
     if (context.draining) {
