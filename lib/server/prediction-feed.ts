@@ -172,6 +172,9 @@ function capacity(settings: FeedSettings): number {
   return Math.max(1, settings.maxPerSecond);
 }
 
+/** A frame's bytes after its head and inputs: `"dropped":N}` at most. */
+const FRAME_TAIL_BYTES = 32;
+
 /**
  * About how long a tensor list is as JSON, before paying for encoding it: two characters per
  * byte of data (an FP32 is ~8 characters) plus the names and brackets. Only a guard: the
@@ -191,28 +194,32 @@ function deliver(subscribers: Map<FeedSink, Subscription>, limits: Readonly<Feed
   let head: string | undefined;
   let inputs: string | undefined;
   // Estimates until encoded, then exact lengths (-1: not estimated yet).
-  let headBytes = -1;
+  let headBytes = 64 + model.length + (typeof requestId === 'string' ? requestId.length : 24) + estimateJsonBytes(response.outputs);
   let inputBytes = -1;
-  let now = -1;
+  const now = performance.now();
+  budget.bytes = Math.min(limits.bytesPerSecond, budget.bytes + (Math.max(0, now - budget.refilledAt) / 1000) * limits.bytesPerSecond);
+  budget.refilledAt = now;
+  const smallest = headBytes + FRAME_TAIL_BYTES;
+  if (smallest > limits.maxFrameBytes || smallest + limits.frameOverheadBytes > budget.bytes) {
+    // Not even a frame without inputs can go out: count what was sampled in and stop (the
+    // token buckets refill from their own refilledAt, so skipping them loses nothing). This is
+    // the steady state of a busy model with many subscribers: it must cost next to nothing.
+    for (const s of subscribers.values()) if (s.settings.sampleRate >= 1 || Math.random() < s.settings.sampleRate) s.dropped++;
+    return;
+  }
   let served: FeedSink[] | undefined;
   let starved = false;
   for (const [sink, s] of subscribers) {
     const settings = s.settings;
     if (settings.sampleRate < 1 && Math.random() >= settings.sampleRate) continue;
-    if (now < 0) {
-      now = performance.now();
-      budget.bytes = Math.min(limits.bytesPerSecond, budget.bytes + (Math.max(0, now - budget.refilledAt) / 1000) * limits.bytesPerSecond);
-      budget.refilledAt = now;
-    }
     s.tokens = Math.min(capacity(settings), s.tokens + ((now - s.refilledAt) / 1000) * settings.maxPerSecond);
     s.refilledAt = now;
     if (s.tokens < 1) {
       s.dropped++;
       continue;
     }
-    if (headBytes < 0) headBytes = 64 + model.length + (typeof requestId === 'string' ? requestId.length : 24) + estimateJsonBytes(response.outputs);
     if (settings.includeInputs && inputBytes < 0) inputBytes = estimateJsonBytes(request.inputs);
-    const frameBytes = headBytes + (settings.includeInputs ? inputBytes : 0) + 32;
+    const frameBytes = headBytes + (settings.includeInputs ? inputBytes : 0) + FRAME_TAIL_BYTES;
     if (frameBytes > limits.maxFrameBytes || frameBytes + limits.frameOverheadBytes > budget.bytes) {
       // Out of budget (or never affordable): decided before any encoding.
       s.dropped++;
