@@ -6,8 +6,10 @@
  * close the socket. Flow control and its memory bound are stream-connection.ts's.
  *
  * Control frames (`subscribe`, `unsubscribe`) manage the connection's subscriptions to the
- * live prediction feed (prediction-feed.ts); they get one text answer each, never count as
- * in flight, and the connection's subscriptions end when its socket closes.
+ * live prediction feed (prediction-feed.ts, off unless the server enables it); they get one
+ * text answer each, never count as in flight, and the connection's subscriptions end when its
+ * socket closes. The strings the server echoes (ids, model names) are bounded first
+ * (stream-bounds.ts).
  *
  * Socket settings: messages up to the HTTP body limit (uWS closes the socket with 1009 on a
  * bigger one, before buffering it); no compression (tensor bytes barely compress and it
