@@ -262,6 +262,37 @@ describe('live prediction feed', () => {
     }
   });
 
+  it('charges every subscriber against one byte budget: 64 dashboards get a bounded number of frames, and `dropped` the rest', async () => {
+    await waitFor(() => h.server.feed.size === 0, 'earlier sockets to leave the hub');
+    const dashboards = await Promise.all(Array.from({ length: 64 }, () => Dashboard.open()));
+    const client = await StreamClient.connect(h.base);
+    try {
+      for (const d of dashboards) await d.control({ subscribe: 'versioned', max_per_second: 1000 });
+      const start = performance.now();
+      const N = 300;
+      await Promise.all(Array.from({ length: N }, (_, n) => client.infer('versioned', { x: { shape: [1, 4], data: new Float32Array(x(n)) } })));
+      for (const d of dashboards) await d.sync();
+      const seconds = (performance.now() - start) / 1000;
+      const frames = dashboards.reduce((sum, d) => sum + d.feed().length, 0);
+      // Without the budget every dashboard would get all N. Each frame costs at least 1 KiB of
+      // the 2 MiB/s budget, whose bucket starts full.
+      expect(frames).toBeGreaterThan(0);
+      expect(frames).toBeLessThan(64 * N);
+      const { bytesPerSecond, frameOverheadBytes } = h.server.feed.limits;
+      expect(frames).toBeLessThanOrEqual(Math.ceil((bytesPerSecond * (1 + seconds)) / frameOverheadBytes));
+      await new Promise((r) => setTimeout(r, 300)); // the budget refills
+      await httpJson(13, 'last');
+      for (const d of dashboards) await d.feedUntil((f) => f.some((j) => j.request_id === 'last'), 'the last frame');
+      for (const d of dashboards) {
+        const seen = d.feed();
+        expect(seen.length + seen.reduce((sum, f) => sum + (f.dropped ?? 0), 0)).toBe(N + 1);
+      }
+    } finally {
+      for (const d of dashboards) d.close();
+      await client.close();
+    }
+  });
+
   it('inference answers on a subscribed socket stay exact, and its feed frames match them', async () => {
     const d = await Dashboard.open();
     try {
