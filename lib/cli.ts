@@ -32,7 +32,7 @@ const USAGE = `usage:
                    [--model-control none|poll|explicit] [--load-model NAME]...
                    [--max-body-bytes ${DEFAULT_MAX_BODY_BYTES}] [--repository-poll-ms 1000]
                    [--drain-timeout-ms 30000] [--metrics-port P (default: /metrics on --port)]
-                   [--stream-max-inflight ${DEFAULT_STREAM_MAX_INFLIGHT}] [--stream-feed on|off (default on)]
+                   [--stream-max-inflight ${DEFAULT_STREAM_MAX_INFLIGHT}] [--stream-feed on|off (default off)]
                    [--default-provider cpu|cuda|tensorrt (default cpu)]
                    [--default-instances 1 (1-${OPTION_BOUNDS.defaultInstances[1]})]
                    [--default-max-batch-size 64 (0-${OPTION_BOUNDS.defaultMaxBatchSize[1]})]
@@ -71,7 +71,7 @@ export function parseServeArgs(args: string[]): ServeOptions {
       'drain-timeout-ms': { type: 'string', default: '30000' },
       'metrics-port': { type: 'string' },
       'stream-max-inflight': { type: 'string', default: String(DEFAULT_STREAM_MAX_INFLIGHT) },
-      'stream-feed': { type: 'string', default: 'on' },
+      'stream-feed': { type: 'string', default: 'off' },
       'default-provider': { type: 'string' },
       'default-instances': { type: 'string' },
       'default-max-batch-size': { type: 'string' },

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StreamClient, type FeedPrediction } from '../lib/client/stream-client';
 import { TensorwireError } from '../lib/errors';
 import { startServer } from '../lib/server/server';
+import { FEED_LIMITS } from '../lib/server/prediction-feed';
 import { versionedModel } from './fixtures/models';
 import { binaryFrame, decodeAnswer, RawStream } from './helpers/raw-stream';
 import { binaryRequest, bytes, postBinary, postJson, startHarness, waitFor, type Harness } from './helpers/server-harness';
@@ -18,6 +19,7 @@ let h: Harness;
 beforeAll(async () => {
   h = await startHarness({
     models: [{ name: 'versioned', versions: { 1: (d) => versionedModel(d, 1), 2: (d) => versionedModel(d, 2) }, config: { version_policy: { all: {} } } }],
+    streamFeed: true, // off by default
   });
 }, 60_000);
 afterAll(async () => {
@@ -221,7 +223,7 @@ describe('live prediction feed', () => {
     const off = await startServer(h.service, { host: '127.0.0.1', port: 0, streamFeed: false });
     const d = await Dashboard.open(`http://127.0.0.1:${off.port}`);
     try {
-      expect(await d.control({ id: 1, subscribe: 'versioned' })).toEqual({ id: 1, error: "cannot subscribe to 'versioned': the live prediction feed is disabled on this server (--stream-feed off)", code: 403 });
+      expect(await d.control({ id: 1, subscribe: 'versioned' })).toEqual({ id: 1, error: "cannot subscribe to 'versioned': the live prediction feed is off on this server (it is off by default; --stream-feed on enables it)", code: 403 });
       expect(await d.control({ id: 2, unsubscribe: 'versioned' })).toEqual({ id: 2, unsubscribed: 'versioned', was_subscribed: false });
       expect(off.feed.size).toBe(0);
     } finally {
@@ -230,10 +232,72 @@ describe('live prediction feed', () => {
     }
   });
 
+  it('is off unless the server enables it', async () => {
+    const byDefault = await startServer(h.service, { host: '127.0.0.1', port: 0 });
+    const d = await Dashboard.open(`http://127.0.0.1:${byDefault.port}`);
+    try {
+      expect(await d.control({ id: 1, subscribe: 'versioned' })).toEqual({ id: 1, error: "cannot subscribe to 'versioned': the live prediction feed is off on this server (it is off by default; --stream-feed on enables it)", code: 403 });
+      expect(byDefault.feed.size).toBe(0);
+    } finally {
+      d.close();
+      await byDefault.close();
+    }
+  });
+
+  it('answers error frames over its caps (max_per_second, subscribers per model), no silent clamp', async () => {
+    await waitFor(() => h.server.feed.size === 0, 'earlier sockets to leave the hub');
+    const dashboards = await Promise.all(Array.from({ length: 65 }, () => Dashboard.open()));
+    try {
+      const [first] = dashboards;
+      expect(await first!.control({ id: 1, subscribe: 'versioned', max_per_second: 1e9 })).toEqual({ id: 1, error: "'max_per_second' must be at most 1000 (the limit per subscription), got 1000000000", code: 400 });
+      expect(h.server.feed.size).toBe(0);
+      for (const d of dashboards.slice(0, 64)) expect(await d.control({ id: 2, subscribe: 'versioned' })).toEqual({ id: 2, subscribed: 'versioned' });
+      expect(await dashboards[64]!.control({ id: 3, subscribe: 'versioned' })).toEqual({ id: 3, error: "cannot subscribe to 'versioned': it already has 64 subscribers (the limit per model)", code: 429 });
+      // A subscriber may still change its settings; the refused socket serves on.
+      expect(await first!.control({ id: 4, subscribe: 'versioned', include_inputs: true })).toEqual({ id: 4, subscribed: 'versioned' });
+      expect(h.server.feed.subscriptions).toBe(64);
+      await httpJson(12, 'capped');
+      await first!.feedUntil((f) => f.some((j) => j.request_id === 'capped'), 'a frame under the caps');
+    } finally {
+      for (const d of dashboards) d.close();
+    }
+  });
+
+  it('charges every subscriber against one byte budget: 64 dashboards get a bounded number of frames, and `dropped` the rest', async () => {
+    await waitFor(() => h.server.feed.size === 0, 'earlier sockets to leave the hub');
+    const dashboards = await Promise.all(Array.from({ length: 64 }, () => Dashboard.open()));
+    const client = await StreamClient.connect(h.base);
+    try {
+      for (const d of dashboards) await d.control({ subscribe: 'versioned', max_per_second: 1000 });
+      const start = performance.now();
+      const N = 300;
+      await Promise.all(Array.from({ length: N }, (_, n) => client.infer('versioned', { x: { shape: [1, 4], data: new Float32Array(x(n)) } })));
+      for (const d of dashboards) await d.sync();
+      const seconds = (performance.now() - start) / 1000;
+      const frames = dashboards.reduce((sum, d) => sum + d.feed().length, 0);
+      // Without the budget every dashboard would get all N. Each frame costs at least 1 KiB of
+      // the 2 MiB/s budget, whose bucket starts full.
+      expect(frames).toBeGreaterThan(0);
+      expect(frames).toBeLessThan(64 * N);
+      const { bytesPerSecond, frameOverheadBytes } = FEED_LIMITS;
+      expect(frames).toBeLessThanOrEqual(Math.ceil((bytesPerSecond * (1 + seconds)) / frameOverheadBytes));
+      await new Promise((r) => setTimeout(r, 300)); // the budget refills
+      await httpJson(13, 'last');
+      for (const d of dashboards) await d.feedUntil((f) => f.some((j) => j.request_id === 'last'), 'the last frame');
+      for (const d of dashboards) {
+        const seen = d.feed();
+        expect(seen.length + seen.reduce((sum, f) => sum + (f.dropped ?? 0), 0)).toBe(N + 1);
+      }
+    } finally {
+      for (const d of dashboards) d.close();
+      await client.close();
+    }
+  });
+
   it('inference answers on a subscribed socket stay exact, and its feed frames match them', async () => {
     const d = await Dashboard.open();
     try {
-      await d.control({ subscribe: 'versioned', max_per_second: 10_000 });
+      await d.control({ subscribe: 'versioned', max_per_second: 1000 });
       // Exactly the server's in-flight limit: feed frames take no place, so none gets a 429.
       const N = 256;
       for (let n = 0; n < N; n++) {

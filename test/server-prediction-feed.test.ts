@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { PredictionFeed, type FeedSink } from '../lib/server/prediction-feed';
+import { TensorwireError } from '../lib/errors';
 import type { FeedSettings } from '../lib/protocol/stream-frame';
 import type { InferRequest, InferResponse } from '../lib/protocol/types';
 
@@ -142,6 +143,90 @@ describe('PredictionFeed', () => {
     });
     expect(() => publish(feed, 1)).not.toThrow();
     send.mockRestore();
+    publish(feed, 2);
+    expect(sink.frames).toMatchObject([{ request_id: 'r2', dropped: 1 }]);
+  });
+
+  it('refuses max_per_second over its limit with an error naming it, not a clamp', () => {
+    const feed = new PredictionFeed();
+    const sink = new Sink();
+    expect(() => feed.subscribe(sink, 'm', { ...ALL, maxPerSecond: 1e9 })).toThrow(new TensorwireError('INVALID_INPUT', "'max_per_second' must be at most 1000 (the limit per subscription), got 1000000000"));
+    expect(feed.size).toBe(0);
+    feed.subscribe(sink, 'm', { ...ALL, maxPerSecond: 1000 });
+    expect(feed.subscriptions).toBe(1);
+  });
+
+  it('caps subscriptions per connection (16) and per model (64); replacing one is not a new one', () => {
+    const feed = new PredictionFeed();
+    const sink = new Sink();
+    for (let n = 0; n < 16; n++) feed.subscribe(sink, `m${n}`, ALL);
+    expect(() => feed.subscribe(sink, 'm16', ALL)).toThrow(new TensorwireError('TOO_MANY_REQUESTS', "cannot subscribe to 'm16': this connection already subscribes to 16 models (the limit per connection); unsubscribe from one first"));
+    feed.subscribe(sink, 'm3', { ...ALL, includeInputs: true }); // a replacement
+    feed.unsubscribe(sink, 'm3');
+    feed.subscribe(sink, 'm16', ALL);
+    expect(feed.subscriptions).toBe(16);
+
+    const sinks = Array.from({ length: 64 }, () => new Sink());
+    for (const s of sinks) feed.subscribe(s, 'busy', ALL);
+    expect(() => feed.subscribe(new Sink(), 'busy', ALL)).toThrow(new TensorwireError('TOO_MANY_REQUESTS', "cannot subscribe to 'busy': it already has 64 subscribers (the limit per model)"));
+    feed.subscribe(sinks[0]!, 'busy', { ...ALL, sampleRate: 0.5 });
+    expect(feed.size).toBe(65);
+  });
+
+  it('charges every frame against one byte budget and encodes nothing once it is spent', () => {
+    // ~150-byte frames at 1000 bytes of overhead each: 8 frames fit in the 10 000-byte bucket.
+    let now = 1000;
+    vi.spyOn(performance, 'now').mockImplementation(() => now);
+    const feed = new PredictionFeed({ bytesPerSecond: 10_000, frameOverheadBytes: 1000 });
+    const sinks = Array.from({ length: 5 }, () => new Sink());
+    for (const s of sinks) feed.subscribe(s, 'm', ALL);
+    let encoded = 0;
+    const counting = (n: number): { request: InferRequest; response: InferResponse } => {
+      const p = prediction(n);
+      // encodeFeedHead is the only reader of modelVersion: one read per encoded prediction.
+      const response = new Proxy(p.response, {
+        get(target, key, receiver) {
+          if (key === 'modelVersion') encoded++;
+          return Reflect.get(target, key, receiver);
+        },
+      });
+      return { request: p.request, response };
+    };
+    for (let n = 0; n < 10; n++) {
+      const { request, response } = counting(n);
+      feed.publish('m', request, response, request.id);
+    }
+    const sent = (): number => sinks.reduce((sum, s) => sum + s.frames.length, 0);
+    expect(sent()).toBe(8);
+    expect(encoded).toBe(2); // the first two predictions; the other eight cost no encoding
+    // The two subscribers the budget missed go first once it refills.
+    const missed = sinks.filter((s) => s.frames.length === 1);
+    expect(missed).toHaveLength(2);
+    now += 200; // 2000 bytes more: two frames (with what was left)
+    const { request, response } = counting(10);
+    feed.publish('m', request, response, request.id);
+    expect(missed.map((s) => s.frames.at(-1).request_id)).toEqual(['r10', 'r10']);
+    expect(missed.map((s) => s.frames.at(-1).dropped)).toEqual([9, 9]); // r1..r9
+    expect(sent()).toBe(10);
+  });
+
+  it('never encodes a prediction whose frame would be over the largest frame', () => {
+    const feed = new PredictionFeed({ maxFrameBytes: 4096 });
+    const sink = new Sink();
+    feed.subscribe(sink, 'm', ALL);
+    const big = prediction(1);
+    big.response.outputs[0]!.data = new Uint8Array(4096);
+    big.response.outputs[0]!.shape = [1, 1024];
+    let encoded = 0;
+    const response = new Proxy(big.response, {
+      get(target, key, receiver) {
+        if (key === 'modelVersion') encoded++; // read by encodeFeedHead only
+        return Reflect.get(target, key, receiver);
+      },
+    });
+    feed.publish('m', big.request, response, 'big');
+    expect(encoded).toBe(0);
+    expect(sink.frames).toEqual([]);
     publish(feed, 2);
     expect(sink.frames).toMatchObject([{ request_id: 'r2', dropped: 1 }]);
   });

@@ -47,7 +47,7 @@ export type { FeedPrediction } from './wire';
 export interface SubscribeOptions {
   /** Fraction of the model's predictions sampled in, in (0, 1]. */
   sampleRate?: number;
-  /** Feed frames per second at most; predictions over it are counted in `dropped`. */
+  /** Feed frames per second at most, up to 1000 (the server refuses more); predictions over it are counted in `dropped`. */
   maxPerSecond?: number;
   /** Also send each prediction's inputs. */
   includeInputs?: boolean;
@@ -237,7 +237,8 @@ export class StreamClient {
    * server accepted, with the function that ends the subscription (it resolves false when
    * there was nothing left to end). Subscribing again to a model replaces the settings and
    * the callback. Rejects with the server's error: NOT_FOUND, INVALID_INPUT, FORBIDDEN when
-   * the server has the feed off.
+   * the server has the feed off (its default), TOO_MANY_REQUESTS over a subscription cap
+   * (16 per connection, 64 per model).
    */
   async subscribe(model: string, options: SubscribeOptions, onPrediction: (p: FeedPrediction) => void): Promise<() => Promise<boolean>> {
     const frame: Record<string, unknown> = { subscribe: model };

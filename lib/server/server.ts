@@ -27,9 +27,9 @@ export interface ServerOptions {
   /** Bytes buffered in uWS per stream connection above which answers wait in its outbox. Default 1 MiB. */
   streamHighWaterBytes?: number;
   /**
-   * Whether stream clients may subscribe to a model's live prediction feed. Default true:
-   * there is no authentication yet; once there is, the feed needs a monitoring permission.
-   * False answers subscribe frames with 403.
+   * Whether stream clients may subscribe to a model's live prediction feed. Default false:
+   * there is no authentication yet, and subscribers cost serving (within the feed's budget,
+   * prediction-feed.ts). False answers subscribe frames with 403.
    */
   streamFeed?: boolean;
   /** Serves GET /metrics when given (e.g. prom-client's registry). */
@@ -96,7 +96,7 @@ export function startServer(service: InferenceService, options: ServerOptions = 
   const app = uWS.App();
   const streams: StreamRegistry = registerStream(app, context, {
     maxInflight: streamMaxInflight,
-    feed: options.streamFeed ?? true,
+    feed: options.streamFeed ?? false,
     ...(options.streamHighWaterBytes !== undefined ? { highWaterBytes: options.streamHighWaterBytes } : {}),
   });
   let metricsBoundPort: number | undefined;

@@ -6,8 +6,10 @@
  * close the socket. Flow control and its memory bound are stream-connection.ts's.
  *
  * Control frames (`subscribe`, `unsubscribe`) manage the connection's subscriptions to the
- * live prediction feed (prediction-feed.ts); they get one text answer each, never count as
- * in flight, and the connection's subscriptions end when its socket closes.
+ * live prediction feed (prediction-feed.ts, off unless the server enables it); they get one
+ * text answer each, never count as in flight, and the connection's subscriptions end when its
+ * socket closes. The strings the server echoes (ids, model names) are bounded first
+ * (stream-bounds.ts).
  *
  * Socket settings: messages up to the HTTP body limit (uWS closes the socket with 1009 on a
  * bigger one, before buffering it); no compression (tensor bytes barely compress and it
@@ -19,6 +21,7 @@ import { TensorwireError, toTensorwireError } from '../errors';
 import { decodeStreamFrame, encodeStreamError, encodeStreamResponse, type StreamControl, type StreamId } from '../protocol/stream-frame';
 import { errorBody, JSON_TYPE, statusLine } from './http-response';
 import { shuttingDown, type ServerContext } from './router';
+import { checkStreamId, checkStreamName } from './stream-bounds';
 import { StreamConnection, type StreamLimits } from './stream-connection';
 
 /** Stream options. */
@@ -100,7 +103,7 @@ export function registerStream(app: uWS.TemplatedApp, context: ServerContext, op
       return;
     }
     if (!options.feed) {
-      connection.reject(encodeStreamError(id, new TensorwireError('FORBIDDEN', `cannot subscribe to '${c.model}': the live prediction feed is disabled on this server (--stream-feed off)`)));
+      connection.reject(encodeStreamError(id, new TensorwireError('FORBIDDEN', `cannot subscribe to '${c.model}': the live prediction feed is off on this server (it is off by default; --stream-feed on enables it)`)));
       return;
     }
     if (context.draining) {
@@ -111,11 +114,12 @@ export function registerStream(app: uWS.TemplatedApp, context: ServerContext, op
       // The infer path's test of existence: an unknown model throws NOT_FOUND. A known model
       // that is not ready yet may be subscribed to; its predictions come once it serves.
       service.modelReadiness(c.model);
+      // Throws over a cap (subscriptions per connection or model, max_per_second).
+      feed.subscribe(connection, c.model, c);
     } catch (e) {
       connection.reject(encodeStreamError(id, toTensorwireError(e)));
       return;
     }
-    feed.subscribe(connection, c.model, c);
     connection.reject(head + '"subscribed":' + JSON.stringify(c.model) + '}');
   }
 
@@ -123,12 +127,24 @@ export function registerStream(app: uWS.TemplatedApp, context: ServerContext, op
     // uWS reuses `message` after this callback: a binary frame's tensors are views into
     // it, so copy it once; a text frame is decoded into a string at once.
     const frame = decodeStreamFrame(isBinary ? new Uint8Array(message.slice(0)) : message, isBinary);
+    const longId = checkStreamId(frame.id);
+    if (longId !== undefined) {
+      connection.reject(encodeStreamError(undefined, longId));
+      return;
+    }
     if (!frame.ok) {
       connection.reject(encodeStreamError(frame.id, frame.error));
       return;
     }
     if (frame.kind === 'control') {
-      control(connection, frame.id, frame.control);
+      const longName = checkStreamName(frame.control.op, frame.control.model);
+      if (longName !== undefined) connection.reject(encodeStreamError(frame.id, longName));
+      else control(connection, frame.id, frame.control);
+      return;
+    }
+    const longName = checkStreamName('model_name', frame.modelName) ?? checkStreamName('model_version', frame.modelVersion);
+    if (longName !== undefined) {
+      connection.reject(encodeStreamError(frame.id, longName));
       return;
     }
     if (frame.id === undefined) {

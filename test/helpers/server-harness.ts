@@ -38,6 +38,8 @@ export interface HarnessOptions {
   maxBodyBytes?: number;
   /** Drain time of retired versions (ms). Default 2000. */
   drainMs?: number;
+  /** The stream's live prediction feed; default the server's (off). */
+  streamFeed?: boolean;
 }
 
 /** A running server over a temporary repository. */
@@ -87,6 +89,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
       versionDrainMs: options.drainMs ?? 2000,
       ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
       log: (line) => log.push(line),
+      ...(options.streamFeed !== undefined ? { streamFeed: options.streamFeed } : {}),
     });
     let closed: Promise<void> | undefined;
     return {
