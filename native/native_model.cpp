@@ -38,7 +38,7 @@ void NativeModel::Init(Napi::Env env) {
                                     {InstanceMethod("metadata", &NativeModel::Metadata), InstanceMethod("inputBuffer", &NativeModel::InputBuffer),
                                      InstanceMethod("outputBuffer", &NativeModel::OutputBuffer), InstanceMethod("run", &NativeModel::Run),
                                      InstanceMethod("cancel", &NativeModel::Cancel), InstanceMethod("unload", &NativeModel::Unload),
-                                     InstanceMethod("memory", &NativeModel::Memory)});
+                                     InstanceMethod("memory", &NativeModel::Memory), InstanceMethod("trimSlot", &NativeModel::TrimSlot)});
   g_constructor = new Napi::FunctionReference(Napi::Persistent(ctor));
 }
 
@@ -99,7 +99,7 @@ void NativeModel::DetachBuffer(size_t key) {
 }
 
 Instance& NativeModel::CheckedInstance(Napi::Env env, const Napi::Value& v) {
-  if (unloading_) throw ToJsError(env, "UNAVAILABLE", "model " + options_.path + " is unloading");
+  if (unloading_) throw ToJsError(env, "UNAVAILABLE", "model " + options_.display_name + " is unloading");
   if (!v.IsNumber()) throw ToJsError(env, "INTERNAL", "instance index must be a number");
   int i = v.As<Napi::Number>().Int32Value();
   if (i < 0 || i >= static_cast<int>(instances_.size())) throw ToJsError(env, "INTERNAL", "no instance " + std::to_string(i));
@@ -206,6 +206,24 @@ Napi::Value NativeModel::Run(const Napi::CallbackInfo& info) {
   return promise;
 }
 
+// trimSlot(instance, slot): called by JS when a slot is released; frees oversized buffers.
+Napi::Value NativeModel::TrimSlot(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (unloading_) return env.Undefined();
+  Instance& instance = CheckedInstance(env, info[0]);
+  StagingSlot& slot = CheckedSlot(env, instance, info[1]);
+  if (slot.busy) return env.Undefined();
+  const int i = info[0].As<Napi::Number>().Int32Value(), s = info[1].As<Napi::Number>().Int32Value();
+  // The old memory is freed inside TrimSlot and its ArrayBuffer detached right after: no JS runs
+  // in between (both on this thread), so no view ever reads freed memory.
+  try {
+    for (size_t io : instance.TrimSlot(s)) DetachBuffer(BufferKey(i, s, io));
+  } catch (const EngineError& e) {
+    throw ToJsError(env, e.code(), e.what());
+  }
+  return env.Undefined();
+}
+
 Napi::Value NativeModel::Cancel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (unloading_) return Napi::Boolean::New(env, false);
@@ -218,7 +236,7 @@ void NativeModel::FinishRun(Napi::Env env, RunJob* job) {
   Release(env);
   if (unloading_) {
     // Buffers are detached and instances may be gone: report the outcome without touching slots.
-    if (job->ok) job->deferred.Reject(ToJsError(env, "CANCELLED", "model " + options_.path + " was unloaded").Value());
+    if (job->ok) job->deferred.Reject(ToJsError(env, "CANCELLED", "model " + options_.display_name + " was unloaded").Value());
     else job->deferred.Reject(ToJsError(env, job->error_code, job->error_message).Value());
     delete job;
     return;
@@ -255,7 +273,7 @@ Napi::Value NativeModel::Unload(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto deferred = Napi::Promise::Deferred::New(env);
   if (unloading_) {
-    deferred.Reject(ToJsError(env, "UNAVAILABLE", "model " + options_.path + " is already unloading").Value());
+    deferred.Reject(ToJsError(env, "UNAVAILABLE", "model " + options_.display_name + " is already unloading").Value());
     return deferred.Promise();
   }
   unloading_ = true;

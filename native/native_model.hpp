@@ -49,6 +49,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   Napi::Value Cancel(const Napi::CallbackInfo& info);
   Napi::Value Unload(const Napi::CallbackInfo& info);
   Napi::Value Memory(const Napi::CallbackInfo& info);
+  Napi::Value TrimSlot(const Napi::CallbackInfo& info);
 
   Instance& CheckedInstance(Napi::Env env, const Napi::Value& v);
   StagingSlot& CheckedSlot(Napi::Env env, Instance& instance, const Napi::Value& v);

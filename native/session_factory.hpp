@@ -31,7 +31,10 @@ struct ModelSignature {
  * ordered stream. Throws EngineError: MODEL_LOAD_FAILED (names the file and ORT's reason) or
  * PROVIDER_UNAVAILABLE (names the missing library and the fix).
  */
-std::unique_ptr<Ort::Session> CreateSession(const ModelOptions& options, void* compute_stream);
+/* `shared_weights`, when given, holds the pre-packed weights (MatMul/Gemm/Conv constants in the
+ * kernels' layout) of every session of one model version: the instances of a version share one
+ * copy instead of each keeping its own. It must outlive the session. */
+std::unique_ptr<Ort::Session> CreateSession(const ModelOptions& options, void* compute_stream, Ort::PrepackedWeightsContainer* shared_weights = nullptr);
 
 /** Reads inputs/outputs; throws MODEL_LOAD_FAILED for tensors tensorwire cannot carry. */
 ModelSignature ReadSignature(const Ort::Session& session, const std::string& path);
