@@ -3,9 +3,10 @@
  * executor threads through pinned (CUDA) or aligned (CPU) staging slots.
  */
 import { stat } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { TensorwireError, toTensorwireError } from '../errors';
 import { LoadedModel } from './loaded-model';
-import { nativeAddon, type GpuStats, type NativeEngineInfo } from './native-binding';
+import { nativeAddon, type GpuStats, type NativeEngineInfo, type NativeLimits } from './native-binding';
 import { ortProviderOptions } from './provider-options';
 import type { Datatype, LoadOptions, ModelMetadata, TensorSpec } from './types';
 
@@ -16,6 +17,11 @@ export { ortProviderOptions } from './provider-options';
 
 /** Default rows per batch for batchable models when the caller sets none. */
 export const DEFAULT_MAX_BATCH_SIZE = 64;
+
+/** The addon's bounds on load options (instances, slots, threads, batch, output bytes); one table with native/limits.hpp. */
+export function engineLimits(): NativeLimits {
+  return nativeAddon().limits();
+}
 
 function checkInteger(name: string, v: number | undefined, min: number): void {
   if (v !== undefined && (!Number.isInteger(v) || v < min)) {
@@ -34,6 +40,7 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
   checkInteger('intraOpThreads', options.intraOpThreads, 0);
   checkInteger('interOpThreads', options.interOpThreads, 0);
   checkInteger('maxBatchSize', options.maxBatchSize, 0);
+  checkInteger('maxOutputBytes', options.maxOutputBytes, 1);
   const provider = options.provider ?? { kind: 'cpu' };
   const maxBatchSize = options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
   let native;
@@ -48,6 +55,8 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
       interOpThreads: options.interOpThreads ?? 1,
       maxBatchSize: maxBatchSize || 1,
       graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
+      maxOutputBytes: options.maxOutputBytes ?? engineLimits().defaultMaxOutputBytes,
+      displayName: options.displayName ?? basename(path),
     });
   } catch (e) {
     throw toTensorwireError(e);
@@ -80,4 +89,4 @@ export function gpuStats(): GpuStats[] {
   return nativeAddon().gpuStats();
 }
 
-export type { GpuStats };
+export type { GpuStats, NativeLimits };
