@@ -31,8 +31,9 @@ void LoadOnLoaderThread(LoadResult* result) {
     CheckProviderAvailable(result->options.provider);
     CheckMemoryBudget(result->options);
     CheckThreadBudget(ThreadsNeeded(result->options) + Limits::kThreadHeadroom, result->options.display_name);
-    // One container per model version: its instances share pre-packed weights (see session_factory.hpp).
-    auto shared_weights = std::make_shared<Ort::PrepackedWeightsContainer>();
+    // One per model version: its instances share their weights (see session_factory.hpp).
+    std::shared_ptr<SharedWeights> shared_weights = PrepareSharedWeights(result->options);
+    if (shared_weights->initializers) result->shared_weight_bytes = shared_weights->initializers->bytes();
     const size_t free_before = GpuFreeBytes(result->options);
     std::shared_ptr<ModelShared> shared = result->shared;
     Instance::Completion complete = [shared](RunJob* job) {

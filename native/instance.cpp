@@ -62,7 +62,7 @@ void EnsureDevice(DeviceBuffer& buffer, size_t bytes) {
 }  // namespace
 
 Instance::Instance(const ModelOptions& options, const ModelSignature* signature, Completion complete,
-                   std::shared_ptr<Ort::PrepackedWeightsContainer> shared_weights)
+                   std::shared_ptr<SharedWeights> shared_weights)
     : options_(options), complete_(std::move(complete)), shared_weights_(std::move(shared_weights)), cpu_info_(Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault)) {
   if (options_.on_gpu()) {
     const TwCudaApi& cuda = Cuda();

@@ -25,7 +25,7 @@ class Instance {
 
   /** Built on the loader thread: creates streams, the session and the slots, then starts the executor. */
   Instance(const ModelOptions& options, const ModelSignature* signature, Completion complete,
-           std::shared_ptr<Ort::PrepackedWeightsContainer> shared_weights);
+           std::shared_ptr<SharedWeights> shared_weights);
   ~Instance();
   Instance(const Instance&) = delete;
   Instance& operator=(const Instance&) = delete;
@@ -70,7 +70,7 @@ class Instance {
   void* compute_stream_ = nullptr;
   void* copy_stream_ = nullptr;
   /** Shared by every instance of the model version; declared before session_ so it outlives it. */
-  std::shared_ptr<Ort::PrepackedWeightsContainer> shared_weights_;
+  std::shared_ptr<SharedWeights> shared_weights_;
   std::unique_ptr<Ort::Session> session_;
   std::vector<std::unique_ptr<StagingSlot>> slots_;
   std::vector<const char*> input_names_;

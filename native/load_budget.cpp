@@ -13,7 +13,8 @@ size_t EstimateLoadHostBytes(const ModelOptions& options) {
   struct stat st;
   if (stat(options.path.c_str(), &st) != 0) return 0;
   const size_t file = static_cast<size_t>(st.st_size);
-  const size_t copies = options.on_gpu() ? 1 : static_cast<size_t>(options.instances) + 1;
+  // CPU, several instances: one shared copy, one pre-packed copy, one while parsing.
+  const size_t copies = options.on_gpu() ? 1 : options.instances > 1 ? 3 : 2;
   return file * copies;
 }
 
@@ -38,7 +39,7 @@ void CheckMemoryBudget(const ModelOptions& options) {
   if (need == 0 || available == 0 || need <= available) return;
   auto mib = [](size_t b) { return std::to_string(b / (1024 * 1024)) + " MiB"; };
   throw EngineError("MODEL_LOAD_FAILED", "cannot load model " + options.display_name + ": it needs about " + mib(need) + " of host memory (" +
-                                             std::to_string(options.instances) + " instance(s) x the weights, plus one copy while loading) and " +
+                                             std::to_string(options.instances) + " instance(s) sharing the weights, plus copies while loading) and " +
                                              mib(available) + " is available; lower instance_count");
 }
 

@@ -9,10 +9,11 @@
 namespace tw {
 
 /**
- * Host bytes a load is expected to take: on the CPU each instance's session holds its own copy
- * of the weights (about the file's size; pre-packed copies are shared, see session_factory.hpp)
- * plus one more copy while ORT parses the file; on a GPU the weights move to the device and
- * only the parse copy counts. 0 when the file cannot be read (the load reports that itself).
+ * Host bytes a load is expected to take, from the file's size (about the weights' size): on the
+ * CPU the instances share one copy of the weights plus one pre-packed copy (see
+ * session_factory.hpp), and ORT holds one more while it parses the file; on a GPU the weights
+ * move to the device and only the parse copy counts. 0 when the file cannot be read (the load
+ * reports that itself).
  */
 size_t EstimateLoadHostBytes(const ModelOptions& options);
 

@@ -68,6 +68,7 @@ NativeModel::NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Nati
   g_live->insert(this);
   info.This().As<Napi::Object>().Set("instanceCount", Napi::Number::New(env, static_cast<double>(instances_.size())));
   info.This().As<Napi::Object>().Set("slotsPerInstance", Napi::Number::New(env, options_.slots_per_instance));
+  info.This().As<Napi::Object>().Set("sharedWeightBytes", Napi::Number::New(env, static_cast<double>(r->shared_weight_bytes)));
 }
 
 NativeModel::~NativeModel() { g_live->erase(this); }

@@ -23,6 +23,8 @@ struct LoadResult {
   std::shared_ptr<ModelShared> shared;
   std::vector<std::unique_ptr<Instance>> instances;
   size_t gpu_bytes = 0;
+  /** Bytes of initializers the instances share (0 when each session loaded its own). */
+  size_t shared_weight_bytes = 0;
   std::string error_code;
   std::string error_message;
 };

@@ -82,7 +82,15 @@ void CheckProviderAvailable(Provider provider) {
   }
 }
 
-std::unique_ptr<Ort::Session> CreateSession(const ModelOptions& options, void* compute_stream, Ort::PrepackedWeightsContainer* shared_weights) {
+std::shared_ptr<SharedWeights> PrepareSharedWeights(const ModelOptions& options) {
+  auto shared = std::make_shared<SharedWeights>();
+  // On a GPU each session copies its weights to the device anyway; on the CPU sharing saves
+  // (instances - 1) copies. Small tensors are left to ORT (constant folding may want them).
+  if (!options.on_gpu() && options.instances > 1) shared->initializers = SharedInitializers::Read(options.path, 4096);
+  return shared;
+}
+
+std::unique_ptr<Ort::Session> CreateSession(const ModelOptions& options, void* compute_stream, SharedWeights* shared_weights) {
   Ort::SessionOptions so;
   so.SetIntraOpNumThreads(options.intra_op_threads);
   so.SetInterOpNumThreads(options.inter_op_threads);
@@ -101,7 +109,8 @@ std::unique_ptr<Ort::Session> CreateSession(const ModelOptions& options, void* c
     throw EngineError("PROVIDER_UNAVAILABLE", std::string("cannot enable the execution provider: ") + e.what() + " " + kGpuFix);
   }
   try {
-    if (shared_weights != nullptr) return std::make_unique<Ort::Session>(OrtEnvironment(), options.path.c_str(), so, *shared_weights);
+    if (shared_weights != nullptr && shared_weights->initializers) shared_weights->initializers->AddTo(so);
+    if (shared_weights != nullptr) return std::make_unique<Ort::Session>(OrtEnvironment(), options.path.c_str(), so, shared_weights->prepacked);
     return std::make_unique<Ort::Session>(OrtEnvironment(), options.path.c_str(), so);
   } catch (const Ort::Exception& e) {
     std::string what = e.what();

@@ -64,10 +64,17 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
   const raw = native.metadata();
   const spec = (t: { name: string; datatype: string; shape: number[] }): TensorSpec => ({ name: t.name, datatype: t.datatype as Datatype, shape: t.shape });
   const metadata: ModelMetadata = { inputs: raw.inputs.map(spec), outputs: raw.outputs.map(spec), batchable: raw.batchable };
-  // On the CPU the session holds the weights in host memory: count them (the file size is a
-  // close estimate); on a GPU they are in the device figure the addon measures.
-  const weightBytes = provider.kind === 'cpu' ? (await stat(path).catch(() => ({ size: 0 }))).size : 0;
-  return new LoadedModel(native, path, metadata, maxBatchSize, weightBytes);
+  const fileBytes = provider.kind === 'cpu' ? (await stat(path).catch(() => ({ size: 0 }))).size : 0;
+  return new LoadedModel(native, path, metadata, maxBatchSize, hostWeightBytes(fileBytes, native.instanceCount, native.sharedWeightBytes));
+}
+
+/**
+ * Host bytes of a CPU version's weights, estimated from the file's size (docs/memory.md): the
+ * instances share one copy plus one pre-packed copy when the addon shared them, otherwise each
+ * session holds its own. On a GPU (fileBytes 0) they are in the device figure the addon measures.
+ */
+export function hostWeightBytes(fileBytes: number, instances: number, sharedBytes: number): number {
+  return sharedBytes > 0 ? fileBytes + sharedBytes : fileBytes * instances;
 }
 
 /** ONNX Runtime version, providers compiled into it, whether the CUDA helper was built, staging bytes. */

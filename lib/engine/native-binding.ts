@@ -25,6 +25,8 @@ export interface NativeRunResult {
 export interface NativeModel {
   readonly instanceCount: number;
   readonly slotsPerInstance: number;
+  /** Bytes of weights the instances share (read once from the file); 0 when each session holds its own. */
+  readonly sharedWeightBytes: number;
   metadata(): { inputs: NativeTensorInfo[]; outputs: NativeTensorInfo[]; batchable: boolean };
   inputBuffer(instance: number, slot: number, input: number, minBytes: number): ArrayBuffer;
   outputBuffer(instance: number, slot: number, output: number): ArrayBuffer;
