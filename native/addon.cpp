@@ -185,7 +185,8 @@ Napi::Value GpuStatsJs(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   OrtEnvironment();
   NativeModel::Init(env);
-  env.AddCleanupHook([] { NativeModel::ShutdownAll(); });
+  // Only this environment's models: a Worker that exits must leave the main thread's serving.
+  env.AddCleanupHook([live = NativeModel::LiveModels(env)] { NativeModel::ShutdownAll(live); });
   exports.Set("loadModel", Napi::Function::New(env, LoadModel));
   exports.Set("limits", Napi::Function::New(env, LimitsJs));
   exports.Set("engineInfo", Napi::Function::New(env, EngineInfo));

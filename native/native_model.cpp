@@ -10,8 +10,17 @@
 namespace tw {
 namespace {
 
-Napi::FunctionReference* g_constructor = nullptr;
-std::set<NativeModel*>* g_live = new std::set<NativeModel*>();  // JS thread only
+/**
+ * What one Node environment (the main thread, or one worker_threads Worker) holds of the addon:
+ * its NativeModel class and its live models. Kept as napi instance data, not process globals,
+ * so a Worker that exits takes down only its own models (the Ort::Env and the loader thread
+ * are process-wide and outlive every environment).
+ */
+struct EnvModels {
+  Napi::FunctionReference constructor;
+  /** Live models of this environment; shared with each model so its destructor can leave it. */
+  std::shared_ptr<std::set<NativeModel*>> live = std::make_shared<std::set<NativeModel*>>();
+};
 
 Napi::Array ShapeArray(Napi::Env env, const std::vector<int64_t>& shape) {
   Napi::Array a = Napi::Array::New(env, shape.size());
@@ -39,15 +48,19 @@ void NativeModel::Init(Napi::Env env) {
                                      InstanceMethod("outputBuffer", &NativeModel::OutputBuffer), InstanceMethod("run", &NativeModel::Run),
                                      InstanceMethod("cancel", &NativeModel::Cancel), InstanceMethod("unload", &NativeModel::Unload),
                                      InstanceMethod("memory", &NativeModel::Memory), InstanceMethod("trimSlot", &NativeModel::TrimSlot)});
-  g_constructor = new Napi::FunctionReference(Napi::Persistent(ctor));
+  auto* models = new EnvModels();
+  models->constructor = Napi::Persistent(ctor);
+  env.SetInstanceData<EnvModels>(models);  // deleted by Node when this environment ends
 }
 
 Napi::Object NativeModel::Create(Napi::Env env, LoadResult* result) {
-  return g_constructor->New({Napi::External<LoadResult>::New(env, result)});
+  return env.GetInstanceData<EnvModels>()->constructor.New({Napi::External<LoadResult>::New(env, result)});
 }
 
-void NativeModel::ShutdownAll() {
-  for (NativeModel* m : *g_live) m->instances_.clear();
+std::shared_ptr<std::set<NativeModel*>> NativeModel::LiveModels(Napi::Env env) { return env.GetInstanceData<EnvModels>()->live; }
+
+void NativeModel::ShutdownAll(const std::shared_ptr<std::set<NativeModel*>>& live) {
+  for (NativeModel* m : *live) m->instances_.clear();
 }
 
 NativeModel::NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeModel>(info) {
@@ -65,13 +78,14 @@ NativeModel::NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Nati
   shared_->tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), "tensorwire-run", 0, 1);
   shared_->tsfn.Unref(env);
   Ref();  // a loaded model lives until unload(), whatever JS holds
-  g_live->insert(this);
+  live_ = LiveModels(env);
+  live_->insert(this);
   info.This().As<Napi::Object>().Set("instanceCount", Napi::Number::New(env, static_cast<double>(instances_.size())));
   info.This().As<Napi::Object>().Set("slotsPerInstance", Napi::Number::New(env, options_.slots_per_instance));
   info.This().As<Napi::Object>().Set("sharedWeightBytes", Napi::Number::New(env, static_cast<double>(r->shared_weight_bytes)));
 }
 
-NativeModel::~NativeModel() { g_live->erase(this); }
+NativeModel::~NativeModel() { live_->erase(this); }
 
 size_t NativeModel::BufferKey(int instance, int slot, size_t io) const {
   return (static_cast<size_t>(instance) * options_.slots_per_instance + slot) * (signature_.inputs.size() + signature_.outputs.size()) + io;
