@@ -23,9 +23,9 @@ export function engineLimits(): NativeLimits {
   return nativeAddon().limits();
 }
 
-function checkInteger(name: string, v: number | undefined, min: number): void {
-  if (v !== undefined && (!Number.isInteger(v) || v < min)) {
-    throw new TensorwireError('INVALID_INPUT', `load option ${name} must be an integer >= ${min}, got ${String(v)}`);
+function checkInteger(name: string, v: number | undefined, min: number, max: number): void {
+  if (v !== undefined && (!Number.isInteger(v) || v < min || v > max)) {
+    throw new TensorwireError('INVALID_INPUT', `load option ${name} must be an integer in [${min}, ${max}], got ${String(v)}`);
   }
 }
 
@@ -35,12 +35,14 @@ function checkInteger(name: string, v: number | undefined, min: number): void {
  * PROVIDER_UNAVAILABLE (naming the missing library and the fix). Never falls back to the CPU.
  */
 export async function loadModel(path: string, options: LoadOptions = {}): Promise<LoadedModel> {
-  checkInteger('instances', options.instances, 1);
-  checkInteger('slotsPerInstance', options.slotsPerInstance, 2);
-  checkInteger('intraOpThreads', options.intraOpThreads, 0);
-  checkInteger('interOpThreads', options.interOpThreads, 0);
-  checkInteger('maxBatchSize', options.maxBatchSize, 0);
-  checkInteger('maxOutputBytes', options.maxOutputBytes, 1);
+  // The addon checks the same bounds (native/limits.hpp); this gives the message first.
+  const limits = engineLimits();
+  checkInteger('instances', options.instances, 1, limits.maxInstances);
+  checkInteger('slotsPerInstance', options.slotsPerInstance, limits.minSlotsPerInstance, limits.maxSlotsPerInstance);
+  checkInteger('intraOpThreads', options.intraOpThreads, 0, limits.maxIntraOpThreads);
+  checkInteger('interOpThreads', options.interOpThreads, 0, limits.maxInterOpThreads);
+  checkInteger('maxBatchSize', options.maxBatchSize, 0, limits.maxBatchSize);
+  checkInteger('maxOutputBytes', options.maxOutputBytes, 1, limits.maxOutputBytesCeiling);
   const provider = options.provider ?? { kind: 'cpu' };
   const maxBatchSize = options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
   let native;
@@ -55,7 +57,7 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
       interOpThreads: options.interOpThreads ?? 1,
       maxBatchSize: maxBatchSize || 1,
       graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
-      maxOutputBytes: options.maxOutputBytes ?? engineLimits().defaultMaxOutputBytes,
+      maxOutputBytes: options.maxOutputBytes ?? limits.defaultMaxOutputBytes,
       displayName: options.displayName ?? basename(path),
     });
   } catch (e) {
