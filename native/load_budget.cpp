@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "errors.hpp"
@@ -18,7 +19,31 @@ size_t EstimateLoadHostBytes(const ModelOptions& options) {
   return file * copies;
 }
 
+namespace {
+
+/** A cgroup v2 memory file's value in bytes; 0 when absent or "max". */
+size_t CgroupValue(const char* path) {
+  FILE* f = std::fopen(path, "r");
+  if (f == nullptr) return 0;
+  char text[64] = {0};
+  const bool read = std::fgets(text, sizeof text, f) != nullptr;
+  std::fclose(f);
+  return read && text[0] >= '0' && text[0] <= '9' ? std::strtoull(text, nullptr, 10) : 0;
+}
+
+}  // namespace
+
 size_t AvailableHostBytes() {
+  // In a container, the cgroup's limit binds before the machine's memory does.
+  const size_t limit = CgroupValue("/sys/fs/cgroup/memory.max");
+  const size_t used = CgroupValue("/sys/fs/cgroup/memory.current");
+  const size_t cgroup_free = limit > used ? limit - used : 0;
+  const size_t machine_free = MachineAvailableBytes();
+  if (limit == 0) return machine_free;
+  return machine_free == 0 || cgroup_free < machine_free ? cgroup_free : machine_free;
+}
+
+size_t MachineAvailableBytes() {
   FILE* f = std::fopen("/proc/meminfo", "r");
   if (f == nullptr) return 0;
   char line[256];

@@ -17,7 +17,10 @@ namespace tw {
  */
 size_t EstimateLoadHostBytes(const ModelOptions& options);
 
-/** MemAvailable from /proc/meminfo in bytes; 0 when unknown (the check is then skipped). */
+/** MemAvailable from /proc/meminfo in bytes; 0 when unknown. */
+size_t MachineAvailableBytes();
+
+/** Host bytes a load may still take: MemAvailable, or less under a cgroup v2 memory limit; 0 when unknown (no check). */
 size_t AvailableHostBytes();
 
 /** Throws EngineError MODEL_LOAD_FAILED naming the estimate when it exceeds the memory available. */
