@@ -19,8 +19,12 @@ const childScript = (path: string) => `
 const { loadModel } = require('./lib/engine');
 (async () => {
   const out = {};
+  const threads = () => require('node:fs').readdirSync('/proc/self/task').length;
+  await (await loadModel(${JSON.stringify(path)})).unload(); // starts the process-wide loader thread
+  out.threadsBefore = threads();
   try { await loadModel(${JSON.stringify(path)}, { instances: 8, intraOpThreads: 8 }); out.big = 'loaded'; }
   catch (e) { out.big = { code: e.code, message: e.message }; }
+  out.threadsAfter = threads();
   const m = await loadModel(${JSON.stringify(path)}, { instances: 1 });
   const slot = m.acquireSlot();
   slot.inputView(0, 4 * 256).fill(0);
@@ -39,7 +43,8 @@ describe('thread limit', () => {
     const outcome = await runEngineChild(childScript(path), { maxThreads: 60 });
     expect(outcome.signal).toBeNull();
     expect(outcome.code).toBe(0);
-    const out = lastJsonLine<{ big: { code: string; message: string } | string; small: number[] }>(outcome);
+    const out = lastJsonLine<{ big: { code: string; message: string } | string; small: number[]; threadsBefore: number; threadsAfter: number }>(outcome);
+    expect(out.threadsAfter).toBe(out.threadsBefore); // every thread the failed load created was joined
     expect(out.big).toMatchObject({ code: 'MODEL_LOAD_FAILED' });
     expect((out.big as { message: string }).message).toMatch(/threads/);
     expect((out.big as { message: string }).message).not.toContain(tmp.dir); // no absolute path
