@@ -12,6 +12,8 @@ export const ERROR_CATALOGUE = {
   NOT_FOUND: { status: 404, description: 'Unknown model, version or endpoint.' },
   /** Request body larger than the configured limit. */
   PAYLOAD_TOO_LARGE: { status: 413, description: 'The body is over the configured limit.' },
+  /** A batch's outputs would exceed the model's maxOutputBytes (their size depends on input values). */
+  OUTPUT_TOO_LARGE: { status: 413, description: 'The outputs are over the configured limit.' },
   /** Too many requests in flight for one stream connection. */
   TOO_MANY_REQUESTS: { status: 429, description: 'Too many requests in flight on this connection.' },
   /** The model's queue is full. */

@@ -5,11 +5,14 @@
 
 #include "cuda_runtime.hpp"
 #include "errors.hpp"
+#include "limits.hpp"
+#include "load_budget.hpp"
 #include "host_buffer.hpp"
 #include "loader.hpp"
 #include "native_model.hpp"
 #include "nvml.hpp"
 #include "ort_env.hpp"
+#include "thread_budget.hpp"
 
 namespace tw {
 namespace {
@@ -26,6 +29,11 @@ size_t GpuFreeBytes(const ModelOptions& options) {
 void LoadOnLoaderThread(LoadResult* result) {
   try {
     CheckProviderAvailable(result->options.provider);
+    CheckMemoryBudget(result->options);
+    CheckThreadBudget(ThreadsNeeded(result->options) + Limits::kThreadHeadroom, result->options.display_name);
+    // One per model version: its instances share their weights (see session_factory.hpp).
+    std::shared_ptr<SharedWeights> shared_weights = PrepareSharedWeights(result->options);
+    if (shared_weights->initializers) result->shared_weight_bytes = shared_weights->initializers->bytes();
     const size_t free_before = GpuFreeBytes(result->options);
     std::shared_ptr<ModelShared> shared = result->shared;
     Instance::Completion complete = [shared](RunJob* job) {
@@ -40,7 +48,7 @@ void LoadOnLoaderThread(LoadResult* result) {
     };
     for (int k = 0; k < result->options.instances; k++) {
       const ModelSignature* first = k == 0 ? nullptr : &result->instances.front()->signature();
-      result->instances.push_back(std::make_unique<Instance>(result->options, first, complete));
+      result->instances.push_back(std::make_unique<Instance>(result->options, first, complete, shared_weights));
     }
     const size_t free_after = GpuFreeBytes(result->options);
     result->gpu_bytes = free_before > free_after ? free_before - free_after : 0;
@@ -48,10 +56,14 @@ void LoadOnLoaderThread(LoadResult* result) {
     result->instances.clear();
     result->error_code = e.code();
     result->error_message = e.what();
-  } catch (const std::exception& e) {
+  } catch (const Ort::Exception& e) {
     result->instances.clear();
     result->error_code = "MODEL_LOAD_FAILED";
-    result->error_message = "cannot load model " + result->options.path + ": " + e.what();
+    result->error_message = "cannot load model " + result->options.display_name + ": " + e.what();
+  } catch (const std::exception& e) {  // std::system_error when a thread cannot be created, std::bad_alloc
+    result->instances.clear();
+    result->error_code = "MODEL_LOAD_FAILED";
+    result->error_message = "cannot load model " + result->options.display_name + ": " + e.what();
   }
 }
 
@@ -72,7 +84,7 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   auto deferred = Napi::Promise::Deferred::New(env);
   auto* pending = new Napi::Promise::Deferred(deferred);
   auto tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), "tensorwire-load", 0, 1);
-  PostToLoader([result, pending, tsfn]() mutable {
+  auto load = [result, pending, tsfn]() mutable {
     LoadOnLoaderThread(result);
     tsfn.BlockingCall(result, [pending](Napi::Env env, Napi::Function, LoadResult* r) {
       Napi::HandleScope scope(env);
@@ -89,8 +101,33 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
       delete r;
     });
     tsfn.Release();
-  });
+  };
+  try {
+    PostToLoader(std::move(load));
+  } catch (const std::exception& e) {  // the loader thread could not be started (thread limit)
+    tsfn.Release();
+    delete pending;
+    delete result;
+    deferred.Reject(ToJsError(env, "MODEL_LOAD_FAILED", std::string("cannot start the model loader thread: ") + e.what()).Value());
+  }
   return deferred.Promise();
+}
+
+// limits(): the bounds ParseModelOptions enforces, for lib/engine and the config layer to share.
+Napi::Value LimitsJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("maxInstances", Limits::kMaxInstances);
+  o.Set("minSlotsPerInstance", Limits::kMinSlotsPerInstance);
+  o.Set("maxSlotsPerInstance", Limits::kMaxSlotsPerInstance);
+  o.Set("maxIntraOpThreads", Limits::kMaxIntraOpThreads);
+  o.Set("maxInterOpThreads", Limits::kMaxInterOpThreads);
+  o.Set("maxBatchSize", Limits::kMaxBatchSize);
+  o.Set("maxDeviceId", Limits::kMaxDeviceId);
+  o.Set("defaultMaxOutputBytes", Limits::kDefaultMaxOutputBytes);
+  o.Set("maxOutputBytesCeiling", Limits::kMaxOutputBytesCeiling);
+  o.Set("threadHeadroom", static_cast<double>(Limits::kThreadHeadroom));
+  return o;
 }
 
 Napi::Value EngineInfo(const Napi::CallbackInfo& info) {
@@ -148,8 +185,10 @@ Napi::Value GpuStatsJs(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   OrtEnvironment();
   NativeModel::Init(env);
-  env.AddCleanupHook([] { NativeModel::ShutdownAll(); });
+  // Only this environment's models: a Worker that exits must leave the main thread's serving.
+  env.AddCleanupHook([live = NativeModel::LiveModels(env)] { NativeModel::ShutdownAll(live); });
   exports.Set("loadModel", Napi::Function::New(env, LoadModel));
+  exports.Set("limits", Napi::Function::New(env, LimitsJs));
   exports.Set("engineInfo", Napi::Function::New(env, EngineInfo));
   exports.Set("cudaMemoryInfo", Napi::Function::New(env, CudaMemoryInfo));
   exports.Set("gpuStats", Napi::Function::New(env, GpuStatsJs));

@@ -16,7 +16,11 @@ class EngineError : public std::runtime_error {
   std::string code_;
 };
 
-/** A JS Error carrying `code` and name TensorwireError, so lib/errors.ts maps it to one HTTP status. */
+/** `text` with every absolute path cut to its last component (messages must not reveal directories). */
+std::string WithoutAbsolutePaths(const std::string& text);
+
+/** A JS Error carrying `code` and name TensorwireError, so lib/errors.ts maps it to one HTTP status.
+ *  The message loses absolute paths (WithoutAbsolutePaths): every native error leaves through here. */
 Napi::Error ToJsError(Napi::Env env, const std::string& code, const std::string& message);
 
 }  // namespace tw

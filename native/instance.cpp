@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -60,16 +61,17 @@ void EnsureDevice(DeviceBuffer& buffer, size_t bytes) {
 
 }  // namespace
 
-Instance::Instance(const ModelOptions& options, const ModelSignature* signature, Completion complete)
-    : options_(options), complete_(std::move(complete)), cpu_info_(Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault)) {
+Instance::Instance(const ModelOptions& options, const ModelSignature* signature, Completion complete,
+                   std::shared_ptr<SharedWeights> shared_weights)
+    : options_(options), complete_(std::move(complete)), shared_weights_(std::move(shared_weights)), cpu_info_(Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault)) {
   if (options_.on_gpu()) {
     const TwCudaApi& cuda = Cuda();
     CheckCuda(cuda.set_device(options_.device_id), "cudaSetDevice", "PROVIDER_UNAVAILABLE");
     CheckCuda(cuda.stream_create(&compute_stream_), "cudaStreamCreate");
     CheckCuda(cuda.stream_create(&copy_stream_), "cudaStreamCreate");
   }
-  session_ = CreateSession(options_, compute_stream_);
-  signature_ = signature != nullptr ? *signature : ReadSignature(*session_, options_.path);
+  session_ = CreateSession(options_, compute_stream_, shared_weights_.get());
+  signature_ = signature != nullptr ? *signature : ReadSignature(*session_, options_.display_name);
   for (const auto& t : signature_.inputs) input_names_.push_back(t.name.c_str());
   for (const auto& t : signature_.outputs) output_names_.push_back(t.name.c_str());
   AllocateSlots();
@@ -236,7 +238,7 @@ void Instance::Execute(RunJob& job) {
       job.error_message = "batch was cancelled while running";
     } else {
       job.error_code = "ENGINE_FAILURE";
-      job.error_message = std::string("ONNX Runtime failed to run ") + options_.path + ": " + e.what();
+      job.error_message = std::string("ONNX Runtime failed to run ") + options_.display_name + ": " + e.what();
     }
   } catch (const EngineError& e) {
     job.error_code = e.code();
@@ -282,6 +284,9 @@ void Instance::RunCpu(RunJob& job, StagingSlot& slot) {
   session_->Run(job.run_options, input_names_.data(), inputs.data(), n_in, output_names_.data(), outputs.data(), n_out);
   auto t2 = Clock::now();
   for (size_t o = 0; o < n_out; o++)
+    if (!preallocated[o]) job.output_shapes[o] = outputs[o].GetTensorTypeAndShapeInfo().GetShape();
+  CheckOutputSize(job.output_shapes);
+  for (size_t o = 0; o < n_out; o++)
     if (!preallocated[o]) CopyOrtOutput(job, slot, o, outputs[o]);
   auto t3 = Clock::now();
   job.input_us = Micros(t0, t1);
@@ -311,6 +316,7 @@ void Instance::RunGpu(RunJob& job, StagingSlot& slot) {
     const auto& t = signature_.outputs[o];
     if (KnownOutputShape(t, signature_.batchable, batch, shape)) {
       size_t bytes = Elements(shape) * t.element_size;
+      if (bytes > options_.max_output_bytes) CheckOutputSize({shape});
       EnsureDevice(slot.device_outputs[o], bytes);
       if (bytes > slot.outputs[o].capacity()) {
         slot.retired.push_back(std::move(slot.outputs[o]));
@@ -329,16 +335,19 @@ void Instance::RunGpu(RunJob& job, StagingSlot& slot) {
   auto t1 = Clock::now();
   session_->Run(job.run_options, binding);
   auto t2 = Clock::now();
+  std::vector<Ort::Value> values;
+  if (std::find(on_device.begin(), on_device.end(), 0) != on_device.end()) {
+    values = binding.GetOutputValues();
+    for (size_t o = 0; o < n_out; o++)
+      if (!on_device[o]) job.output_shapes[o] = values[o].GetTensorTypeAndShapeInfo().GetShape();
+  }
+  CheckOutputSize(job.output_shapes);
   for (size_t o = 0; o < n_out; o++)
     if (on_device[o])
       CheckCuda(cuda.copy_d2h_async(slot.outputs[o].data(), slot.device_outputs[o].ptr, job.output_bytes[o], compute_stream_), "cudaMemcpyAsync D2H");
   CheckCuda(cuda.stream_synchronize(compute_stream_), "cudaStreamSynchronize");
-  std::vector<Ort::Value> values;
-  for (size_t o = 0; o < n_out; o++) {
-    if (on_device[o]) continue;
-    if (values.empty()) values = binding.GetOutputValues();
-    CopyOrtOutput(job, slot, o, values[o]);
-  }
+  for (size_t o = 0; o < n_out; o++)
+    if (!on_device[o]) CopyOrtOutput(job, slot, o, values[o]);
   auto t3 = Clock::now();
   job.input_us = Micros(t0, t1);
   job.infer_us = Micros(t1, t2);
@@ -357,6 +366,49 @@ void Instance::CopyOrtOutput(RunJob& job, StagingSlot& slot, size_t o, const Ort
   if (bytes > 0) std::memcpy(slot.outputs[o].data(), value.GetTensorRawData(), bytes);
   job.output_shapes[o] = std::move(shape);
   job.output_bytes[o] = bytes;
+}
+
+void Instance::CheckOutputSize(const std::vector<std::vector<int64_t>>& shapes) const {
+  size_t total = 0;
+  for (size_t o = 0; o < shapes.size() && o < signature_.outputs.size(); o++) {
+    size_t bytes = Elements(shapes[o]) * signature_.outputs[o].element_size;
+    total += bytes;
+    if (total > options_.max_output_bytes) {
+      std::string shape;
+      for (int64_t d : shapes[o]) shape += (shape.empty() ? "" : "x") + std::to_string(d);
+      throw EngineError("OUTPUT_TOO_LARGE", "output '" + signature_.outputs[o].name + "' of " + options_.display_name + " has shape [" + shape +
+                                                "] (" + std::to_string(bytes) + " bytes); the outputs of one batch may hold at most " +
+                                                std::to_string(options_.max_output_bytes) + " bytes (maxOutputBytes)");
+    }
+  }
+}
+
+std::vector<size_t> Instance::TrimSlot(int s) {
+  StagingSlot& slot = *slots_[s];
+  std::vector<size_t> replaced;
+  const bool pinned = options_.on_gpu();
+  // A buffer is "oversized" past twice its load-time size: growth by one normal batch stays.
+  auto trim = [&](HostBuffer& buffer, const TensorInfo& t, size_t index) {
+    const size_t normal = InitialBytes(t, signature_.batchable, options_.max_batch_size);
+    if (buffer.capacity() <= 2 * normal + 64) return;
+    buffer.Allocate(normal, pinned);
+    replaced.push_back(index);
+  };
+  for (size_t i = 0; i < slot.inputs.size(); i++) trim(slot.inputs[i], signature_.inputs[i], i);
+  for (size_t o = 0; o < slot.outputs.size(); o++) trim(slot.outputs[o], signature_.outputs[o], slot.inputs.size() + o);
+  if (const TwCudaApi* cuda = pinned ? CudaIfLoaded() : nullptr) {
+    auto trim_device = [&](DeviceBuffer& buffer, const TensorInfo& t) {
+      const size_t normal = InitialBytes(t, signature_.batchable, options_.max_batch_size);
+      if (buffer.capacity <= 2 * normal + 256) return;
+      cuda->device_free(buffer.ptr);
+      buffer.ptr = nullptr;
+      buffer.capacity = 0;
+      EnsureDevice(buffer, normal);
+    };
+    for (size_t i = 0; i < slot.device_inputs.size(); i++) trim_device(slot.device_inputs[i], signature_.inputs[i]);
+    for (size_t o = 0; o < slot.device_outputs.size(); o++) trim_device(slot.device_outputs[o], signature_.outputs[o]);
+  }
+  return replaced;
 }
 
 size_t Instance::host_bytes() const {

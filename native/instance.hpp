@@ -24,7 +24,8 @@ class Instance {
   using Completion = std::function<void(RunJob*)>;
 
   /** Built on the loader thread: creates streams, the session and the slots, then starts the executor. */
-  Instance(const ModelOptions& options, const ModelSignature* signature, Completion complete);
+  Instance(const ModelOptions& options, const ModelSignature* signature, Completion complete,
+           std::shared_ptr<SharedWeights> shared_weights);
   ~Instance();
   Instance(const Instance&) = delete;
   Instance& operator=(const Instance&) = delete;
@@ -40,6 +41,13 @@ class Instance {
   /** Any thread but JS: fails queued batches as cancelled, waits for the running one, joins. */
   void Stop();
 
+  /**
+   * JS thread, slot not busy: frees buffers a large batch grew past their load-time size and
+   * puts back load-time ones, so one big request does not hold memory until unload. Returns the
+   * host buffers replaced, as input indices then output indices (offset by the input count).
+   */
+  std::vector<size_t> TrimSlot(int slot);
+
   size_t host_bytes() const;
   size_t device_bytes() const;
 
@@ -53,12 +61,16 @@ class Instance {
   void RunCpu(RunJob& job, StagingSlot& slot);
   void RunGpu(RunJob& job, StagingSlot& slot);
   void CopyOrtOutput(RunJob& job, StagingSlot& slot, size_t o, const Ort::Value& value);
+  /** Throws OUTPUT_TOO_LARGE when the outputs' shapes add up to more than max_output_bytes. */
+  void CheckOutputSize(const std::vector<std::vector<int64_t>>& shapes) const;
 
   ModelOptions options_;
   ModelSignature signature_;
   Completion complete_;
   void* compute_stream_ = nullptr;
   void* copy_stream_ = nullptr;
+  /** Shared by every instance of the model version; declared before session_ so it outlives it. */
+  std::shared_ptr<SharedWeights> shared_weights_;
   std::unique_ptr<Ort::Session> session_;
   std::vector<std::unique_ptr<StagingSlot>> slots_;
   std::vector<const char*> input_names_;

@@ -1,6 +1,7 @@
 #include "model_options.hpp"
 
 #include "errors.hpp"
+#include "limits.hpp"
 
 namespace tw {
 namespace {
@@ -17,17 +18,34 @@ int IntOption(Napi::Env env, Napi::Object js, const char* key, int fallback, int
   return static_cast<int>(d);
 }
 
+/** The name messages use for the model: the caller's displayName, else the file's base name (never an absolute path). */
+std::string DisplayName(const std::string& path, Napi::Object js) {
+  Napi::Value v = js.Get("displayName");
+  if (v.IsString()) return v.As<Napi::String>().Utf8Value().substr(0, 256);
+  auto slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
 }  // namespace
 
 ModelOptions ParseModelOptions(Napi::Env env, const std::string& path, Napi::Object js) {
   ModelOptions o;
   o.path = path;
-  o.instances = IntOption(env, js, "instances", 1, 1, 64);
-  o.slots_per_instance = IntOption(env, js, "slotsPerInstance", 2, 2, 16);
-  o.intra_op_threads = IntOption(env, js, "intraOpThreads", 1, 0, 256);
-  o.inter_op_threads = IntOption(env, js, "interOpThreads", 1, 0, 256);
-  o.max_batch_size = IntOption(env, js, "maxBatchSize", 64, 0, 1 << 20);
-  o.device_id = IntOption(env, js, "deviceId", 0, 0, 64);
+  o.display_name = DisplayName(path, js);
+  o.instances = IntOption(env, js, "instances", 1, 1, Limits::kMaxInstances);
+  o.slots_per_instance = IntOption(env, js, "slotsPerInstance", 2, Limits::kMinSlotsPerInstance, Limits::kMaxSlotsPerInstance);
+  o.intra_op_threads = IntOption(env, js, "intraOpThreads", 1, 0, Limits::kMaxIntraOpThreads);
+  o.inter_op_threads = IntOption(env, js, "interOpThreads", 1, 0, Limits::kMaxInterOpThreads);
+  o.max_batch_size = IntOption(env, js, "maxBatchSize", 64, 0, Limits::kMaxBatchSize);
+  o.device_id = IntOption(env, js, "deviceId", 0, 0, Limits::kMaxDeviceId);
+  Napi::Value max_output = js.Get("maxOutputBytes");
+  if (!max_output.IsUndefined() && !max_output.IsNull()) {
+    double d = max_output.IsNumber() ? max_output.As<Napi::Number>().DoubleValue() : -1;
+    if (!(d >= 1 && d <= Limits::kMaxOutputBytesCeiling) || d != static_cast<double>(static_cast<uint64_t>(d)))
+      throw ToJsError(env, "INVALID_INPUT", "load option maxOutputBytes must be an integer in [1, " +
+                                                std::to_string(static_cast<uint64_t>(Limits::kMaxOutputBytesCeiling)) + "]");
+    o.max_output_bytes = static_cast<size_t>(d);
+  }
 
   Napi::Value level = js.Get("graphOptimizationLevel");
   if (level.IsString()) {

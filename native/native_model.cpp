@@ -10,8 +10,17 @@
 namespace tw {
 namespace {
 
-Napi::FunctionReference* g_constructor = nullptr;
-std::set<NativeModel*>* g_live = new std::set<NativeModel*>();  // JS thread only
+/**
+ * What one Node environment (the main thread, or one worker_threads Worker) holds of the addon:
+ * its NativeModel class and its live models. Kept as napi instance data, not process globals,
+ * so a Worker that exits takes down only its own models (the Ort::Env and the loader thread
+ * are process-wide and outlive every environment).
+ */
+struct EnvModels {
+  Napi::FunctionReference constructor;
+  /** Live models of this environment; shared with each model so its destructor can leave it. */
+  std::shared_ptr<std::set<NativeModel*>> live = std::make_shared<std::set<NativeModel*>>();
+};
 
 Napi::Array ShapeArray(Napi::Env env, const std::vector<int64_t>& shape) {
   Napi::Array a = Napi::Array::New(env, shape.size());
@@ -38,16 +47,20 @@ void NativeModel::Init(Napi::Env env) {
                                     {InstanceMethod("metadata", &NativeModel::Metadata), InstanceMethod("inputBuffer", &NativeModel::InputBuffer),
                                      InstanceMethod("outputBuffer", &NativeModel::OutputBuffer), InstanceMethod("run", &NativeModel::Run),
                                      InstanceMethod("cancel", &NativeModel::Cancel), InstanceMethod("unload", &NativeModel::Unload),
-                                     InstanceMethod("memory", &NativeModel::Memory)});
-  g_constructor = new Napi::FunctionReference(Napi::Persistent(ctor));
+                                     InstanceMethod("memory", &NativeModel::Memory), InstanceMethod("trimSlot", &NativeModel::TrimSlot)});
+  auto* models = new EnvModels();
+  models->constructor = Napi::Persistent(ctor);
+  env.SetInstanceData<EnvModels>(models);  // deleted by Node when this environment ends
 }
 
 Napi::Object NativeModel::Create(Napi::Env env, LoadResult* result) {
-  return g_constructor->New({Napi::External<LoadResult>::New(env, result)});
+  return env.GetInstanceData<EnvModels>()->constructor.New({Napi::External<LoadResult>::New(env, result)});
 }
 
-void NativeModel::ShutdownAll() {
-  for (NativeModel* m : *g_live) m->instances_.clear();
+std::shared_ptr<std::set<NativeModel*>> NativeModel::LiveModels(Napi::Env env) { return env.GetInstanceData<EnvModels>()->live; }
+
+void NativeModel::ShutdownAll(const std::shared_ptr<std::set<NativeModel*>>& live) {
+  for (NativeModel* m : *live) m->instances_.clear();
 }
 
 NativeModel::NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeModel>(info) {
@@ -65,12 +78,14 @@ NativeModel::NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Nati
   shared_->tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), "tensorwire-run", 0, 1);
   shared_->tsfn.Unref(env);
   Ref();  // a loaded model lives until unload(), whatever JS holds
-  g_live->insert(this);
+  live_ = LiveModels(env);
+  live_->insert(this);
   info.This().As<Napi::Object>().Set("instanceCount", Napi::Number::New(env, static_cast<double>(instances_.size())));
   info.This().As<Napi::Object>().Set("slotsPerInstance", Napi::Number::New(env, options_.slots_per_instance));
+  info.This().As<Napi::Object>().Set("sharedWeightBytes", Napi::Number::New(env, static_cast<double>(r->shared_weight_bytes)));
 }
 
-NativeModel::~NativeModel() { g_live->erase(this); }
+NativeModel::~NativeModel() { live_->erase(this); }
 
 size_t NativeModel::BufferKey(int instance, int slot, size_t io) const {
   return (static_cast<size_t>(instance) * options_.slots_per_instance + slot) * (signature_.inputs.size() + signature_.outputs.size()) + io;
@@ -99,7 +114,7 @@ void NativeModel::DetachBuffer(size_t key) {
 }
 
 Instance& NativeModel::CheckedInstance(Napi::Env env, const Napi::Value& v) {
-  if (unloading_) throw ToJsError(env, "UNAVAILABLE", "model " + options_.path + " is unloading");
+  if (unloading_) throw ToJsError(env, "UNAVAILABLE", "model " + options_.display_name + " is unloading");
   if (!v.IsNumber()) throw ToJsError(env, "INTERNAL", "instance index must be a number");
   int i = v.As<Napi::Number>().Int32Value();
   if (i < 0 || i >= static_cast<int>(instances_.size())) throw ToJsError(env, "INTERNAL", "no instance " + std::to_string(i));
@@ -206,6 +221,24 @@ Napi::Value NativeModel::Run(const Napi::CallbackInfo& info) {
   return promise;
 }
 
+// trimSlot(instance, slot): called by JS when a slot is released; frees oversized buffers.
+Napi::Value NativeModel::TrimSlot(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (unloading_) return env.Undefined();
+  Instance& instance = CheckedInstance(env, info[0]);
+  StagingSlot& slot = CheckedSlot(env, instance, info[1]);
+  if (slot.busy) return env.Undefined();
+  const int i = info[0].As<Napi::Number>().Int32Value(), s = info[1].As<Napi::Number>().Int32Value();
+  // The old memory is freed inside TrimSlot and its ArrayBuffer detached right after: no JS runs
+  // in between (both on this thread), so no view ever reads freed memory.
+  try {
+    for (size_t io : instance.TrimSlot(s)) DetachBuffer(BufferKey(i, s, io));
+  } catch (const EngineError& e) {
+    throw ToJsError(env, e.code(), e.what());
+  }
+  return env.Undefined();
+}
+
 Napi::Value NativeModel::Cancel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (unloading_) return Napi::Boolean::New(env, false);
@@ -218,7 +251,7 @@ void NativeModel::FinishRun(Napi::Env env, RunJob* job) {
   Release(env);
   if (unloading_) {
     // Buffers are detached and instances may be gone: report the outcome without touching slots.
-    if (job->ok) job->deferred.Reject(ToJsError(env, "CANCELLED", "model " + options_.path + " was unloaded").Value());
+    if (job->ok) job->deferred.Reject(ToJsError(env, "CANCELLED", "model " + options_.display_name + " was unloaded").Value());
     else job->deferred.Reject(ToJsError(env, job->error_code, job->error_message).Value());
     delete job;
     return;
@@ -255,7 +288,7 @@ Napi::Value NativeModel::Unload(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto deferred = Napi::Promise::Deferred::New(env);
   if (unloading_) {
-    deferred.Reject(ToJsError(env, "UNAVAILABLE", "model " + options_.path + " is already unloading").Value());
+    deferred.Reject(ToJsError(env, "UNAVAILABLE", "model " + options_.display_name + " is already unloading").Value());
     return deferred.Promise();
   }
   unloading_ = true;

@@ -5,6 +5,7 @@
 #include <napi.h>
 
 #include <memory>
+#include <set>
 #include <vector>
 
 #include "instance.hpp"
@@ -23,6 +24,8 @@ struct LoadResult {
   std::shared_ptr<ModelShared> shared;
   std::vector<std::unique_ptr<Instance>> instances;
   size_t gpu_bytes = 0;
+  /** Bytes of initializers the instances share (0 when each session loaded its own). */
+  size_t shared_weight_bytes = 0;
   std::string error_code;
   std::string error_message;
 };
@@ -32,8 +35,10 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   static void Init(Napi::Env env);
   /** JS thread: wraps a successful load. */
   static Napi::Object Create(Napi::Env env, LoadResult* result);
-  /** Env teardown: joins every executor so no thread outlives the addon. */
-  static void ShutdownAll();
+  /** The live models of `env` (this environment's only: the main thread's or one Worker's). */
+  static std::shared_ptr<std::set<NativeModel*>> LiveModels(Napi::Env env);
+  /** Env teardown: joins the executors of that environment's models so none outlives it. */
+  static void ShutdownAll(const std::shared_ptr<std::set<NativeModel*>>& live);
 
   explicit NativeModel(const Napi::CallbackInfo& info);
   ~NativeModel() override;
@@ -49,6 +54,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   Napi::Value Cancel(const Napi::CallbackInfo& info);
   Napi::Value Unload(const Napi::CallbackInfo& info);
   Napi::Value Memory(const Napi::CallbackInfo& info);
+  Napi::Value TrimSlot(const Napi::CallbackInfo& info);
 
   Instance& CheckedInstance(Napi::Env env, const Napi::Value& v);
   StagingSlot& CheckedSlot(Napi::Env env, Instance& instance, const Napi::Value& v);
@@ -61,6 +67,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   ModelOptions options_;
   ModelSignature signature_;
   std::shared_ptr<ModelShared> shared_;
+  std::shared_ptr<std::set<NativeModel*>> live_;
   std::vector<std::unique_ptr<Instance>> instances_;
   std::vector<Napi::Reference<Napi::ArrayBuffer>> buffers_;
   size_t gpu_bytes_ = 0;

@@ -82,7 +82,15 @@ void CheckProviderAvailable(Provider provider) {
   }
 }
 
-std::unique_ptr<Ort::Session> CreateSession(const ModelOptions& options, void* compute_stream) {
+std::shared_ptr<SharedWeights> PrepareSharedWeights(const ModelOptions& options) {
+  auto shared = std::make_shared<SharedWeights>();
+  // On a GPU each session copies its weights to the device anyway; on the CPU sharing saves
+  // (instances - 1) copies. Small tensors are left to ORT (constant folding may want them).
+  if (!options.on_gpu() && options.instances > 1) shared->initializers = SharedInitializers::Read(options.path, 4096);
+  return shared;
+}
+
+std::unique_ptr<Ort::Session> CreateSession(const ModelOptions& options, void* compute_stream, SharedWeights* shared_weights) {
   Ort::SessionOptions so;
   so.SetIntraOpNumThreads(options.intra_op_threads);
   so.SetInterOpNumThreads(options.inter_op_threads);
@@ -91,6 +99,9 @@ std::unique_ptr<Ort::Session> CreateSession(const ModelOptions& options, void* c
   // Spinning ORT workers would steal the core the event loop needs on small machines.
   so.AddConfigEntry("session.intra_op.allow_spinning", "0");
   so.AddConfigEntry("session.inter_op.allow_spinning", "0");
+  // ORT's CPU arena keeps the peak of every run (a request with a huge dynamic output) until
+  // unload; without it, freed tensors go back to malloc and, past its mmap threshold, to the OS.
+  if (!options.on_gpu()) so.DisableCpuMemArena();
   try {
     if (options.provider == Provider::kCuda) AppendCuda(so, options, compute_stream);
     if (options.provider == Provider::kTensorRt) AppendTensorRt(so, options, compute_stream);
@@ -98,12 +109,14 @@ std::unique_ptr<Ort::Session> CreateSession(const ModelOptions& options, void* c
     throw EngineError("PROVIDER_UNAVAILABLE", std::string("cannot enable the execution provider: ") + e.what() + " " + kGpuFix);
   }
   try {
+    if (shared_weights != nullptr && shared_weights->initializers) shared_weights->initializers->AddTo(so);
+    if (shared_weights != nullptr) return std::make_unique<Ort::Session>(OrtEnvironment(), options.path.c_str(), so, shared_weights->prepacked);
     return std::make_unique<Ort::Session>(OrtEnvironment(), options.path.c_str(), so);
   } catch (const Ort::Exception& e) {
     std::string what = e.what();
     if (options.on_gpu() && (what.find("Failed to load library") != std::string::npos || what.find(".so") != std::string::npos))
-      throw EngineError("PROVIDER_UNAVAILABLE", "cannot start the execution provider for " + options.path + ": " + what + " " + kGpuFix);
-    throw EngineError("MODEL_LOAD_FAILED", "cannot load model " + options.path + ": " + what);
+      throw EngineError("PROVIDER_UNAVAILABLE", "cannot start the execution provider for " + options.display_name + ": " + what + " " + kGpuFix);
+    throw EngineError("MODEL_LOAD_FAILED", "cannot load model " + options.display_name + ": " + what);
   }
 }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "model_options.hpp"
+#include "shared_initializers.hpp"
 
 namespace tw {
 
@@ -31,7 +32,20 @@ struct ModelSignature {
  * ordered stream. Throws EngineError: MODEL_LOAD_FAILED (names the file and ORT's reason) or
  * PROVIDER_UNAVAILABLE (names the missing library and the fix).
  */
-std::unique_ptr<Ort::Session> CreateSession(const ModelOptions& options, void* compute_stream);
+/**
+ * What the sessions of one model version share so N instances hold their weights once: the
+ * initializers (read once from the file, see shared_initializers.hpp; null when not shared) and
+ * the pre-packed copies kernels make of them (MatMul/Gemm/Conv layouts). Outlives the sessions.
+ */
+struct SharedWeights {
+  Ort::PrepackedWeightsContainer prepacked;
+  std::shared_ptr<SharedInitializers> initializers;
+};
+
+/** Shared weights for a version: initializers are shared on the CPU when it has several instances. */
+std::shared_ptr<SharedWeights> PrepareSharedWeights(const ModelOptions& options);
+
+std::unique_ptr<Ort::Session> CreateSession(const ModelOptions& options, void* compute_stream, SharedWeights* shared_weights = nullptr);
 
 /** Reads inputs/outputs; throws MODEL_LOAD_FAILED for tensors tensorwire cannot carry. */
 ModelSignature ReadSignature(const Ort::Session& session, const std::string& path);

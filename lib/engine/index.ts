@@ -3,9 +3,10 @@
  * executor threads through pinned (CUDA) or aligned (CPU) staging slots.
  */
 import { stat } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { TensorwireError, toTensorwireError } from '../errors';
 import { LoadedModel } from './loaded-model';
-import { nativeAddon, type GpuStats, type NativeEngineInfo } from './native-binding';
+import { nativeAddon, type GpuStats, type NativeEngineInfo, type NativeLimits } from './native-binding';
 import { ortProviderOptions } from './provider-options';
 import type { Datatype, LoadOptions, ModelMetadata, TensorSpec } from './types';
 
@@ -17,9 +18,14 @@ export { ortProviderOptions } from './provider-options';
 /** Default rows per batch for batchable models when the caller sets none. */
 export const DEFAULT_MAX_BATCH_SIZE = 64;
 
-function checkInteger(name: string, v: number | undefined, min: number): void {
-  if (v !== undefined && (!Number.isInteger(v) || v < min)) {
-    throw new TensorwireError('INVALID_INPUT', `load option ${name} must be an integer >= ${min}, got ${String(v)}`);
+/** The addon's bounds on load options (instances, slots, threads, batch, output bytes); one table with native/limits.hpp. */
+export function engineLimits(): NativeLimits {
+  return nativeAddon().limits();
+}
+
+function checkInteger(name: string, v: number | undefined, min: number, max: number): void {
+  if (v !== undefined && (!Number.isInteger(v) || v < min || v > max)) {
+    throw new TensorwireError('INVALID_INPUT', `load option ${name} must be an integer in [${min}, ${max}], got ${String(v)}`);
   }
 }
 
@@ -29,11 +35,14 @@ function checkInteger(name: string, v: number | undefined, min: number): void {
  * PROVIDER_UNAVAILABLE (naming the missing library and the fix). Never falls back to the CPU.
  */
 export async function loadModel(path: string, options: LoadOptions = {}): Promise<LoadedModel> {
-  checkInteger('instances', options.instances, 1);
-  checkInteger('slotsPerInstance', options.slotsPerInstance, 2);
-  checkInteger('intraOpThreads', options.intraOpThreads, 0);
-  checkInteger('interOpThreads', options.interOpThreads, 0);
-  checkInteger('maxBatchSize', options.maxBatchSize, 0);
+  // The addon checks the same bounds (native/limits.hpp); this gives the message first.
+  const limits = engineLimits();
+  checkInteger('instances', options.instances, 1, limits.maxInstances);
+  checkInteger('slotsPerInstance', options.slotsPerInstance, limits.minSlotsPerInstance, limits.maxSlotsPerInstance);
+  checkInteger('intraOpThreads', options.intraOpThreads, 0, limits.maxIntraOpThreads);
+  checkInteger('interOpThreads', options.interOpThreads, 0, limits.maxInterOpThreads);
+  checkInteger('maxBatchSize', options.maxBatchSize, 0, limits.maxBatchSize);
+  checkInteger('maxOutputBytes', options.maxOutputBytes, 1, limits.maxOutputBytesCeiling);
   const provider = options.provider ?? { kind: 'cpu' };
   const maxBatchSize = options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
   let native;
@@ -48,6 +57,8 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
       interOpThreads: options.interOpThreads ?? 1,
       maxBatchSize: maxBatchSize || 1,
       graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
+      maxOutputBytes: options.maxOutputBytes ?? limits.defaultMaxOutputBytes,
+      displayName: options.displayName ?? basename(path),
     });
   } catch (e) {
     throw toTensorwireError(e);
@@ -55,10 +66,17 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
   const raw = native.metadata();
   const spec = (t: { name: string; datatype: string; shape: number[] }): TensorSpec => ({ name: t.name, datatype: t.datatype as Datatype, shape: t.shape });
   const metadata: ModelMetadata = { inputs: raw.inputs.map(spec), outputs: raw.outputs.map(spec), batchable: raw.batchable };
-  // On the CPU the session holds the weights in host memory: count them (the file size is a
-  // close estimate); on a GPU they are in the device figure the addon measures.
-  const weightBytes = provider.kind === 'cpu' ? (await stat(path).catch(() => ({ size: 0 }))).size : 0;
-  return new LoadedModel(native, path, metadata, maxBatchSize, weightBytes);
+  const fileBytes = provider.kind === 'cpu' ? (await stat(path).catch(() => ({ size: 0 }))).size : 0;
+  return new LoadedModel(native, path, metadata, maxBatchSize, hostWeightBytes(fileBytes, native.instanceCount, native.sharedWeightBytes));
+}
+
+/**
+ * Host bytes of a CPU version's weights, estimated from the file's size (docs/memory.md): the
+ * instances share one copy plus one pre-packed copy when the addon shared them, otherwise each
+ * session holds its own. On a GPU (fileBytes 0) they are in the device figure the addon measures.
+ */
+export function hostWeightBytes(fileBytes: number, instances: number, sharedBytes: number): number {
+  return sharedBytes > 0 ? fileBytes + sharedBytes : fileBytes * instances;
 }
 
 /** ONNX Runtime version, providers compiled into it, whether the CUDA helper was built, staging bytes. */
@@ -80,4 +98,4 @@ export function gpuStats(): GpuStats[] {
   return nativeAddon().gpuStats();
 }
 
-export type { GpuStats };
+export type { GpuStats, NativeLimits };

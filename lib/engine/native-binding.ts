@@ -25,6 +25,8 @@ export interface NativeRunResult {
 export interface NativeModel {
   readonly instanceCount: number;
   readonly slotsPerInstance: number;
+  /** Bytes of weights the instances share (read once from the file); 0 when each session holds its own. */
+  readonly sharedWeightBytes: number;
   metadata(): { inputs: NativeTensorInfo[]; outputs: NativeTensorInfo[]; batchable: boolean };
   inputBuffer(instance: number, slot: number, input: number, minBytes: number): ArrayBuffer;
   outputBuffer(instance: number, slot: number, output: number): ArrayBuffer;
@@ -32,6 +34,8 @@ export interface NativeModel {
   cancel(instance: number, slot: number): boolean;
   unload(): Promise<void>;
   memory(): { host: number; gpu: number };
+  /** Frees buffers a large batch grew past their load-time size (slot must not be running). */
+  trimSlot(instance: number, slot: number): void;
 }
 
 /** Options object the addon's loadModel reads (native/model_options.cpp). */
@@ -45,6 +49,25 @@ export interface NativeLoadOptions {
   interOpThreads: number;
   maxBatchSize: number;
   graphOptimizationLevel: string;
+  /** Bound on one batch's output bytes (OUTPUT_TOO_LARGE past it). */
+  maxOutputBytes: number;
+  /** How messages name the model (never an absolute path). */
+  displayName: string;
+}
+
+/** The addon's hard bounds on load options (native/limits.hpp), one table for every layer. */
+export interface NativeLimits {
+  maxInstances: number;
+  minSlotsPerInstance: number;
+  maxSlotsPerInstance: number;
+  maxIntraOpThreads: number;
+  maxInterOpThreads: number;
+  maxBatchSize: number;
+  maxDeviceId: number;
+  defaultMaxOutputBytes: number;
+  maxOutputBytesCeiling: number;
+  /** Threads a load leaves free for Node and later loads. */
+  threadHeadroom: number;
 }
 
 export interface NativeEngineInfo {
@@ -59,6 +82,7 @@ export interface NativeEngineInfo {
 export interface NativeAddon {
   loadModel(path: string, options: NativeLoadOptions): Promise<NativeModel>;
   engineInfo(): NativeEngineInfo;
+  limits(): NativeLimits;
   cudaMemoryInfo(deviceId: number): { free: number; total: number };
   gpuStats(): GpuStats[];
 }

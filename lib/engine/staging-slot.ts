@@ -75,10 +75,15 @@ export class StagingSlot {
     return this.owner.native.cancel(this.instance, this.index);
   }
 
-  /** Returns the slot to its model. */
+  /**
+   * Returns the slot to its model. Buffers a large batch grew past their load-time size are
+   * freed here (output views die now anyway), so one big request does not hold its memory
+   * until unload.
+   */
   release(): void {
     if (!this.held) return;
     this.held = false;
+    if (!this.running) this.owner.native.trimSlot(this.instance, this.index);
     this.owner.slotReleased(this);
   }
 }

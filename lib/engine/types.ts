@@ -91,6 +91,13 @@ export interface LoadOptions {
   /** Largest batch a slot holds; 0 for a model that is not batchable. Default 64 if batchable. */
   maxBatchSize?: number;
   graphOptimizationLevel?: GraphOptimizationLevel;
+  /**
+   * Most bytes the outputs of one batch may hold, checked from their shapes right after the
+   * run and before any copy; over it the batch fails with OUTPUT_TOO_LARGE. Default 64 MiB.
+   */
+  maxOutputBytes?: number;
+  /** How error messages name the model (e.g. its path relative to the repository). Default: the file's base name. */
+  displayName?: string;
 }
 
 /** Per-batch timings measured on the executor thread, in microseconds. */
