@@ -35,6 +35,15 @@ interface Token {
 
 const ESCAPES: Record<string, string> = { n: '\n', t: '\t', r: '\r', '\\': '\\', '"': '"', "'": "'", a: '\x07', b: '\b', f: '\f', v: '\v', '?': '?' };
 
+// Sticky (`y`): matched at `lastIndex` in the text itself, without slicing it per token.
+const NUMBER = /[-+]?(0[xX][0-9a-fA-F]+|(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)[fF]?/y;
+const IDENT = /[A-Za-z_][A-Za-z0-9_.]{0,255}/y;
+
+function matchAt(re: RegExp, text: string, at: number): RegExpExecArray | null {
+  re.lastIndex = at;
+  return re.exec(text);
+}
+
 /** Splits pbtxt text into tokens, tracking line and column for messages. */
 function tokenize(text: string, where: string): Token[] {
   const tokens: Token[] = [];
@@ -94,7 +103,7 @@ function tokenize(text: string, where: string): Token[] {
       else tokens.push({ type: 'string', text: s, value: s, line, col });
       continue;
     }
-    const num = /^[-+]?(0[xX][0-9a-fA-F]+|(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)[fF]?/.exec(text.slice(i, i + 64));
+    const num = '+-.0123456789'.includes(c) ? matchAt(NUMBER, text, i) : null;
     if (num && (/[\d.]/.test(c) || /[\d.]/.test(text[i + 1] ?? ''))) {
       const t = num[0].replace(/[fF]$/, '');
       const n = Number(t);
@@ -104,7 +113,7 @@ function tokenize(text: string, where: string): Token[] {
       i += num[0].length;
       continue;
     }
-    const ident = /^[A-Za-z_][A-Za-z0-9_.]*/.exec(text.slice(i, i + 256));
+    const ident = matchAt(IDENT, text, i);
     if (ident) {
       tokens.push({ type: 'ident', text: ident[0], line, col });
       i += ident[0].length;
