@@ -31,7 +31,7 @@ const FIELDS: readonly string[] = [...BATCHING_FIELDS, 'instance_count'];
  * max_batch_size...) is checked against each version later.
  */
 export function validateChange(change: unknown, model: string): BatchingChange {
-  const where = `batching change of model "${model}"`;
+  const where = `batching change of model "${truncateForMessage(model)}"`;
   if (typeof change !== 'object' || change === null || Array.isArray(change)) {
     throw new TensorwireError('INVALID_INPUT', `${where}: expected a JSON object with any of ${FIELDS.join(', ')}, got ${previewValue(change)}`);
   }

@@ -47,7 +47,7 @@ function readyOnlyFlag(body: unknown): boolean {
  */
 export function loadConfig(model: string, body: unknown): Record<string, unknown> | undefined {
   if (body === undefined) return undefined;
-  const where = `load request for model '${model}'`;
+  const where = `load request for model '${truncateForMessage(model)}'`;
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new TensorwireError('INVALID_INPUT', `${where}: expected a JSON object, got ${previewValue(body)}`);
   }
@@ -101,7 +101,7 @@ export const repositoryRoutes: RouteSpec[] = [
       const model = x.params[0]!;
       const body = await x.readBody(ctx.maxBodyBytes);
       if (ctx.draining) throw shuttingDown();
-      const config = loadConfig(model, parseJsonBody(body, `load request for model '${model}'`));
+      const config = loadConfig(model, parseJsonBody(body, `load request for model '${truncateForMessage(model)}'`));
       await ctx.service.loadModel(model, config);
       x.send(200);
     },
@@ -113,7 +113,7 @@ export const repositoryRoutes: RouteSpec[] = [
     handler: async (x, ctx) => {
       const model = x.params[0]!;
       // Triton accepts {"parameters": {"unload_dependents": bool}}; there are no dependents here.
-      parseJsonBody(await x.readBody(ctx.maxBodyBytes), `unload request for model '${model}'`);
+      parseJsonBody(await x.readBody(ctx.maxBodyBytes), `unload request for model '${truncateForMessage(model)}'`);
       await ctx.service.unloadModel(model);
       x.send(200);
     },
