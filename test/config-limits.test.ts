@@ -116,6 +116,12 @@ describe('nesting and size', () => {
     );
   });
 
+  it('a live batching change nested 100,000 levels is refused before it is serialised', () => {
+    let deep: unknown = {};
+    for (let i = 0; i < 100_000; i++) deep = { '1': deep };
+    expect(errorOf(() => validateChange({ priority_queue_policy: deep }, 'm'))).toBe('batching change of model "m": nested deeper than 64 levels (the nesting limit of a config)');
+  });
+
   it('a config larger than the limit is refused before it is parsed', () => {
     const big = JSON.stringify({ name: 'x'.repeat(CONFIG_LIMITS.configBytes) });
     expect(errorOf(() => parseConfigJson(big, W))).toMatch(/larger than a config may be/);

@@ -10,6 +10,7 @@
  */
 import { TensorwireError } from '../errors';
 import { previewValue, truncateForMessage } from '../util/message-text';
+import { checkNesting } from '../repository/field-reader';
 import { validateConfig, type DynamicBatchingConfig, type EffectiveConfig, type ModelConfig, type QueuePolicyConfig } from '../repository';
 import type { BatcherConfigPatch } from '../scheduler/batcher-config';
 import type { BatchingChange, BatchingSettings } from './types';
@@ -40,6 +41,8 @@ export function validateChange(change: unknown, model: string): BatchingChange {
     if (!FIELDS.includes(key)) throw new TensorwireError('INVALID_INPUT', `${where}: unknown field "${truncateForMessage(key)}" (allowed: ${FIELDS.join(', ')})`);
   }
   if (Object.keys(o).length === 0) throw new TensorwireError('INVALID_INPUT', `${where}: nothing to change; give any of ${FIELDS.join(', ')}`);
+  // Before anything serialises it (withLive round-trips the merged config through JSON).
+  checkNesting(o, where);
   // The config validator names the field at fault (dynamic_batching.max_queue_delay_microseconds,
   // instance_group[0].count...). The priority fields are checked once merged with the model's own
   // settings (withLive), because a change may set only one of them.
