@@ -12,7 +12,7 @@ import { parseConfigPbtxt } from '../lib/repository/pbtxt';
 import { completeConfig, DEFAULT_MAX_BATCH_SIZE } from '../lib/repository/complete-config';
 import { DEFAULT_BATCHER_CONFIG, mergeBatcherConfig } from '../lib/scheduler/batcher-config';
 import { loadConfig } from '../lib/server/routes-repository';
-import { previewValue, truncateForMessage } from '../lib/util/message-text';
+import { previewValue, relativeToDirectory, truncateForMessage } from '../lib/util/message-text';
 import { invalidInputMessage as errorOf } from './helpers/expect-error';
 
 const W = 'c.json';
@@ -170,6 +170,12 @@ describe('hostile keys and echoed text', () => {
     expect(performance.now() - start).toBeLessThan(1000);
     expect(message).toMatch(/^c\.json: max_batch_size must be an integer from 0 to 4096, got \["abc","abc",.*\.\.\.$/);
     expect(message.length).toBeLessThan(200);
+  });
+
+  it('relativeToDirectory drops the repository from a lower layer\'s message', () => {
+    expect(relativeToDirectory('cannot load model /srv/models/iris/1/model.onnx: bad', '/srv/models')).toBe('cannot load model iris/1/model.onnx: bad');
+    expect(relativeToDirectory('x /srv/models/a', '/srv/models/')).toBe('x a');
+    expect(relativeToDirectory('/a/b', '/')).toBe('/a/b');
   });
 
   it('truncateForMessage and previewValue', () => {

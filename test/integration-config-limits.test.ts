@@ -8,7 +8,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { versionedModel } from './fixtures/models';
+import { versionedModel, writeCorruptModel } from './fixtures/models';
 import { call, postJson, startHarness, type Harness } from './helpers/server-harness';
 
 let h: Harness;
@@ -21,6 +21,7 @@ beforeAll(async () => {
       { name: 'live', versions: { 1: (d) => versionedModel(d, 1) } },
       { name: 'other', versions: { 1: (d) => versionedModel(d, 7, { file: 'other.onnx' }) } },
       { name: 'plain', versions: { 1: (d) => versionedModel(d, 3) } },
+      { name: 'broken', versions: { 1: (d) => writeCorruptModel(join(d, 'model.onnx')) } },
     ],
   });
 });
@@ -128,6 +129,16 @@ describe('load request config override', () => {
 });
 
 describe('config files', () => {
+  it('a model that fails to load is reported with paths relative to the repository', async () => {
+    const r = await load('broken');
+    expect(r.status).toBe(400);
+    expect(r.json.error).toContain('broken/1/model.onnx');
+    expect(r.json.error).not.toContain(h.repo);
+    const row = (await index()).find((e) => e.name === 'broken')!;
+    expect(row.reason).toContain('broken/1/model.onnx');
+    expect(row.reason).not.toContain(h.repo);
+  });
+
   it('config.pbtxt nested 100,000 levels: a 400 naming the limit, logged, relative path', async () => {
     mkdirSync(join(h.repo, 'deep', '1'), { recursive: true });
     await versionedModel(join(h.repo, 'deep', '1'), 1);

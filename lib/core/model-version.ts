@@ -21,6 +21,7 @@ import { warmupSampleData } from '../repository/warmup';
 import { BatchRunner, type RunnerResult } from '../scheduler/batch-runner';
 import { fullBatcherPatch, withLive, type LiveConfig } from './live-config';
 import type { VersionState } from './types';
+import { relativeToDirectory } from '../util/message-text';
 import { VersionStatistics } from './version-statistics';
 import { generatedWarmup, warmupRequest } from './warmup-requests';
 
@@ -112,7 +113,8 @@ export class ModelVersion {
       this.setState('ready', '');
     } catch (e) {
       // ONNX Runtime's messages end with a newline; the reason goes into one-line logs and JSON.
-      const reason = toTensorwireError(e).message.trim();
+      // The reason reaches clients (index, load answers): paths relative to the repository.
+      const reason = relativeToDirectory(toTensorwireError(e).message.trim(), path.dirname(path.dirname(this.source.dir)), path.sep);
       this.runner?.close(`it failed to load: ${reason}`);
       this.setState('failed', reason);
       await this.release();

@@ -53,3 +53,13 @@ export function previewValue(v: unknown, max = MESSAGE_TEXT_CHARS): string {
   walk(v);
   return full ? out : `${out.slice(0, Math.max(0, max - 3))}...`;
 }
+
+/**
+ * `text` with every occurrence of the directory `dir` (and the separator after it) removed, so
+ * a message from a lower layer (ONNX Runtime names the model file it failed on) names paths
+ * relative to `dir` (the model repository) and never the server's own directories.
+ */
+export function relativeToDirectory(text: string, dir: string, sep = '/'): string {
+  const prefix = dir.endsWith(sep) ? dir : dir + sep;
+  return prefix.length > 1 ? text.split(prefix).join('') : text;
+}
