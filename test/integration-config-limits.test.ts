@@ -151,6 +151,15 @@ describe('config files', () => {
     expect(h.log.some((l) => l.startsWith('model deep: invalid configuration, nothing new loads: deep/config.pbtxt:1:'))).toBe(true);
   });
 
+  it('a config file over 1 MiB is refused without being read', async () => {
+    mkdirSync(join(h.repo, 'huge', '1'), { recursive: true });
+    await versionedModel(join(h.repo, 'huge', '1'), 1);
+    writeModelFile('huge', 'config.json', JSON.stringify({ name: 'huge', pad: 'x'.repeat(2 * 1024 * 1024) }));
+    const r = await load('huge');
+    expect(r.status).toBe(400);
+    expect(r.json.error).toMatch(/^failed to load "huge": huge\/config\.json: \d+ bytes, larger than a config may be \(1048576\)$/);
+  });
+
   it('config.json priority_levels 100000000: refused before anything is allocated', async () => {
     mkdirSync(join(h.repo, 'prio', '1'), { recursive: true });
     await versionedModel(join(h.repo, 'prio', '1'), 1);
