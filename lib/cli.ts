@@ -37,6 +37,8 @@ export interface ServeOptions {
   streamMaxInflight: number;
   /** Whether stream clients may subscribe to the live prediction feed (`--stream-feed on|off`). */
   streamFeed: boolean;
+  /** Directory TensorRT engine caches stay inside (`--trt-cache-dir`; default `<repo>/.tensorwire-trt-cache`). */
+  trtCacheDir?: string;
 }
 
 /** A service with the optional graceful-shutdown hook the CLI calls. */
@@ -48,6 +50,7 @@ const USAGE = `usage:
                    [--max-body-bytes ${DEFAULT_MAX_BODY_BYTES}] [--repository-poll-ms 1000]
                    [--drain-timeout-ms 30000] [--metrics-port P (default: /metrics on --port)]
                    [--stream-max-inflight ${DEFAULT_STREAM_MAX_INFLIGHT}] [--stream-feed on|off (default on)]
+                   [--trt-cache-dir DIR (default: <repo>/.tensorwire-trt-cache)]
   tensorwire bench ...`;
 
 /** Entry point; returns the process exit code for commands that finish. */
@@ -85,6 +88,7 @@ export function parseServeArgs(args: string[]): ServeOptions {
       'metrics-port': { type: 'string' },
       'stream-max-inflight': { type: 'string', default: String(DEFAULT_STREAM_MAX_INFLIGHT) },
       'stream-feed': { type: 'string', default: 'on' },
+      'trt-cache-dir': { type: 'string' },
     },
   });
   if (values.repo !== undefined && positionals.length > 0) throw new Error(`give either --repo DIR or a model file, not both (got --repo ${values.repo} and ${positionals.join(' ')})`);
@@ -110,6 +114,7 @@ export function parseServeArgs(args: string[]): ServeOptions {
     ...(values['metrics-port'] !== undefined ? { metricsPort: integerOption('--metrics-port', values['metrics-port'], 0, 65535) } : {}),
     streamMaxInflight: integerOption('--stream-max-inflight', values['stream-max-inflight'], 1, 1_000_000),
     streamFeed: streamFeed === 'on',
+    ...(values['trt-cache-dir'] !== undefined ? { trtCacheDir: values['trt-cache-dir'] } : {}),
   };
 }
 
@@ -132,6 +137,7 @@ async function serve(args: string[]): Promise<number> {
     modelControl: options.modelControl,
     loadModels: options.loadModels,
     pollMs: options.pollMs,
+    ...(options.trtCacheDir !== undefined ? { trtCacheDir: options.trtCacheDir } : {}),
   });
   const registry = service.registry;
   const server = await startServer(service, {

@@ -11,6 +11,7 @@ import { CONFIG_DEFAULTS, CONFIG_LIMITS, maxTotalThreads } from '../lib/reposito
 import { parseConfigPbtxt } from '../lib/repository/pbtxt';
 import { completeConfig, DEFAULT_MAX_BATCH_SIZE } from '../lib/repository/complete-config';
 import { DEFAULT_BATCHER_CONFIG, mergeBatcherConfig } from '../lib/scheduler/batcher-config';
+import { parseServeArgs } from '../lib/cli';
 import { loadConfig } from '../lib/server/routes-repository';
 import { previewValue, relativeToDirectory, truncateForMessage } from '../lib/util/message-text';
 import { invalidInputMessage as errorOf } from './helpers/expect-error';
@@ -211,5 +212,10 @@ describe('TensorRT engine cache path', () => {
     expect(errorOf(() => completeConfig({ optimization: { provider: { kind: 'tensorrt', engine_cache_path: '../../etc' } } }, metadata as never, 'iris', { trtCacheDir: '/var/cache/tw' }))).toContain(
       'must stay inside the server\'s TensorRT cache directory',
     );
+  });
+
+  it('tensorwire serve --trt-cache-dir sets the directory', () => {
+    expect(parseServeArgs(['--repo', 'models', '--trt-cache-dir', '/var/cache/trt']).trtCacheDir).toBe('/var/cache/trt');
+    expect(parseServeArgs(['--repo', 'models'])).not.toHaveProperty('trtCacheDir');
   });
 });
