@@ -17,7 +17,7 @@ const KINDS: Record<string, InstanceKind> = {
  * so tensorwire accepts one group with at most one GPU (Triton allows several; the message says so).
  */
 export function readInstanceGroups(r: FieldReader, v: unknown, path: string): InstanceGroupConfig[] {
-  const groups = r.array(v, path, 1_000);
+  const groups = r.array(v, path);
   if (groups.length > 1) r.error(`${path}: tensorwire supports one instance group (one provider on one device), got ${groups.length}`);
   return groups.map((item, i) => {
     const at = join(path, i);
@@ -32,7 +32,7 @@ export function readInstanceGroups(r: FieldReader, v: unknown, path: string): In
     }
     if (o.count !== undefined) g.count = r.int(o.count, join(at, 'count'), 1, L.instanceCount);
     if (o.gpus !== undefined) {
-      g.gpus = r.ints(o.gpus, join(at, 'gpus'), 0, L.deviceId, 1_000);
+      g.gpus = r.ints(o.gpus, join(at, 'gpus'), 0, L.deviceId, L.deviceId + 1);
       if (g.gpus.length > 1) r.error(`${at}.gpus: tensorwire runs a model version on one GPU, got ${g.gpus.length} (${g.gpus.join(', ')}); serve a copy of the model per GPU instead`);
       if (g.kind === 'KIND_CPU' && g.gpus.length > 0) r.error(`${at}.gpus is set but kind is KIND_CPU`);
     }
@@ -148,7 +148,7 @@ export function readOptimization(r: FieldReader, v: unknown, path: string): Opti
     if (ea.cpu_execution_accelerator !== undefined && r.array(ea.cpu_execution_accelerator, join(at, 'cpu_execution_accelerator')).length > 0) {
       r.error(`${at}.cpu_execution_accelerator is not supported (tensorwire runs ONNX Runtime's own CPU provider); remove it`);
     }
-    const gpu = ea.gpu_execution_accelerator === undefined ? [] : r.array(ea.gpu_execution_accelerator, join(at, 'gpu_execution_accelerator'), 1_000);
+    const gpu = ea.gpu_execution_accelerator === undefined ? [] : r.array(ea.gpu_execution_accelerator, join(at, 'gpu_execution_accelerator'));
     if (gpu.length > 1) r.error(`${at}.gpu_execution_accelerator: tensorwire takes one accelerator (tensorrt or cuda), got ${gpu.length}`);
     if (gpu.length === 1) {
       if (out.provider) r.error(`${path}: give either provider or execution_accelerators, not both`);
