@@ -50,6 +50,7 @@ function tokenize(text: string, where: string): Token[] {
   let i = 0;
   let line = 1;
   let lineStart = 0;
+  let depth = 0;
   const fail = (msg: string): never => {
     throw new TensorwireError('INVALID_INPUT', `${where}:${line}:${i - lineStart + 1}: ${msg}`);
   };
@@ -71,6 +72,10 @@ function tokenize(text: string, where: string): Token[] {
     }
     const col = i - lineStart + 1;
     if ('{}[]<>:,;'.includes(c)) {
+      // Refused here already, before the rest of a hostile file is tokenized; the parser checks again.
+      if (c === '{' || c === '<') depth++;
+      else if (c === '}' || c === '>') depth--;
+      if (depth > CONFIG_LIMITS.nestingDepth) fail(`messages nested deeper than ${CONFIG_LIMITS.nestingDepth} levels (the nesting limit of a config)`);
       tokens.push({ type: 'punct', text: c, line, col });
       i++;
       continue;
