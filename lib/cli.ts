@@ -36,6 +36,8 @@ const USAGE = `usage:
                    [--default-provider cpu|cuda|tensorrt (default cpu)]
                    [--default-instances 1 (1-${OPTION_BOUNDS.defaultInstances[1]})]
                    [--default-max-batch-size 64 (0-${OPTION_BOUNDS.defaultMaxBatchSize[1]})]
+                   [--max-output-bytes N (default: --max-body-bytes)]
+                   [--trt-cache-dir DIR (default: <repo>/.tensorwire-trt-cache)]
   tensorwire bench ...`;
 
 /** Entry point; returns the process exit code for commands that finish. */
@@ -75,6 +77,8 @@ export function parseServeArgs(args: string[]): ServeOptions {
       'default-provider': { type: 'string' },
       'default-instances': { type: 'string' },
       'default-max-batch-size': { type: 'string' },
+      'trt-cache-dir': { type: 'string' },
+      'max-output-bytes': { type: 'string' },
     },
   });
   if (values.repo !== undefined && positionals.length > 0) throw new Error(`give either --repo DIR or a model file, not both (got --repo ${values.repo} and ${positionals.join(' ')})`);
@@ -106,6 +110,8 @@ export function parseServeArgs(args: string[]): ServeOptions {
     ...(values['default-provider'] !== undefined ? { defaultProvider: providerOption(values['default-provider'], '--default-provider').kind } : {}),
     ...(given('defaultInstances') ? { defaultInstances: integer('defaultInstances') } : {}),
     ...(given('defaultMaxBatchSize') ? { defaultMaxBatchSize: integer('defaultMaxBatchSize') } : {}),
+    ...(given('maxOutputBytes') ? { maxOutputBytes: integer('maxOutputBytes') } : {}),
+    ...(values['trt-cache-dir'] !== undefined ? { trtCacheDir: values['trt-cache-dir'] } : {}),
   };
 }
 

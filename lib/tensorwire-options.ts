@@ -43,6 +43,14 @@ export interface TensorwireOptions {
   defaultInstances?: number;
   /** max_batch_size of a batchable model whose config names none (0: do not batch). Default 64. */
   defaultMaxBatchSize?: number;
+  /** Directory TensorRT engine caches stay inside (`--trt-cache-dir`). Default `<repository>/.tensorwire-trt-cache`. */
+  trtCacheDir?: string;
+  /**
+   * Largest output of one batch, bytes, checked from the output shapes before anything is
+   * copied (413 OUTPUT_TOO_LARGE naming the output). A model's `parameters.max_output_bytes`
+   * overrides it. Default: the body limit (`maxBodyBytes`, 64 MiB).
+   */
+  maxOutputBytes?: number;
   /** How long a retired version drains after a hot swap or unload, milliseconds. Default 30000. */
   versionDrainMs?: number;
   /** State-change lines (model loaded, failed, swapped); default console.log. */
@@ -54,6 +62,9 @@ export interface TensorwireOptions {
  * (ports), buffered bytes (bodies), timers (poll, drain), per-socket queues (stream), native
  * threads and staging memory (instances × batch size).
  */
+/** Default output limit: the default body limit. */
+const DEFAULT_OUTPUT_BYTES = 64 * 1024 * 1024;
+
 export const OPTION_BOUNDS = {
   port: [0, 65535],
   metricsPort: [0, 65535],
@@ -69,6 +80,8 @@ export const OPTION_BOUNDS = {
    * bound a model config's own max_batch_size gets (well inside the addon's 2^20).
    */
   defaultMaxBatchSize: [0, 4096],
+  /** Largest output of one batch (the addon's ceiling is 16 GiB). */
+  maxOutputBytes: [1, 16 * 1024 ** 3],
 } as const satisfies Record<string, readonly [number, number]>;
 
 export type NumericOption = keyof typeof OPTION_BOUNDS;
@@ -115,6 +128,7 @@ export interface ModelDefaults {
   defaultProvider?: ProviderOptions;
   defaultInstances?: number;
   defaultMaxBatchSize?: number;
+  defaultMaxOutputBytes?: number;
 }
 
 /**
@@ -145,5 +159,7 @@ export function modelDefaults(options: TensorwireOptions): ModelDefaults {
     ...(options.defaultProvider !== undefined ? { defaultProvider: providerOption(options.defaultProvider) } : {}),
     ...(options.defaultInstances !== undefined ? { defaultInstances: options.defaultInstances } : {}),
     ...(options.defaultMaxBatchSize !== undefined ? { defaultMaxBatchSize: options.defaultMaxBatchSize } : {}),
+    // Outputs are bounded like bodies unless told otherwise: an answer is never bigger than a request may be.
+    defaultMaxOutputBytes: Math.min(options.maxOutputBytes ?? options.maxBodyBytes ?? DEFAULT_OUTPUT_BYTES, OPTION_BOUNDS.maxOutputBytes[1]),
   };
 }

@@ -61,6 +61,7 @@ export async function createTensorwire(options: TensorwireOptions & CreateOption
     ...(options.versionDrainMs !== undefined ? { drainMs: options.versionDrainMs } : {}),
     ...(options.log !== undefined ? { log: options.log } : {}),
     ...(Object.keys(defaults).length > 0 ? { modelDefaults: defaults } : {}),
+    ...(options.trtCacheDir !== undefined ? { trtCacheDir: options.trtCacheDir } : {}),
   });
   const registry = service.registry;
   let server: RunningServer;

@@ -169,11 +169,11 @@ describe('completeConfig with a config', () => {
       maxBatchSize: 64,
     });
     expect(completeConfig({ instance_group: [{ gpus: [0] }] }, MLP, 'm').load.provider).toEqual({ kind: 'cuda', deviceId: 0 });
-    expect(completeConfig({ optimization: { provider: { kind: 'tensorrt', fp16: true, engine_cache_path: '/tmp/trt' } } }, MLP, 'm').load.provider).toEqual({
-      kind: 'tensorrt',
-      fp16: true,
-      engineCachePath: '/tmp/trt',
-    });
+    // The engine cache path is resolved inside the server's TensorRT cache directory.
+    const trt = completeConfig({ optimization: { provider: { kind: 'tensorrt', fp16: true, engine_cache_path: 'mlp' } } }, MLP, 'm', { trtCacheDir: '/srv/trt' });
+    expect(trt.load.provider).toEqual({ kind: 'tensorrt', fp16: true, engineCachePath: '/srv/trt/mlp' });
+    // The served config shows the path as the config gave it, never the server's directory.
+    expect(trt.tritonConfig.optimization).toEqual({ provider: { kind: 'tensorrt', fp16: true, engine_cache_path: 'mlp' } });
     expect(errorOf(() => completeConfig({ instance_group: [{ kind: 'KIND_CPU' }], optimization: { provider: { kind: 'cuda' } } }, MLP, 'm'))).toBe(
       'model "m": instance_group[0].kind is KIND_CPU but optimization.provider.kind is cuda',
     );

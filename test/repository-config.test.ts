@@ -65,12 +65,12 @@ describe('config.json', () => {
 
   it('names the file, the field path, the expectation and the value', () => {
     expect(errorOf(() => parseConfigJson('{"dynamic_batching":{"max_queue_delay_microseconds":"fast"}}', WHERE))).toBe(
-      'models/iris/config.json: dynamic_batching.max_queue_delay_microseconds must be a non-negative integer, got "fast"',
+      'models/iris/config.json: dynamic_batching.max_queue_delay_microseconds must be an integer from 0 to 60000000, got "fast"',
     );
     expect(errorOf(() => parseConfigJson('{"input":[{"name":"x","dims":[4, 0]}]}', WHERE))).toBe(
       'models/iris/config.json: input[0].dims[1] must be -1 (dynamic) or a positive integer, got 0',
     );
-    expect(errorOf(() => parseConfigJson('{"max_batch_size": -1}', WHERE))).toBe('models/iris/config.json: max_batch_size must be a non-negative integer, got -1');
+    expect(errorOf(() => parseConfigJson('{"max_batch_size": -1}', WHERE))).toBe('models/iris/config.json: max_batch_size must be an integer from 0 to 4096, got -1');
     expect(errorOf(() => parseConfigJson('{"input":[{"name":"x","data_type":"TYPE_FLOAT"}]}', WHERE))).toMatch(
       /^models\/iris\/config\.json: input\[0\]\.data_type must be a datatype \(TYPE_BOOL, .*TYPE_FP32.*\), got "TYPE_FLOAT"$/,
     );
@@ -285,13 +285,13 @@ describe('config.pbtxt', () => {
     );
     expect(errorOf(() => parseConfigPbtxt('backend: "pytorch"', 'models/pt/config.pbtxt'))).toMatch(/^models\/pt\/config\.pbtxt: backend must be "onnxruntime"/);
     expect(errorOf(() => parseConfigPbtxt('dynamic_batching { max_queue_delay_microseconds: fast }', 'c.pbtxt'))).toBe(
-      'c.pbtxt: dynamic_batching.max_queue_delay_microseconds must be a non-negative integer, got "fast"',
+      'c.pbtxt: dynamic_batching.max_queue_delay_microseconds must be an integer from 0 to 60000000, got "fast"',
     );
     expect(errorOf(() => parseConfigPbtxt('sequence_batching { max_sequence_idle_microseconds: 5 }', 'c.pbtxt'))).toBe(
       'c.pbtxt: sequence_batching is a Triton setting tensorwire does not support; remove it',
     );
     expect(errorOf(() => parseConfigPbtxt('backend: "onnxruntime"\ninstance_group [ { kind: KIND_CPU, count: 0 } ]', 'c.pbtxt'))).toBe(
-      'c.pbtxt: instance_group[0].count must be an integer from 1 to 256, got 0',
+      'c.pbtxt: instance_group[0].count must be an integer from 1 to 64, got 0',
     );
   });
 });

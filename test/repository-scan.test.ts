@@ -80,9 +80,9 @@ describe('scanRepository', () => {
     // An invalid config fails only its model, with a message naming the file and field.
     const bad = scan.models.get('bad')!;
     expect(bad.error?.code).toBe('INVALID_INPUT');
-    expect(bad.error?.message).toBe(`${path.join(root, 'bad/config.json')}: dynamic_batching.max_queue_delay_microseconds must be a non-negative integer, got "fast"`);
+    expect(bad.error?.message).toBe('bad/config.json: dynamic_batching.max_queue_delay_microseconds must be an integer from 0 to 60000000, got "fast"');
     expect(bad.versions.map((v) => v.version)).toEqual([1]);
-    expect(scan.models.get('both')!.error?.message).toBe(`${path.join(root, 'both')}: has both config.json and config.pbtxt; keep one`);
+    expect(scan.models.get('both')!.error?.message).toBe('both: has both config.json and config.pbtxt; keep one');
     expect(scan.models.get('misnamed')!.error?.message).toMatch(/name is "other" but the model directory is "misnamed"/);
 
     const custom = scan.models.get('custom')!;
@@ -215,7 +215,7 @@ describe('RepositoryWatcher', () => {
     await watcher.poll();
     const broken = (await watcher.poll())!;
     expect(broken.changes[0]).toMatchObject({ name: 'a', configChanged: true });
-    expect(broken.changes[0].model!.error?.message).toMatch(/a\/config\.json: max_batch_size must be a non-negative integer, got "many"$/);
+    expect(broken.changes[0].model!.error?.message).toMatch(/a\/config\.json: max_batch_size must be an integer from 0 to 4096, got "many"$/);
     expect(diffs).toHaveLength(2);
     await watcher.stop();
   });

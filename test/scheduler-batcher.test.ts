@@ -404,8 +404,8 @@ describe('mergeBatcherConfig', () => {
 
   it('names the field and the bad value', () => {
     const msg = (patch: BatcherConfigPatch) => catchError(() => mergeBatcherConfig(DEFAULT_BATCHER_CONFIG, patch)).message;
-    expect(msg({ maxQueueDelayUs: -5 })).toBe('dynamic_batching.max_queue_delay_microseconds: expected an integer >= 0, got -5');
-    expect(msg({ maxBatchSize: 1.5 })).toBe('max_batch_size: expected an integer >= 0, got 1.5');
+    expect(msg({ maxQueueDelayUs: -5 })).toBe('dynamic_batching.max_queue_delay_microseconds: expected an integer from 0 to 60000000, got -5');
+    expect(msg({ maxBatchSize: 1.5 })).toBe('max_batch_size: expected an integer from 0 to 4096, got 1.5');
     expect(msg({ priorityLevels: 2 })).toBe('dynamic_batching.default_priority_level: expected 1..2 (priority_levels), got 0');
     expect(msg({ defaultPriorityLevel: 1 })).toBe('dynamic_batching.default_priority_level: must be 0 when priority_levels is 0, got 1');
     expect(msg({ defaultQueuePolicy: { timeoutAction: 'DROP' as never } })).toBe(
@@ -414,7 +414,7 @@ describe('mergeBatcherConfig', () => {
     expect(msg({ priorityLevels: 2, defaultPriorityLevel: 1, priorityQueuePolicy: { 3: {} } })).toBe(
       'dynamic_batching.priority_queue_policy[3]: level must be 1..2 (priority_levels), got 3',
     );
-    expect(msg({ preferredBatchSizes: [0] })).toBe('dynamic_batching.preferred_batch_size: expected an integer >= 1, got 0');
+    expect(msg({ preferredBatchSizes: [0] })).toBe('dynamic_batching.preferred_batch_size: expected an integer from 1 to 4096, got 0');
   });
 
   it('per-level policies take missing fields from the default policy', () => {

@@ -9,6 +9,8 @@
  * file is then the newer statement of what the operator wants, and the overlay is dropped.
  */
 import { TensorwireError } from '../errors';
+import { previewValue, truncateForMessage } from '../util/message-text';
+import { checkNesting } from '../repository/field-reader';
 import { validateConfig, type DynamicBatchingConfig, type EffectiveConfig, type ModelConfig, type QueuePolicyConfig } from '../repository';
 import type { BatcherConfigPatch } from '../scheduler/batcher-config';
 import type { BatchingChange, BatchingSettings } from './types';
@@ -30,15 +32,17 @@ const FIELDS: readonly string[] = [...BATCHING_FIELDS, 'instance_count'];
  * max_batch_size...) is checked against each version later.
  */
 export function validateChange(change: unknown, model: string): BatchingChange {
-  const where = `batching change of model "${model}"`;
+  const where = `batching change of model "${truncateForMessage(model)}"`;
   if (typeof change !== 'object' || change === null || Array.isArray(change)) {
-    throw new TensorwireError('INVALID_INPUT', `${where}: expected a JSON object with any of ${FIELDS.join(', ')}, got ${JSON.stringify(change)}`);
+    throw new TensorwireError('INVALID_INPUT', `${where}: expected a JSON object with any of ${FIELDS.join(', ')}, got ${previewValue(change)}`);
   }
   const o = change as Record<string, unknown>;
   for (const key of Object.keys(o)) {
-    if (!FIELDS.includes(key)) throw new TensorwireError('INVALID_INPUT', `${where}: unknown field "${key}" (allowed: ${FIELDS.join(', ')})`);
+    if (!FIELDS.includes(key)) throw new TensorwireError('INVALID_INPUT', `${where}: unknown field "${truncateForMessage(key)}" (allowed: ${FIELDS.join(', ')})`);
   }
   if (Object.keys(o).length === 0) throw new TensorwireError('INVALID_INPUT', `${where}: nothing to change; give any of ${FIELDS.join(', ')}`);
+  // Before anything serialises it (withLive round-trips the merged config through JSON).
+  checkNesting(o, where);
   // The config validator names the field at fault (dynamic_batching.max_queue_delay_microseconds,
   // instance_group[0].count...). The priority fields are checked once merged with the model's own
   // settings (withLive), because a change may set only one of them.

@@ -23,6 +23,7 @@ import { withLive, type LiveConfig } from './live-config';
 import { loadOnnxServable } from './onnx-servable';
 import type { Servable, ServableFactory } from './servable';
 import type { VersionState } from './types';
+import { relativeToDirectory } from '../util/message-text';
 import { VersionStatistics } from './version-statistics';
 import { INITIAL_VERSION_STATE, transition } from './version-state';
 import { warmUp } from './warmup-requests';
@@ -124,7 +125,8 @@ export class ModelVersion {
       this.setState('ready', '');
     } catch (e) {
       // ONNX Runtime's messages end with a newline; the reason goes into one-line logs and JSON.
-      const reason = toTensorwireError(e).message.trim();
+      // The reason reaches clients (index, load answers): paths relative to the repository.
+      const reason = relativeToDirectory(toTensorwireError(e).message.trim(), path.dirname(path.dirname(this.source.dir)), path.sep);
       const servable = this.current;
       this.current = undefined;
       this.setState('failed', reason);

@@ -5,6 +5,7 @@
  * The servable owns both the engine model and the runner: `drain` empties the runner, `close`
  * rejects what is left and frees the sessions and staging memory.
  */
+import { basename } from 'node:path';
 import { loadModel, type LoadedModel, type ModelMemory, type ModelMetadata } from '../engine';
 import { validateRequest } from '../protocol/validate';
 import type { InferRequest } from '../protocol/types';
@@ -90,7 +91,9 @@ export class OnnxServable implements Servable {
 
 /** The default ServableFactory: loads the ONNX file of `spec.source` and puts a batcher in front of it. */
 export const loadOnnxServable: ServableFactory = async (spec: ServableSpec) => {
-  const model = await loadModel(spec.source.modelPath, engineLoadOptions(spec.config, spec.name, spec.complete));
+  // Engine messages name the model as the repository does (name/version/file), never by its absolute path.
+  const load = { ...engineLoadOptions(spec.config, spec.name, spec.complete), displayName: `${spec.name}/${spec.version}/${basename(spec.source.modelPath)}` };
+  const model = await loadModel(spec.source.modelPath, load);
   try {
     const effective = completeConfig(spec.config, model.metadata, spec.name, spec.complete);
     const runner = new BatchRunner(model, { config: effective.batcher, listener: spec.listener, name: `${spec.name}:${spec.version}` });

@@ -116,7 +116,12 @@ export class ServedModel {
   private async reconcile(scanned: ScannedModel, override: ModelConfig | undefined, retryFailed = false): Promise<ApplyResult> {
     this.last = { scanned, override };
     if (scanned.error && !override) {
-      // Invalid config: keep serving what serves (if anything); report why nothing new loads.
+      // Invalid config: keep serving what serves (if anything); report why nothing new loads,
+      // in the log (once per distinct error) and in the index.
+      if (this.modelError !== scanned.error.message) {
+        const serving = this.servingVersions();
+        this.log(`model ${this.name}: invalid configuration, nothing new loads${serving.length > 0 ? ` (version ${serving.join(', ')} keeps serving the previous files)` : ''}: ${scanned.error.message}`);
+      }
       this.modelError = scanned.error.message;
       return { ...NO_RESULT, error: this.modelError };
     }
@@ -130,7 +135,7 @@ export class ServedModel {
     const available = new Map(scanned.versions.map((v) => [v.version, v.fingerprint]));
     this.wanted = selectVersions(config?.version_policy, [...available.keys()]);
     if (this.wanted.length === 0) {
-      this.modelError = available.size === 0 ? `no version directory with a model file in ${scanned.dir}` : 'the version policy selects no available version';
+      this.modelError = available.size === 0 ? `no version directory with a model file in ${this.name}/` : 'the version policy selects no available version';
     }
 
     const starting: ModelVersion[] = [];
@@ -369,7 +374,13 @@ export class ServedModel {
         // Serving, possibly with a reload of changed files under way or failed beside it.
         const reload = this.pending.get(number);
         const failure = this.failed.get(number);
-        reason = reload ? `serving; new files ${reload.reason}` : failure ? `serving the previous files; the new ones failed: ${failure.reason}` : '';
+        reason = reload
+          ? `serving; new files ${reload.reason}`
+          : failure
+            ? `serving the previous files; the new ones failed: ${failure.reason}`
+            : this.modelError
+              ? `serving the previous files; the new ones were refused: ${this.modelError}`
+              : '';
       }
       if (v?.state === 'failed') state = 'failed';
       rows.push({ name: this.name, version: String(number), state, reason });

@@ -14,7 +14,7 @@ import { TensorwireError, toTensorwireError } from '../errors';
 import { engineInfo, gpuStats } from '../engine';
 import { createMetrics, type TensorwireMetrics } from '../metrics/registry';
 import type { InferRequest, InferResponse, InferOutputTensor } from '../protocol/types';
-import { RepositoryWatcher, scanModel, scanRepository, singleFileRepository, validateConfig, type CompleteOptions, type RepositoryDiff, type RepositoryScan } from '../repository';
+import { CONFIG_DEFAULTS, RepositoryWatcher, scanModel, scanRepository, singleFileRepository, validateConfig, type CompleteOptions, type RepositoryDiff, type RepositoryScan } from '../repository';
 import type { BatchingChange, BatchingSettings } from './live-config';
 import type { ModelVersion } from './model-version';
 import type { ServableFactory } from './servable';
@@ -44,7 +44,13 @@ export interface CreateServiceOptions {
   /** Builds what serves each version; default: an ONNX model behind the dynamic batcher. */
   servables?: ServableFactory;
   /** Server-wide defaults for what a model's config leaves out (provider, instances, max batch size). */
-  modelDefaults?: Pick<CompleteOptions, 'defaultProvider' | 'defaultInstances' | 'defaultMaxBatchSize'>;
+  modelDefaults?: Pick<CompleteOptions, 'defaultProvider' | 'defaultInstances' | 'defaultMaxBatchSize' | 'defaultMaxOutputBytes'>;
+  /**
+   * Directory TensorRT engine caches go to: a config's `engine_cache_path` is resolved inside
+   * it and may not leave it. Default `<repository>/.tensorwire-trt-cache` (hidden, so the
+   * scanner skips it).
+   */
+  trtCacheDir?: string;
 }
 
 /** The service plus what the CLI and tests need beyond the front-end interface. */
@@ -110,7 +116,7 @@ class Service implements TensorwireService {
         {
           metrics: this.metrics,
           ...(this.options.servables ? { servables: this.options.servables } : {}),
-          ...(this.options.modelDefaults ? { complete: this.options.modelDefaults } : {}),
+          complete: { ...this.options.modelDefaults, trtCacheDir: this.trtCacheDir() },
           onState: (v) => this.log(`model ${v.name} version ${v.version}: ${v.state}${v.state === 'failed' ? ` (${v.reason})` : ''}`),
         },
         { drainMs: this.drainMs, log: this.log },
@@ -118,6 +124,12 @@ class Service implements TensorwireService {
       this.models.set(name, m);
     }
     return m;
+  }
+
+  private trtCacheDir(): string {
+    if (this.options.trtCacheDir !== undefined) return this.options.trtCacheDir;
+    const repo = this.options.repository;
+    return path.join(this.singleFile ? path.dirname(repo) : repo, CONFIG_DEFAULTS.trtCacheDirName);
   }
 
   async start(): Promise<void> {
@@ -263,8 +275,9 @@ class Service implements TensorwireService {
     if (!MODEL_NAME.test(name)) throw new TensorwireError('NOT_FOUND', `no model "${name}": model names are letters, digits, _ . - (not starting with .)`);
     const override = config === undefined ? undefined : validateConfig(config, `load request for "${name}"`);
     const dir = path.join(this.options.repository, name);
-    if (!(await stat(dir).catch(() => undefined))?.isDirectory()) throw new TensorwireError('NOT_FOUND', `no model directory "${name}" in ${this.options.repository}`);
-    const scanned = await scanModel(dir, name);
+    if (!(await stat(dir).catch(() => undefined))?.isDirectory()) throw new TensorwireError('NOT_FOUND', `no model directory "${name}" in the repository`);
+    // The override's default_model_filename picks the file in each version directory (validated as a plain file name).
+    const scanned = await scanModel(dir, name, override?.default_model_filename);
     if (scanned.versions.length === 0 && !scanned.error) throw new TensorwireError('NOT_FOUND', `model "${name}" has no version directory with a model file`);
     const m = this.served(name);
     const result = await m.apply(scanned, override, { retryFailed: true });

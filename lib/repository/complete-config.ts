@@ -5,28 +5,24 @@
  * (engine LoadOptions, batcher settings, warm-up samples) plus the Triton-style JSON served at
  * `GET /v2/models/{name}/config`.
  */
+import * as path from 'node:path';
 import type { Datatype, LoadOptions, ModelMetadata, ProviderOptions, TensorSpec } from '../engine/types';
 import { TensorwireError, isTensorwireError } from '../errors';
 import { type BatcherConfig, DEFAULT_BATCHER_CONFIG, type BatcherConfigPatch, type QueuePolicy, mergeBatcherConfig } from '../scheduler/batcher-config';
 import type { ModelConfig, ProviderConfig, QueuePolicyConfig, TensorConfig, VersionPolicy } from './config';
+import { CONFIG_DEFAULTS } from './config-limits';
 import { TRITON_DATATYPE } from './config';
 import { toTritonJson } from './triton-json';
 import { type WarmupSample, resolveWarmup } from './warmup';
 
-/** Batch size a batchable model gets when its config names none (Triton's auto-complete uses a similar value). */
-export const DEFAULT_MAX_BATCH_SIZE = 64;
+/** Batch size a batchable model gets when its config names none (see config-limits.ts). */
+export const DEFAULT_MAX_BATCH_SIZE = CONFIG_DEFAULTS.maxBatchSize;
 
-/**
- * Default `max_queue_delay_microseconds` of a batchable model. Small on purpose: the batcher
- * dispatches at once when an instance is idle, so the delay is only ever paid while every
- * instance is busy, when a request could not run anyway; it caps the extra latency at 0.1 ms
- * (below a loopback HTTP round trip) while letting requests that arrive in the same burst join
- * one batch.
- */
-export const DEFAULT_MAX_QUEUE_DELAY_US = 100;
+/** Default `max_queue_delay_microseconds` of a batchable model (why it is small: config-limits.ts). */
+export const DEFAULT_MAX_QUEUE_DELAY_US = CONFIG_DEFAULTS.maxQueueDelayUs;
 
 /** The default model file in each version directory. */
-export const DEFAULT_MODEL_FILENAME = 'model.onnx';
+export const DEFAULT_MODEL_FILENAME = CONFIG_DEFAULTS.modelFilename;
 
 /** Options of completeConfig. */
 export interface CompleteOptions {
@@ -38,6 +34,13 @@ export interface CompleteOptions {
   defaultInstances?: number;
   /** Start of every error message (the config file); default `model "<name>"`. */
   where?: string;
+  /**
+   * Directory a config's TensorRT `engine_cache_path` is resolved in (and must stay inside).
+   * Without it, a config that names an engine cache path is refused.
+   */
+  trtCacheDir?: string;
+  /** Largest output of one batch when the config's parameters.max_output_bytes names none (the addon's default: 64 MiB). */
+  defaultMaxOutputBytes?: number;
 }
 
 /** Everything the runtime needs about one model version's configuration. */
@@ -148,8 +151,22 @@ function batcherSettings(config: ModelConfig, maxBatchSize: number, where: strin
   }
 }
 
-/** Config-form provider -> engine ProviderOptions. */
-function providerOptions(p: ProviderConfig): ProviderOptions {
+/**
+ * A config's engine cache path resolved inside `cacheDir`. The validator already refuses
+ * absolute paths and `..`; this is the check that holds whatever the string is.
+ */
+function cachePathInside(configured: string, cacheDir: string | undefined, where: string): string {
+  const field = 'optimization.provider.engine_cache_path';
+  if (cacheDir === undefined) throw new TensorwireError('INVALID_INPUT', `${where}: ${field} is set but the server has no TensorRT cache directory (trtCacheDir)`);
+  const root = path.resolve(cacheDir);
+  const resolved = path.resolve(root, configured);
+  const rel = path.relative(root, resolved);
+  if (rel.startsWith('..') || path.isAbsolute(rel)) throw new TensorwireError('INVALID_INPUT', `${where}: ${field} must stay inside the server's TensorRT cache directory`);
+  return resolved;
+}
+
+/** Config-form provider -> engine ProviderOptions (a cache path resolved inside `cacheDir`). */
+function providerOptions(p: ProviderConfig, cacheDir: string | undefined, where: string): ProviderOptions {
   if (p.kind === 'cpu') return { kind: 'cpu' };
   if (p.kind === 'cuda') {
     const o: ProviderOptions = { kind: 'cuda' };
@@ -163,7 +180,7 @@ function providerOptions(p: ProviderConfig): ProviderOptions {
   if (p.device_id !== undefined) o.deviceId = p.device_id;
   if (p.fp16 !== undefined) o.fp16 = p.fp16;
   if (p.engine_cache_enable !== undefined) o.engineCacheEnable = p.engine_cache_enable;
-  if (p.engine_cache_path !== undefined) o.engineCachePath = p.engine_cache_path;
+  if (p.engine_cache_path !== undefined) o.engineCachePath = cachePathInside(p.engine_cache_path, cacheDir, where);
   if (p.max_workspace_size_bytes !== undefined) o.maxWorkspaceSizeBytes = p.max_workspace_size_bytes;
   if (p.profile_min_shapes !== undefined) o.profileMinShapes = p.profile_min_shapes;
   if (p.profile_opt_shapes !== undefined) o.profileOptShapes = p.profile_opt_shapes;
@@ -178,6 +195,13 @@ function providerConfig(p: ProviderOptions): ProviderConfig {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(p)) if (v !== undefined) out[snake(k)] = v;
   return out as ProviderConfig;
+}
+
+/** The provider as GET .../config shows it: the engine cache path as the config gave it (relative), never the server's directory. */
+function shownProvider(provider: ProviderOptions, configured: ProviderConfig | undefined): ProviderConfig {
+  const shown = providerConfig(provider);
+  if (shown.kind === 'tensorrt' && configured?.kind === 'tensorrt' && configured.engine_cache_path !== undefined) shown.engine_cache_path = configured.engine_cache_path;
+  return shown;
 }
 
 /**
@@ -196,7 +220,7 @@ function resolveProvider(config: ModelConfig, options: CompleteOptions, where: s
   if (explicit) {
     if (group.kind === 'KIND_CPU' && explicit.kind !== 'cpu') fail(`instance_group[0].kind is KIND_CPU but optimization.provider.kind is ${explicit.kind}`);
     if (group.kind === 'KIND_GPU' && explicit.kind === 'cpu') fail('instance_group[0].kind is KIND_GPU but optimization.provider.kind is cpu');
-    provider = providerOptions(explicit);
+    provider = providerOptions(explicit, options.trtCacheDir, where);
   } else if (group.kind === 'KIND_CPU') {
     provider = { kind: 'cpu' };
   } else if (group.kind === 'KIND_GPU' || gpu !== undefined) {
@@ -265,7 +289,7 @@ export function completeConfig(config: ModelConfig | undefined, metadata: ModelM
     input: inputs.map(tensor),
     output: outputs.map(tensor),
     instance_group: [{ name: c.instance_group?.[0]?.name ?? modelName, kind: provider.kind === 'cpu' ? 'KIND_CPU' : 'KIND_GPU', count: instances, gpus: provider.kind === 'cpu' ? [] : [provider.deviceId ?? 0] }],
-    optimization: { provider: providerConfig(provider) },
+    optimization: { provider: shownProvider(provider, c.optimization?.provider) },
     version_policy: versionPolicy,
   };
   if (maxBatchSize > 0) {
@@ -320,5 +344,7 @@ export function engineLoadOptions(config: ModelConfig | undefined, modelName: st
   if (p.inter_op_thread_count !== undefined) load.interOpThreads = p.inter_op_thread_count;
   if (p.slots_per_instance !== undefined) load.slotsPerInstance = p.slots_per_instance;
   if (p.graph_optimization_level !== undefined) load.graphOptimizationLevel = p.graph_optimization_level;
+  const maxOutputBytes = p.max_output_bytes ?? options.defaultMaxOutputBytes;
+  if (maxOutputBytes !== undefined) load.maxOutputBytes = maxOutputBytes;
   return load;
 }

@@ -5,6 +5,7 @@
  */
 import type { GraphOptimizationLevel } from '../engine/types';
 import type { InstanceGroupConfig, InstanceKind, OptimizationConfig, ParametersConfig, ProviderConfig } from './config';
+import { CONFIG_LIMITS as L } from './config-limits';
 import { FieldReader, join } from './field-reader';
 
 const KINDS: Record<string, InstanceKind> = {
@@ -29,9 +30,9 @@ export function readInstanceGroups(r: FieldReader, v: unknown, path: string): In
       if (!kind) r.fail(join(at, 'kind'), 'KIND_CPU, KIND_GPU or KIND_AUTO (or cpu, gpu, auto)', o.kind);
       g.kind = kind;
     }
-    if (o.count !== undefined) g.count = r.int(o.count, join(at, 'count'), 1, 256);
+    if (o.count !== undefined) g.count = r.int(o.count, join(at, 'count'), 1, L.instanceCount);
     if (o.gpus !== undefined) {
-      g.gpus = r.ints(o.gpus, join(at, 'gpus'));
+      g.gpus = r.ints(o.gpus, join(at, 'gpus'), 0, L.deviceId, L.deviceId + 1);
       if (g.gpus.length > 1) r.error(`${at}.gpus: tensorwire runs a model version on one GPU, got ${g.gpus.length} (${g.gpus.join(', ')}); serve a copy of the model per GPU instead`);
       if (g.kind === 'KIND_CPU' && g.gpus.length > 0) r.error(`${at}.gpus is set but kind is KIND_CPU`);
     }
@@ -41,6 +42,22 @@ export function readInstanceGroups(r: FieldReader, v: unknown, path: string): In
 
 const CUDNN_ALGO = ['EXHAUSTIVE', 'HEURISTIC', 'DEFAULT'] as const;
 const ARENA = ['kNextPowerOfTwo', 'kSameAsRequested'] as const;
+
+/**
+ * A TensorRT engine cache path: relative to the server's TensorRT cache directory (trtCacheDir,
+ * default `<repository>/.tensorwire-trt-cache`), where ONNX Runtime writes engine files. A
+ * config (or a client's load override) must not make the server write elsewhere, so absolute
+ * paths and `..` segments are refused here; completeConfig resolves the path inside the
+ * directory and checks again.
+ */
+function readCachePath(r: FieldReader, v: unknown, path: string): string {
+  const s = r.string(v, path, 256);
+  const segments = s.split(/[\\/]/);
+  if (s.startsWith('/') || s.startsWith('\\') || /^[A-Za-z]:/.test(s) || s.includes('\0') || segments.includes('..')) {
+    r.fail(path, 'a path relative to the server\'s TensorRT cache directory, without ".." (the engine cache stays inside it)', v);
+  }
+  return s;
+}
 
 /** Reads tensorwire's `optimization.provider` (snake_case names of lib/engine ProviderOptions). */
 function readProvider(r: FieldReader, v: unknown, path: string): ProviderConfig {
@@ -53,8 +70,8 @@ function readProvider(r: FieldReader, v: unknown, path: string): ProviderConfig 
   if (kind === 'cuda') {
     const o = r.object(v, path, ['kind', 'device_id', 'memory_limit_bytes', 'cudnn_conv_algo_search', 'arena_extend_strategy']);
     const p: ProviderConfig = { kind };
-    if (o.device_id !== undefined) p.device_id = r.int(o.device_id, join(path, 'device_id'));
-    if (o.memory_limit_bytes !== undefined) p.memory_limit_bytes = r.int(o.memory_limit_bytes, join(path, 'memory_limit_bytes'), 1);
+    if (o.device_id !== undefined) p.device_id = r.int(o.device_id, join(path, 'device_id'), 0, L.deviceId);
+    if (o.memory_limit_bytes !== undefined) p.memory_limit_bytes = r.int(o.memory_limit_bytes, join(path, 'memory_limit_bytes'), 1, L.memoryBytes);
     if (o.cudnn_conv_algo_search !== undefined) p.cudnn_conv_algo_search = r.oneOf(o.cudnn_conv_algo_search, join(path, 'cudnn_conv_algo_search'), CUDNN_ALGO);
     if (o.arena_extend_strategy !== undefined) p.arena_extend_strategy = r.oneOf(o.arena_extend_strategy, join(path, 'arena_extend_strategy'), ARENA);
     return p;
@@ -64,11 +81,11 @@ function readProvider(r: FieldReader, v: unknown, path: string): ProviderConfig 
     'profile_min_shapes', 'profile_opt_shapes', 'profile_max_shapes',
   ]);
   const p: ProviderConfig = { kind };
-  if (o.device_id !== undefined) p.device_id = r.int(o.device_id, join(path, 'device_id'));
+  if (o.device_id !== undefined) p.device_id = r.int(o.device_id, join(path, 'device_id'), 0, L.deviceId);
   if (o.fp16 !== undefined) p.fp16 = r.bool(o.fp16, join(path, 'fp16'));
   if (o.engine_cache_enable !== undefined) p.engine_cache_enable = r.bool(o.engine_cache_enable, join(path, 'engine_cache_enable'));
-  if (o.engine_cache_path !== undefined) p.engine_cache_path = r.string(o.engine_cache_path, join(path, 'engine_cache_path'));
-  if (o.max_workspace_size_bytes !== undefined) p.max_workspace_size_bytes = r.int(o.max_workspace_size_bytes, join(path, 'max_workspace_size_bytes'), 1);
+  if (o.engine_cache_path !== undefined) p.engine_cache_path = readCachePath(r, o.engine_cache_path, join(path, 'engine_cache_path'));
+  if (o.max_workspace_size_bytes !== undefined) p.max_workspace_size_bytes = r.int(o.max_workspace_size_bytes, join(path, 'max_workspace_size_bytes'), 1, L.memoryBytes);
   for (const k of ['profile_min_shapes', 'profile_opt_shapes', 'profile_max_shapes'] as const) {
     if (o[k] !== undefined) p[k] = r.string(o[k], join(path, k));
   }
@@ -91,9 +108,9 @@ function readAccelerator(r: FieldReader, v: unknown, path: string): ProviderConf
     ]);
     const p: ProviderConfig = { kind: 'tensorrt' };
     if (params.precision_mode !== undefined) p.fp16 = r.oneOf(params.precision_mode, join(at, 'precision_mode'), ['FP32', 'FP16'] as const) === 'FP16';
-    if (params.max_workspace_size_bytes !== undefined) p.max_workspace_size_bytes = r.int(params.max_workspace_size_bytes, join(at, 'max_workspace_size_bytes'), 1);
+    if (params.max_workspace_size_bytes !== undefined) p.max_workspace_size_bytes = r.int(params.max_workspace_size_bytes, join(at, 'max_workspace_size_bytes'), 1, L.memoryBytes);
     if (params.trt_engine_cache_enable !== undefined) p.engine_cache_enable = r.bool(params.trt_engine_cache_enable, join(at, 'trt_engine_cache_enable'));
-    if (params.trt_engine_cache_path !== undefined) p.engine_cache_path = r.string(params.trt_engine_cache_path, join(at, 'trt_engine_cache_path'));
+    if (params.trt_engine_cache_path !== undefined) p.engine_cache_path = readCachePath(r, params.trt_engine_cache_path, join(at, 'trt_engine_cache_path'));
     if (params.trt_profile_min_shapes !== undefined) p.profile_min_shapes = r.string(params.trt_profile_min_shapes, join(at, 'trt_profile_min_shapes'));
     if (params.trt_profile_opt_shapes !== undefined) p.profile_opt_shapes = r.string(params.trt_profile_opt_shapes, join(at, 'trt_profile_opt_shapes'));
     if (params.trt_profile_max_shapes !== undefined) p.profile_max_shapes = r.string(params.trt_profile_max_shapes, join(at, 'trt_profile_max_shapes'));
@@ -106,7 +123,7 @@ function readAccelerator(r: FieldReader, v: unknown, path: string): ProviderConf
     const s = params.cudnn_conv_algo_search;
     p.cudnn_conv_algo_search = /^[0-2]$/.test(String(s)) ? CUDNN_ALGO[Number(s)] : r.oneOf(s, join(at, 'cudnn_conv_algo_search'), CUDNN_ALGO);
   }
-  if (params.gpu_mem_limit !== undefined) p.memory_limit_bytes = r.int(params.gpu_mem_limit, join(at, 'gpu_mem_limit'), 1);
+  if (params.gpu_mem_limit !== undefined) p.memory_limit_bytes = r.int(params.gpu_mem_limit, join(at, 'gpu_mem_limit'), 1, L.memoryBytes);
   if (params.arena_extend_strategy !== undefined) {
     const s = params.arena_extend_strategy;
     p.arena_extend_strategy = /^[01]$/.test(String(s)) ? ARENA[Number(s)] : r.oneOf(s, join(at, 'arena_extend_strategy'), ARENA);
@@ -141,7 +158,7 @@ export function readOptimization(r: FieldReader, v: unknown, path: string): Opti
   return out;
 }
 
-const PARAMETERS = ['intra_op_thread_count', 'inter_op_thread_count', 'slots_per_instance', 'graph_optimization_level'] as const;
+const PARAMETERS = ['intra_op_thread_count', 'inter_op_thread_count', 'slots_per_instance', 'graph_optimization_level', 'max_output_bytes'] as const;
 const LEVELS: readonly GraphOptimizationLevel[] = ['disabled', 'basic', 'extended', 'all'];
 
 /**
@@ -156,9 +173,10 @@ export function readParameters(r: FieldReader, v: unknown, path: string): Parame
     return x;
   };
   const p: ParametersConfig = {};
-  if (o.intra_op_thread_count !== undefined) p.intra_op_thread_count = r.int(value('intra_op_thread_count'), join(path, 'intra_op_thread_count'), 1, 1024);
-  if (o.inter_op_thread_count !== undefined) p.inter_op_thread_count = r.int(value('inter_op_thread_count'), join(path, 'inter_op_thread_count'), 1, 1024);
-  if (o.slots_per_instance !== undefined) p.slots_per_instance = r.int(value('slots_per_instance'), join(path, 'slots_per_instance'), 2, 64);
+  if (o.intra_op_thread_count !== undefined) p.intra_op_thread_count = r.int(value('intra_op_thread_count'), join(path, 'intra_op_thread_count'), 1, L.threadCount);
+  if (o.inter_op_thread_count !== undefined) p.inter_op_thread_count = r.int(value('inter_op_thread_count'), join(path, 'inter_op_thread_count'), 1, L.threadCount);
+  if (o.slots_per_instance !== undefined) p.slots_per_instance = r.int(value('slots_per_instance'), join(path, 'slots_per_instance'), 2, L.slotsPerInstance);
+  if (o.max_output_bytes !== undefined) p.max_output_bytes = r.int(value('max_output_bytes'), join(path, 'max_output_bytes'), 1, L.maxOutputBytes);
   if (o.graph_optimization_level !== undefined) p.graph_optimization_level = r.oneOf(value('graph_optimization_level'), join(path, 'graph_optimization_level'), LEVELS);
   return p;
 }

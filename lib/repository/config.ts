@@ -11,7 +11,9 @@
  */
 import type { Datatype, GraphOptimizationLevel } from '../engine/types';
 import { TensorwireError } from '../errors';
-import { FieldReader, join } from './field-reader';
+import { truncateForMessage } from '../util/message-text';
+import { CONFIG_LIMITS as L, maxTotalThreads } from './config-limits';
+import { checkNesting, FieldReader, join } from './field-reader';
 import { readInstanceGroups, readOptimization, readParameters } from './config-runtime';
 
 /** Tensor override of one input or output. `dims` excludes the batch dimension when max_batch_size > 0 (as in Triton). */
@@ -87,6 +89,8 @@ export interface ParametersConfig {
   slots_per_instance?: number;
   /** tensorwire: ORT graph optimisation level. */
   graph_optimization_level?: GraphOptimizationLevel;
+  /** tensorwire: largest output of one batch, bytes (default the server's --max-output-bytes). */
+  max_output_bytes?: number;
 }
 
 /** Which versions of a model are served. Default: `{ latest: { num_versions: 1 } }`. */
@@ -153,8 +157,8 @@ export function readDatatype(r: FieldReader, v: unknown, path: string): Datatype
 
 /** Dims: integers, each -1 (dynamic) or positive. */
 export function readDims(r: FieldReader, v: unknown, path: string): number[] {
-  return r.array(v, path).map((d, i) => {
-    const n = r.int(d, join(path, i), -1);
+  return r.array(v, path, L.rank).map((d, i) => {
+    const n = r.int(d, join(path, i), -1, L.dimension);
     if (n === 0) r.fail(join(path, i), '-1 (dynamic) or a positive integer', d);
     return n;
   });
@@ -163,13 +167,13 @@ export function readDims(r: FieldReader, v: unknown, path: string): number[] {
 /** A plain file name (no directories, no `..`), for default_model_filename and warm-up files. */
 function readFileName(r: FieldReader, v: unknown, path: string): string {
   const s = r.string(v, path);
-  if (s.includes('/') || s.includes('\\') || s === '.' || s === '..') r.fail(path, 'a file name without directories', v);
+  if (s.includes('/') || s.includes('\\') || s.includes('\0') || s === '.' || s === '..') r.fail(path, 'a file name without directories', v);
   return s;
 }
 
 function readTensors(r: FieldReader, v: unknown, path: string): TensorConfig[] {
   const seen = new Set<string>();
-  return r.array(v, path).map((item, i) => {
+  return r.array(v, path, L.tensors).map((item, i) => {
     const at = join(path, i);
     const o = r.object(item, at, ['name', 'data_type', 'dims']);
     const name = r.string(o.name, join(at, 'name'));
@@ -185,8 +189,8 @@ function readTensors(r: FieldReader, v: unknown, path: string): TensorConfig[] {
 function readQueuePolicy(r: FieldReader, v: unknown, path: string): QueuePolicyConfig {
   const o = r.object(v, path, ['max_queue_size', 'default_timeout_microseconds', 'allow_timeout_override', 'timeout_action']);
   const q: QueuePolicyConfig = {};
-  if (o.max_queue_size !== undefined) q.max_queue_size = r.int(o.max_queue_size, join(path, 'max_queue_size'));
-  if (o.default_timeout_microseconds !== undefined) q.default_timeout_microseconds = r.int(o.default_timeout_microseconds, join(path, 'default_timeout_microseconds'));
+  if (o.max_queue_size !== undefined) q.max_queue_size = r.int(o.max_queue_size, join(path, 'max_queue_size'), 0, L.maxQueueSize);
+  if (o.default_timeout_microseconds !== undefined) q.default_timeout_microseconds = r.int(o.default_timeout_microseconds, join(path, 'default_timeout_microseconds'), 0, L.timeoutUs);
   if (o.allow_timeout_override !== undefined) q.allow_timeout_override = r.bool(o.allow_timeout_override, join(path, 'allow_timeout_override'));
   if (o.timeout_action !== undefined) q.timeout_action = r.oneOf(o.timeout_action, join(path, 'timeout_action'), ['REJECT', 'DELAY'] as const);
   return q;
@@ -198,10 +202,10 @@ function readDynamicBatching(r: FieldReader, v: unknown, path: string): DynamicB
     'default_queue_policy', 'priority_queue_policy',
   ]);
   const d: DynamicBatchingConfig = {};
-  if (o.preferred_batch_size !== undefined) d.preferred_batch_size = r.ints(o.preferred_batch_size, join(path, 'preferred_batch_size'), 1);
-  if (o.max_queue_delay_microseconds !== undefined) d.max_queue_delay_microseconds = r.int(o.max_queue_delay_microseconds, join(path, 'max_queue_delay_microseconds'));
-  if (o.priority_levels !== undefined) d.priority_levels = r.int(o.priority_levels, join(path, 'priority_levels'));
-  if (o.default_priority_level !== undefined) d.default_priority_level = r.int(o.default_priority_level, join(path, 'default_priority_level'));
+  if (o.preferred_batch_size !== undefined) d.preferred_batch_size = r.ints(o.preferred_batch_size, join(path, 'preferred_batch_size'), 1, L.maxBatchSize, L.preferredBatchSizes);
+  if (o.max_queue_delay_microseconds !== undefined) d.max_queue_delay_microseconds = r.int(o.max_queue_delay_microseconds, join(path, 'max_queue_delay_microseconds'), 0, L.maxQueueDelayUs);
+  if (o.priority_levels !== undefined) d.priority_levels = r.int(o.priority_levels, join(path, 'priority_levels'), 0, L.priorityLevels);
+  if (o.default_priority_level !== undefined) d.default_priority_level = r.int(o.default_priority_level, join(path, 'default_priority_level'), 0, L.priorityLevels);
   if (o.default_queue_policy !== undefined) d.default_queue_policy = readQueuePolicy(r, o.default_queue_policy, join(path, 'default_queue_policy'));
   const levels = d.priority_levels ?? 0;
   if (levels > 0) {
@@ -215,8 +219,11 @@ function readDynamicBatching(r: FieldReader, v: unknown, path: string): DynamicB
     const at = join(path, 'priority_queue_policy');
     const m = r.object(o.priority_queue_policy, at);
     d.priority_queue_policy = {};
-    for (const [key, policy] of Object.entries(m)) {
-      const level = r.int(key, `${at} key`, 1);
+    const keys = Object.keys(m);
+    if (keys.length > Math.max(levels, 1)) r.error(`${at}: ${keys.length} entries, but there are ${levels} priority levels (priority_levels)`);
+    for (const key of keys) {
+      const policy = m[key];
+      const level = r.int(key, `${at} key`, 1, L.priorityLevels);
       if (level > levels) r.fail(`${at} key`, `a priority level from 1 to priority_levels (${levels})`, key);
       d.priority_queue_policy[String(level)] = readQueuePolicy(r, policy, join(at, key));
     }
@@ -230,29 +237,32 @@ function readVersionPolicy(r: FieldReader, v: unknown, path: string): VersionPol
   if (keys.length !== 1) r.fail(path, 'exactly one of latest, all, specific', v);
   if (o.latest !== undefined) {
     const l = r.object(o.latest, join(path, 'latest'), ['num_versions']);
-    return { latest: { num_versions: r.int(l.num_versions ?? 1, join(path, 'latest.num_versions'), 1) } };
+    return { latest: { num_versions: r.int(l.num_versions ?? 1, join(path, 'latest.num_versions'), 1, L.versions) } };
   }
   if (o.all !== undefined) {
     r.object(o.all, join(path, 'all'), []);
     return { all: {} };
   }
   const s = r.object(o.specific, join(path, 'specific'), ['versions']);
-  const versions = r.ints(s.versions, join(path, 'specific.versions'), 1);
+  const versions = r.ints(s.versions, join(path, 'specific.versions'), 1, L.versionNumber, L.versions);
   if (versions.length === 0) r.fail(join(path, 'specific.versions'), 'a non-empty list of versions', s.versions);
   return { specific: { versions } };
 }
 
 function readWarmup(r: FieldReader, v: unknown, path: string): WarmupConfig[] {
-  return r.array(v, path).map((item, i) => {
+  return r.array(v, path, L.warmupSamples).map((item, i) => {
     const at = join(path, i);
     const o = r.object(item, at, ['name', 'batch_size', 'count', 'inputs']);
     const w: WarmupConfig = { name: r.string(o.name, join(at, 'name')), inputs: {} };
-    if (o.batch_size !== undefined) w.batch_size = r.int(o.batch_size, join(at, 'batch_size'));
-    if (o.count !== undefined) w.count = r.int(o.count, join(at, 'count'), 1);
+    if (o.batch_size !== undefined) w.batch_size = r.int(o.batch_size, join(at, 'batch_size'), 0, L.maxBatchSize);
+    if (o.count !== undefined) w.count = r.int(o.count, join(at, 'count'), 1, L.warmupCount);
     const inputs = r.object(o.inputs, join(at, 'inputs'));
-    if (Object.keys(inputs).length === 0) r.fail(join(at, 'inputs'), 'an object naming at least one input', o.inputs);
-    for (const [name, spec] of Object.entries(inputs)) {
-      const ip = join(join(at, 'inputs'), name);
+    const names = Object.keys(inputs);
+    if (names.length === 0) r.fail(join(at, 'inputs'), 'an object naming at least one input', o.inputs);
+    if (names.length > L.warmupInputs) r.error(`${join(at, 'inputs')}: at most ${L.warmupInputs} inputs, got ${names.length}`);
+    for (const name of names) {
+      const spec = inputs[name];
+      const ip = join(join(at, 'inputs'), r.string(name, join(at, 'inputs key'), 256));
       const s = r.object(spec, ip, ['data_type', 'dims', 'zero_data', 'random_data', 'input_data_file']);
       const x: WarmupInputConfig = {};
       if (s.data_type !== undefined) x.data_type = readDatatype(r, s.data_type, join(ip, 'data_type'));
@@ -262,10 +272,29 @@ function readWarmup(r: FieldReader, v: unknown, path: string): WarmupConfig[] {
       if (s.input_data_file !== undefined) x.input_data_file = readFileName(r, s.input_data_file, join(ip, 'input_data_file'));
       const sources = [x.zero_data, x.random_data, x.input_data_file !== undefined].filter(Boolean).length;
       if (sources > 1) r.error(`${ip}: give only one of zero_data, random_data, input_data_file`);
+      // Warm-up allocates each input in full: bound its elements before that happens.
+      const elements = (x.dims ?? []).reduce((n, d) => n * Math.max(d, 1), Math.max(w.batch_size ?? 1, 1));
+      if (elements > L.warmupElements) r.error(`${ip}.dims: ${elements} elements (with batch_size), at most ${L.warmupElements}`);
       w.inputs[name] = x;
     }
     return w;
   });
+}
+
+/**
+ * Instances × intra-op threads: each is an OS thread, and past a few per core they only
+ * contend (thousands of them can also fail to be created).
+ */
+function checkThreads(r: FieldReader, c: ModelConfig): void {
+  const instances = c.instance_group?.[0]?.count ?? 1;
+  const threads = c.parameters?.intra_op_thread_count ?? 1;
+  const max = maxTotalThreads();
+  if (instances * threads > max) {
+    r.error(
+      `instance_group[0].count (${instances}) × parameters.intra_op_thread_count (${threads}) is ${instances * threads} threads; ` +
+        `at most ${max} (${L.threadsPerCore} per CPU core) on this machine`,
+    );
+  }
 }
 
 const TOP_FIELDS = [
@@ -278,6 +307,7 @@ const TOP_FIELDS = [
  * Throws TensorwireError INVALID_INPUT naming `where` and the field path.
  */
 export function validateConfig(obj: unknown, where = 'config'): ModelConfig {
+  checkNesting(obj, where);
   const r = new FieldReader(where);
   const o = r.object(obj, '', TOP_FIELDS);
   const c: ModelConfig = {};
@@ -291,13 +321,14 @@ export function validateConfig(obj: unknown, where = 'config'): ModelConfig {
     c.backend = 'onnxruntime';
   }
   if (o.default_model_filename !== undefined) c.default_model_filename = readFileName(r, o.default_model_filename, 'default_model_filename');
-  if (o.max_batch_size !== undefined) c.max_batch_size = r.int(o.max_batch_size, 'max_batch_size');
+  if (o.max_batch_size !== undefined) c.max_batch_size = r.int(o.max_batch_size, 'max_batch_size', 0, L.maxBatchSize);
   if (o.input !== undefined) c.input = readTensors(r, o.input, 'input');
   if (o.output !== undefined) c.output = readTensors(r, o.output, 'output');
   if (o.dynamic_batching !== undefined) c.dynamic_batching = readDynamicBatching(r, o.dynamic_batching, 'dynamic_batching');
   if (o.instance_group !== undefined) c.instance_group = readInstanceGroups(r, o.instance_group, 'instance_group');
   if (o.optimization !== undefined) c.optimization = readOptimization(r, o.optimization, 'optimization');
   if (o.parameters !== undefined) c.parameters = readParameters(r, o.parameters, 'parameters');
+  checkThreads(r, c);
   if (o.version_policy !== undefined) c.version_policy = readVersionPolicy(r, o.version_policy, 'version_policy');
   if (o.model_warmup !== undefined) c.model_warmup = readWarmup(r, o.model_warmup, 'model_warmup');
   return c;
@@ -305,11 +336,18 @@ export function validateConfig(obj: unknown, where = 'config'): ModelConfig {
 
 /** Parses and validates the text of a config.json; `where` (the file path) starts every error message. */
 export function parseConfigJson(text: string, where = 'config.json'): ModelConfig {
+  checkConfigSize(text, where);
   let obj: unknown;
   try {
     obj = JSON.parse(text);
   } catch (e) {
-    throw new TensorwireError('INVALID_INPUT', `${where}: not valid JSON (${(e as Error).message})`);
+    throw new TensorwireError('INVALID_INPUT', `${where}: not valid JSON (${truncateForMessage((e as Error).message)})`);
   }
   return validateConfig(obj, where);
+}
+
+/** Throws INVALID_INPUT when a config's text is larger than CONFIG_LIMITS.configBytes. */
+export function checkConfigSize(text: string, where: string): void {
+  // Characters, not bytes: a cheap check that is never below the byte count's bound by more than 4×.
+  if (text.length > L.configBytes) throw new TensorwireError('INVALID_INPUT', `${where}: ${text.length} characters, larger than a config may be (${L.configBytes})`);
 }

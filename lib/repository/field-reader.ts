@@ -5,6 +5,8 @@
  * non-negative integer, got "fast"`).
  */
 import { TensorwireError } from '../errors';
+import { previewValue, truncateForMessage } from '../util/message-text';
+import { CONFIG_LIMITS } from './config-limits';
 
 /**
  * Triton model-config fields tensorwire recognises but does not implement. Naming them lets
@@ -20,19 +22,9 @@ const TRITON_UNSUPPORTED = new Set([
   'graph', 'runtime',
 ]);
 
-/** Short, single-line rendering of a received value for messages. */
+/** Short, single-line rendering of a received value for messages (bounded cost, whatever its size). */
 export function show(v: unknown): string {
-  let s: string;
-  if (v === undefined) s = 'nothing';
-  else if (typeof v === 'string') s = JSON.stringify(v);
-  else {
-    try {
-      s = JSON.stringify(v) ?? String(v);
-    } catch {
-      s = String(v);
-    }
-  }
-  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+  return previewValue(v);
 }
 
 /** Levenshtein distance, for "did you mean" hints on misspelt field names. */
@@ -52,6 +44,9 @@ function distance(a: string, b: string): number {
 
 /** The allowed name a misspelt (or camelCased) `key` most likely meant, if any is close. */
 export function suggest(key: string, allowed: readonly string[]): string | undefined {
+  // The edit distance costs key length × name length: a long key is no typo, and must not
+  // hold the event loop (a 60 MB key took 13 s).
+  if (key.length > CONFIG_LIMITS.hintKeyChars) return undefined;
   const flat = (s: string) => s.toLowerCase().replace(/_/g, '');
   const exact = allowed.find((a) => flat(a) === flat(key));
   if (exact) return exact;
@@ -71,6 +66,21 @@ export function suggest(key: string, allowed: readonly string[]): string | undef
   };
   const byPrefix = [...allowed].sort((a, b) => shared(b) - shared(a))[0];
   return byPrefix !== undefined && shared(byPrefix) >= Math.max(4, Math.ceil(key.length * 0.7)) ? byPrefix : undefined;
+}
+
+/**
+ * Throws INVALID_INPUT when `value` nests objects and arrays deeper than `max`. Iterative, so
+ * a 100,000-level value is refused rather than overflowing the stack (as JSON.stringify and
+ * any recursive walk of it would).
+ */
+export function checkNesting(value: unknown, where: string, max: number = CONFIG_LIMITS.nestingDepth): void {
+  const stack: { v: unknown; depth: number }[] = [{ v: value, depth: 0 }];
+  while (stack.length > 0) {
+    const { v, depth } = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth >= max) throw new TensorwireError('INVALID_INPUT', `${where}: nested deeper than ${max} levels (the nesting limit of a config)`);
+    for (const child of Array.isArray(v) ? v : Object.values(v)) if (typeof child === 'object' && child !== null) stack.push({ v: child, depth: depth + 1 });
+  }
 }
 
 /** Joins a field path: `join('input[0]', 'dims')` is `input[0].dims`. */
@@ -101,7 +111,7 @@ export class FieldReader {
     if (allowed) {
       for (const key of Object.keys(obj)) {
         if (allowed.includes(key)) continue;
-        const at = join(path, key);
+        const at = join(path, truncateForMessage(key));
         if (TRITON_UNSUPPORTED.has(key)) this.error(`${at} is a Triton setting tensorwire does not support; remove it`);
         const hint = suggest(key, allowed);
         this.error(`unknown field ${at}${hint ? ` (did you mean ${join(path, hint)}?)` : ''}; allowed here: ${allowed.join(', ')}`);
@@ -115,7 +125,7 @@ export class FieldReader {
    * so Triton's exported configs) writes 64-bit integers as strings.
    */
   int(v: unknown, path: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
-    const n = typeof v === 'string' && /^-?\d+$/.test(v.trim()) ? Number(v) : v;
+    const n = typeof v === 'string' && v.length <= 32 && /^-?\d+$/.test(v.trim()) ? Number(v) : v;
     if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < min || n > max) {
       let expected: string;
       if (min === 0 && max === Number.MAX_SAFE_INTEGER) expected = 'a non-negative integer';
@@ -135,9 +145,10 @@ export class FieldReader {
     return v;
   }
 
-  /** A non-empty string. */
-  string(v: unknown, path: string): string {
+  /** A non-empty string of at most `max` characters. */
+  string(v: unknown, path: string, max: number = CONFIG_LIMITS.stringChars): string {
     if (typeof v !== 'string' || v.length === 0) this.fail(path, 'a non-empty string', v);
+    if (v.length > max) this.fail(path, `a string of at most ${max} characters`, v);
     return v;
   }
 
@@ -147,14 +158,15 @@ export class FieldReader {
     return v as T;
   }
 
-  /** An array (its elements are checked by the caller). */
-  array(v: unknown, path: string): unknown[] {
+  /** An array of at most `maxLength` elements (its elements are checked by the caller). */
+  array(v: unknown, path: string, maxLength = Number.MAX_SAFE_INTEGER): unknown[] {
     if (!Array.isArray(v)) this.fail(path, 'an array', v);
+    if (v.length > maxLength) this.error(`${path}: at most ${maxLength} entries, got ${v.length}`);
     return v;
   }
 
-  /** An array of integers each in [min, max]. */
-  ints(v: unknown, path: string, min = 0, max = Number.MAX_SAFE_INTEGER): number[] {
-    return this.array(v, path).map((x, i) => this.int(x, join(path, i), min, max));
+  /** An array of at most `maxLength` integers, each in [min, max]. */
+  ints(v: unknown, path: string, min = 0, max = Number.MAX_SAFE_INTEGER, maxLength = Number.MAX_SAFE_INTEGER): number[] {
+    return this.array(v, path, maxLength).map((x, i) => this.int(x, join(path, i), min, max));
   }
 }

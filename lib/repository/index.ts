@@ -4,6 +4,7 @@
  * The hot-swap orchestration builds on these.
  */
 export * from './config';
+export * from './config-limits';
 export { parseConfigPbtxt, pbtxtToObject } from './pbtxt';
 export * from './complete-config';
 export { toTritonJson } from './triton-json';

@@ -7,7 +7,9 @@
  * validated by validateConfig, so both formats give the same ModelConfig and the same errors.
  */
 import { TensorwireError } from '../errors';
-import { type ModelConfig, validateConfig } from './config';
+import { truncateForMessage } from '../util/message-text';
+import { checkConfigSize, type ModelConfig, validateConfig } from './config';
+import { CONFIG_LIMITS } from './config-limits';
 
 type Scalar = string | number | boolean;
 
@@ -33,12 +35,22 @@ interface Token {
 
 const ESCAPES: Record<string, string> = { n: '\n', t: '\t', r: '\r', '\\': '\\', '"': '"', "'": "'", a: '\x07', b: '\b', f: '\f', v: '\v', '?': '?' };
 
+// Sticky (`y`): matched at `lastIndex` in the text itself, without slicing it per token.
+const NUMBER = /[-+]?(0[xX][0-9a-fA-F]+|(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)[fF]?/y;
+const IDENT = /[A-Za-z_][A-Za-z0-9_.]{0,255}/y;
+
+function matchAt(re: RegExp, text: string, at: number): RegExpExecArray | null {
+  re.lastIndex = at;
+  return re.exec(text);
+}
+
 /** Splits pbtxt text into tokens, tracking line and column for messages. */
 function tokenize(text: string, where: string): Token[] {
   const tokens: Token[] = [];
   let i = 0;
   let line = 1;
   let lineStart = 0;
+  let depth = 0;
   const fail = (msg: string): never => {
     throw new TensorwireError('INVALID_INPUT', `${where}:${line}:${i - lineStart + 1}: ${msg}`);
   };
@@ -60,6 +72,10 @@ function tokenize(text: string, where: string): Token[] {
     }
     const col = i - lineStart + 1;
     if ('{}[]<>:,;'.includes(c)) {
+      // Refused here already, before the rest of a hostile file is tokenized; the parser checks again.
+      if (c === '{' || c === '<') depth++;
+      else if (c === '}' || c === '>') depth--;
+      if (depth > CONFIG_LIMITS.nestingDepth) fail(`messages nested deeper than ${CONFIG_LIMITS.nestingDepth} levels (the nesting limit of a config)`);
       tokens.push({ type: 'punct', text: c, line, col });
       i++;
       continue;
@@ -75,7 +91,8 @@ function tokenize(text: string, where: string): Token[] {
             s += String.fromCharCode(parseInt(text.slice(i + 2, i + 4), 16));
             i += 4;
           } else if (/[0-7]/.test(e ?? '')) {
-            const m = /^[0-7]{1,3}/.exec(text.slice(i + 1))![0];
+            // Slice only the escape's own characters: slicing the rest of the text made every escape cost the file's length.
+            const m = /^[0-7]{1,3}/.exec(text.slice(i + 1, i + 4))![0];
             s += String.fromCharCode(parseInt(m, 8));
             i += 1 + m.length;
           } else if (e !== undefined && e in ESCAPES) {
@@ -91,7 +108,7 @@ function tokenize(text: string, where: string): Token[] {
       else tokens.push({ type: 'string', text: s, value: s, line, col });
       continue;
     }
-    const num = /^[-+]?(0[xX][0-9a-fA-F]+|(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)[fF]?/.exec(text.slice(i, i + 64));
+    const num = '+-.0123456789'.includes(c) ? matchAt(NUMBER, text, i) : null;
     if (num && (/[\d.]/.test(c) || /[\d.]/.test(text[i + 1] ?? ''))) {
       const t = num[0].replace(/[fF]$/, '');
       const n = Number(t);
@@ -101,7 +118,7 @@ function tokenize(text: string, where: string): Token[] {
       i += num[0].length;
       continue;
     }
-    const ident = /^[A-Za-z_][A-Za-z0-9_.]*/.exec(text.slice(i, i + 256));
+    const ident = matchAt(IDENT, text, i);
     if (ident) {
       tokens.push({ type: 'ident', text: ident[0], line, col });
       i += ident[0].length;
@@ -128,15 +145,15 @@ class Parser {
     return this.tokens[this.pos++];
   }
   private fail(t: Token, msg: string): never {
-    throw new TensorwireError('INVALID_INPUT', `${this.where}:${t.line}:${t.col}: ${msg}, got ${t.type === 'eof' ? 'end of file' : JSON.stringify(t.text)}`);
+    throw new TensorwireError('INVALID_INPUT', `${this.where}:${t.line}:${t.col}: ${msg}, got ${t.type === 'eof' ? 'end of file' : JSON.stringify(truncateForMessage(t.text))}`);
   }
   private isPunct(text: string): boolean {
     const t = this.peek();
     return t.type === 'punct' && t.text === text;
   }
 
-  /** Fields until `close` (or end of file for the top level). */
-  parseFields(close: string | undefined): PField[] {
+  /** Fields until `close` (or end of file for the top level); `depth` counts enclosing messages. */
+  parseFields(close: string | undefined, depth = 0): PField[] {
     const fields: PField[] = [];
     for (;;) {
       const t = this.peek();
@@ -150,25 +167,29 @@ class Parser {
         this.next();
         field.list = true;
         while (!this.isPunct(']')) {
-          field.values.push(this.parseValue(true));
+          field.values.push(this.parseValue(true, depth));
           if (this.isPunct(',')) this.next();
           else if (!this.isPunct(']')) this.fail(this.peek(), `expected "," or "]" in the list of ${t.text}`);
         }
         this.next();
       } else {
         if (!hasColon && !this.isPunct('{') && !this.isPunct('<')) this.fail(this.peek(), `expected ":" or "{" after ${t.text}`);
-        field.values.push(this.parseValue(hasColon));
+        field.values.push(this.parseValue(hasColon, depth));
       }
       fields.push(field);
       if (this.isPunct(',') || this.isPunct(';')) this.next();
     }
   }
 
-  private parseValue(scalarAllowed: boolean): PValue {
+  private parseValue(scalarAllowed: boolean, depth: number): PValue {
     const t = this.next();
     if (t.type === 'punct' && (t.text === '{' || t.text === '<')) {
+      // A recursive descent: bound the nesting before the stack is (100,000 levels overflowed it).
+      if (depth + 1 > CONFIG_LIMITS.nestingDepth) {
+        throw new TensorwireError('INVALID_INPUT', `${this.where}:${t.line}:${t.col}: messages nested deeper than ${CONFIG_LIMITS.nestingDepth} levels (the nesting limit of a config)`);
+      }
       const close = t.text === '{' ? '}' : '>';
-      const fields = this.parseFields(close);
+      const fields = this.parseFields(close, depth + 1);
       this.next();
       return { kind: 'message', fields, line: t.line, col: t.col };
     }
@@ -228,7 +249,7 @@ class Shaper {
 
   value(v: PValue, shape: Shape | undefined, path: string): unknown {
     if (v.kind === 'scalar') {
-      if (shape !== undefined && shape !== 'one' && !('repeated' in shape)) this.fail(v, `${path} must be a message ({ ... }), got ${JSON.stringify(v.value)}`);
+      if (shape !== undefined && shape !== 'one' && !('repeated' in shape)) this.fail(v, `${path} must be a message ({ ... }), got ${JSON.stringify(typeof v.value === 'string' ? truncateForMessage(v.value) : v.value)}`);
       return v.value;
     }
     if (shape !== undefined && shape !== 'one' && 'map' in shape) return this.map([v], shape.map, path);
@@ -238,7 +259,12 @@ class Shaper {
   message(fields: PField[], schema: Record<string, Shape> | undefined, path: string): Record<string, unknown> {
     const out: Record<string, unknown> = {};
     const byName = new Map<string, PField[]>();
-    for (const f of fields) byName.set(f.name, [...(byName.get(f.name) ?? []), f]);
+    for (const f of fields) {
+      // push, not a copy per occurrence: a field repeated n times cost n² before.
+      const list = byName.get(f.name);
+      if (list) list.push(f);
+      else byName.set(f.name, [f]);
+    }
     for (const [name, occurrences] of byName) {
       const shape = schema?.[name];
       const at = path ? `${path}.${name}` : name;
@@ -268,9 +294,9 @@ class Shaper {
       if (!key || key.values.length !== 1 || key.values[0].kind !== 'scalar') this.fail(e, `${path} entry needs a key: ...`);
       if (extra) this.fail(extra, `${path} entries hold only key and value, got ${extra.name}`);
       const k = String(key.values[0].value);
-      if (k in out) this.fail(key, `${path} has the key ${JSON.stringify(k)} twice`);
-      if (!value || value.values.length !== 1) this.fail(e, `${path}[${JSON.stringify(k)}] needs a value: ...`);
-      out[k] = this.value(value.values[0], valueShape, `${path}.${k}`);
+      if (k in out) this.fail(key, `${path} has the key ${JSON.stringify(truncateForMessage(k))} twice`);
+      if (!value || value.values.length !== 1) this.fail(e, `${path}[${JSON.stringify(truncateForMessage(k))}] needs a value: ...`);
+      out[k] = this.value(value.values[0], valueShape, `${path}.${truncateForMessage(k)}`);
     }
     return out;
   }
@@ -281,6 +307,7 @@ class Shaper {
  * Syntax errors name `where:line:column`.
  */
 export function pbtxtToObject(text: string, where = 'config.pbtxt'): Record<string, unknown> {
+  checkConfigSize(text, where);
   const fields = new Parser(tokenize(text, where), where).parseFields(undefined);
   const schema = (MODEL_CONFIG as { message: Record<string, Shape> }).message;
   return new Shaper(where).message(fields, schema, '');

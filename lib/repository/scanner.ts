@@ -16,6 +16,7 @@ import * as path from 'node:path';
 import { TensorwireError, toTensorwireError } from '../errors';
 import { checkConfigName, DEFAULT_MODEL_FILENAME } from './complete-config';
 import { type ModelConfig, parseConfigJson } from './config';
+import { CONFIG_LIMITS } from './config-limits';
 import { parseConfigPbtxt } from './pbtxt';
 
 /** One servable version directory. */
@@ -112,26 +113,36 @@ async function readConfig(model: ScannedModel, names: Set<string>): Promise<void
   const pbtxt = names.has('config.pbtxt');
   if (json && pbtxt) {
     model.configSource = { format: 'json', path: path.join(model.dir, 'config.json') };
-    model.error = new TensorwireError('INVALID_INPUT', `${model.dir}: has both config.json and config.pbtxt; keep one`);
+    model.error = new TensorwireError('INVALID_INPUT', `${model.name}: has both config.json and config.pbtxt; keep one`);
     model.configFingerprint = hash(['both']);
     return;
   }
   if (!json && !pbtxt) return;
   const format = json ? 'json' : 'pbtxt';
-  const file = path.join(model.dir, json ? 'config.json' : 'config.pbtxt');
+  const fileName = json ? 'config.json' : 'config.pbtxt';
+  const file = path.join(model.dir, fileName);
+  // Messages name the file relative to the repository: they reach clients (index, load errors).
+  const where = `${model.name}/${fileName}`;
   model.configSource = { format, path: file };
   let text: string;
   try {
+    // Sized before it is read: a config is small, and a huge file must not be read into memory.
+    const size = (await stat(file)).size;
+    if (size > CONFIG_LIMITS.configBytes) {
+      model.error = new TensorwireError('INVALID_INPUT', `${where}: ${size} bytes, larger than a config may be (${CONFIG_LIMITS.configBytes})`);
+      model.configFingerprint = hash([format, 'too large', String(size)]);
+      return;
+    }
     text = await readFile(file, 'utf8');
   } catch (e) {
-    model.error = new TensorwireError('INVALID_INPUT', `${file}: cannot be read (${errnoCode(e) ?? (e as Error).message})`, { cause: e });
+    model.error = new TensorwireError('INVALID_INPUT', `${where}: cannot be read (${errnoCode(e) ?? 'error'})`, { cause: e });
     model.configFingerprint = hash([format, 'unreadable', errnoCode(e) ?? '']);
     return;
   }
   model.configFingerprint = hash([format, text]);
   try {
-    const config = format === 'json' ? parseConfigJson(text, file) : parseConfigPbtxt(text, file);
-    checkConfigName(config, model.name, file);
+    const config = format === 'json' ? parseConfigJson(text, where) : parseConfigPbtxt(text, where);
+    checkConfigName(config, model.name, where);
     model.config = config;
   } catch (e) {
     model.error = toTensorwireError(e);
@@ -149,8 +160,11 @@ async function scanVersion(model: ScannedModel, entry: string, modelFilename: st
   return { version: Number(entry), dir, modelPath, size: s.size, mtimeMs: s.mtimeMs, fingerprint: hash(lines) };
 }
 
-/** Scans one model directory; never throws (problems land in `error`). */
-export async function scanModel(dir: string, name: string): Promise<ScannedModel> {
+/**
+ * Scans one model directory; never throws (problems land in `error`). `modelFilename` replaces
+ * the config's default_model_filename (a load request's config override names it).
+ */
+export async function scanModel(dir: string, name: string, modelFilename?: string): Promise<ScannedModel> {
   const model: ScannedModel = { name, dir, configFingerprint: '', versions: [], ignored: [], fingerprint: '' };
   try {
     const entries = await readdir(dir, { withFileTypes: true });
@@ -158,7 +172,7 @@ export async function scanModel(dir: string, name: string): Promise<ScannedModel
     await readConfig(model, names);
     const warmup = entries.some((e) => e.name === 'warmup') ? await listingLines(path.join(dir, 'warmup')) : [];
     if (warmup.length > 0) model.configFingerprint = hash([model.configFingerprint, ...warmup]);
-    const modelFilename = model.config?.default_model_filename ?? DEFAULT_MODEL_FILENAME;
+    const filename = modelFilename ?? model.config?.default_model_filename ?? DEFAULT_MODEL_FILENAME;
     const candidates: string[] = [];
     for (const e of entries) {
       if (e.name.startsWith('.') || e.name === 'warmup') continue;
@@ -167,14 +181,14 @@ export async function scanModel(dir: string, name: string): Promise<ScannedModel
       if (VERSION_DIR.test(e.name)) candidates.push(e.name);
       else model.ignored.push({ path: path.join(dir, e.name), reason: 'not a version directory (versions are positive numbers without leading zeros)' });
     }
-    const results = await Promise.all(candidates.map((c) => scanVersion(model, c, modelFilename)));
+    const results = await Promise.all(candidates.map((c) => scanVersion(model, c, filename)));
     for (const r of results) {
       if ('version' in r) model.versions.push(r);
       else model.ignored.push(r);
     }
     model.versions.sort((a, b) => a.version - b.version);
   } catch (e) {
-    model.error = new TensorwireError('INVALID_INPUT', `${dir}: cannot read the model directory (${errnoCode(e) ?? (e as Error).message})`, { cause: e });
+    model.error = new TensorwireError('INVALID_INPUT', `${name}: cannot read the model directory (${errnoCode(e) ?? 'error'})`, { cause: e });
   }
   model.fingerprint = hash([model.configFingerprint, model.error?.message ?? '', ...model.versions.map((v) => `${v.version}:${v.fingerprint}`)]);
   return model;

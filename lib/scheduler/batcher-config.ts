@@ -4,6 +4,10 @@
  * merge used both at load time and for live changes.
  */
 import { TensorwireError } from '../errors';
+// A leaf module of plain numbers: the one table of config bounds and defaults, shared with the
+// config validators so a live change and a config file are held to the same limits.
+import { CONFIG_DEFAULTS, CONFIG_LIMITS } from '../repository/config-limits';
+import { previewValue, truncateForMessage } from '../util/message-text';
 
 /** What happens to a request whose timeout passes while it is still queued. */
 export type TimeoutAction = 'REJECT' | 'DELAY';
@@ -60,7 +64,7 @@ export const DEFAULT_QUEUE_POLICY: Readonly<QueuePolicy> = Object.freeze({
 
 /** Default batcher config; `maxBatchSize` is normally replaced by the model's own. */
 export const DEFAULT_BATCHER_CONFIG: Readonly<BatcherConfig> = Object.freeze({
-  maxBatchSize: 64,
+  maxBatchSize: CONFIG_DEFAULTS.maxBatchSize,
   preferredBatchSizes: [],
   maxQueueDelayUs: 0,
   priorityLevels: 0,
@@ -74,31 +78,31 @@ function invalid(message: string): TensorwireError {
   return new TensorwireError('INVALID_INPUT', message);
 }
 
-function checkInteger(field: string, value: unknown, min: number): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw invalid(`${field}: expected an integer >= ${min}, got ${JSON.stringify(value)}`);
+function checkInteger(field: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw invalid(`${field}: expected an integer from ${min} to ${max}, got ${previewValue(value)}`);
   }
   return value;
 }
 
 function checkBoolean(field: string, value: unknown): boolean {
-  if (typeof value !== 'boolean') throw invalid(`${field}: expected true or false, got ${JSON.stringify(value)}`);
+  if (typeof value !== 'boolean') throw invalid(`${field}: expected true or false, got ${previewValue(value)}`);
   return value;
 }
 
 function mergePolicy(field: string, base: QueuePolicy, patch: Partial<QueuePolicy> | undefined): QueuePolicy {
   if (patch === undefined) return base;
   if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) {
-    throw invalid(`${field}: expected an object, got ${JSON.stringify(patch)}`);
+    throw invalid(`${field}: expected an object, got ${previewValue(patch)}`);
   }
   const merged: QueuePolicy = {
-    maxQueueSize: checkInteger(`${field}.max_queue_size`, patch.maxQueueSize ?? base.maxQueueSize, 0),
-    defaultTimeoutUs: checkInteger(`${field}.default_timeout_microseconds`, patch.defaultTimeoutUs ?? base.defaultTimeoutUs, 0),
+    maxQueueSize: checkInteger(`${field}.max_queue_size`, patch.maxQueueSize ?? base.maxQueueSize, 0, CONFIG_LIMITS.maxQueueSize),
+    defaultTimeoutUs: checkInteger(`${field}.default_timeout_microseconds`, patch.defaultTimeoutUs ?? base.defaultTimeoutUs, 0, CONFIG_LIMITS.timeoutUs),
     allowTimeoutOverride: checkBoolean(`${field}.allow_timeout_override`, patch.allowTimeoutOverride ?? base.allowTimeoutOverride),
     timeoutAction: patch.timeoutAction ?? base.timeoutAction,
   };
   if (merged.timeoutAction !== 'REJECT' && merged.timeoutAction !== 'DELAY') {
-    throw invalid(`${field}.timeout_action: expected "REJECT" or "DELAY", got ${JSON.stringify(merged.timeoutAction)}`);
+    throw invalid(`${field}.timeout_action: expected "REJECT" or "DELAY", got ${previewValue(merged.timeoutAction)}`);
   }
   return merged;
 }
@@ -111,17 +115,20 @@ function mergePolicy(field: string, base: QueuePolicy, patch: Partial<QueuePolic
  */
 export function mergeBatcherConfig(base: BatcherConfig, patch: BatcherConfigPatch = {}): BatcherConfig {
   if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) {
-    throw invalid(`${FIELD}: expected an object, got ${JSON.stringify(patch)}`);
+    throw invalid(`${FIELD}: expected an object, got ${previewValue(patch)}`);
   }
-  const maxBatchSize = checkInteger('max_batch_size', patch.maxBatchSize ?? base.maxBatchSize, 0);
+  const maxBatchSize = checkInteger('max_batch_size', patch.maxBatchSize ?? base.maxBatchSize, 0, CONFIG_LIMITS.maxBatchSize);
 
   const preferredRaw = patch.preferredBatchSizes ?? base.preferredBatchSizes;
   if (!Array.isArray(preferredRaw)) {
-    throw invalid(`${FIELD}.preferred_batch_size: expected a list of integers, got ${JSON.stringify(preferredRaw)}`);
+    throw invalid(`${FIELD}.preferred_batch_size: expected a list of integers, got ${previewValue(preferredRaw)}`);
+  }
+  if (preferredRaw.length > CONFIG_LIMITS.preferredBatchSizes) {
+    throw invalid(`${FIELD}.preferred_batch_size: at most ${CONFIG_LIMITS.preferredBatchSizes} sizes, got ${preferredRaw.length}`);
   }
   const preferred = new Set<number>();
   for (const size of preferredRaw) {
-    checkInteger(`${FIELD}.preferred_batch_size`, size, 1);
+    checkInteger(`${FIELD}.preferred_batch_size`, size, 1, CONFIG_LIMITS.maxBatchSize);
     if (size > Math.max(maxBatchSize, 1)) {
       throw invalid(`${FIELD}.preferred_batch_size: ${size} exceeds max_batch_size ${maxBatchSize}`);
     }
@@ -129,9 +136,9 @@ export function mergeBatcherConfig(base: BatcherConfig, patch: BatcherConfigPatc
   }
   const preferredBatchSizes = [...preferred].sort((a, b) => a - b);
 
-  const maxQueueDelayUs = checkInteger(`${FIELD}.max_queue_delay_microseconds`, patch.maxQueueDelayUs ?? base.maxQueueDelayUs, 0);
-  const priorityLevels = checkInteger(`${FIELD}.priority_levels`, patch.priorityLevels ?? base.priorityLevels, 0);
-  const defaultPriorityLevel = checkInteger(`${FIELD}.default_priority_level`, patch.defaultPriorityLevel ?? base.defaultPriorityLevel, 0);
+  const maxQueueDelayUs = checkInteger(`${FIELD}.max_queue_delay_microseconds`, patch.maxQueueDelayUs ?? base.maxQueueDelayUs, 0, CONFIG_LIMITS.maxQueueDelayUs);
+  const priorityLevels = checkInteger(`${FIELD}.priority_levels`, patch.priorityLevels ?? base.priorityLevels, 0, CONFIG_LIMITS.priorityLevels);
+  const defaultPriorityLevel = checkInteger(`${FIELD}.default_priority_level`, patch.defaultPriorityLevel ?? base.defaultPriorityLevel, 0, CONFIG_LIMITS.priorityLevels);
   if (priorityLevels === 0 && defaultPriorityLevel !== 0) {
     throw invalid(`${FIELD}.default_priority_level: must be 0 when priority_levels is 0, got ${defaultPriorityLevel}`);
   }
@@ -147,13 +154,17 @@ export function mergeBatcherConfig(base: BatcherConfig, patch: BatcherConfigPatc
   const source = patch.priorityQueuePolicy ?? base.priorityQueuePolicy;
   if (source !== undefined) {
     if (typeof source !== 'object' || source === null || Array.isArray(source)) {
-      throw invalid(`${FIELD}.priority_queue_policy: expected an object keyed by level, got ${JSON.stringify(source)}`);
+      throw invalid(`${FIELD}.priority_queue_policy: expected an object keyed by level, got ${previewValue(source)}`);
     }
-    for (const key of Object.keys(source)) {
+    const keys = Object.keys(source);
+    if (keys.length > Math.max(priorityLevels, 1)) {
+      throw invalid(`${FIELD}.priority_queue_policy: ${keys.length} entries, but there are ${priorityLevels} priority levels`);
+    }
+    for (const key of keys) {
       const level = Number(key);
-      const field = `${FIELD}.priority_queue_policy[${key}]`;
+      const field = `${FIELD}.priority_queue_policy[${truncateForMessage(key, 16)}]`;
       if (!Number.isSafeInteger(level) || level < 1 || level > priorityLevels) {
-        throw invalid(`${field}: level must be 1..${priorityLevels} (priority_levels), got ${key}`);
+        throw invalid(`${field}: level must be 1..${priorityLevels} (priority_levels), got ${truncateForMessage(key)}`);
       }
       priorityQueuePolicy ??= {};
       priorityQueuePolicy[level] = mergePolicy(field, defaultQueuePolicy, source[level]);

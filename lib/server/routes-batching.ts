@@ -14,6 +14,7 @@
  */
 import { TensorwireError } from '../errors';
 import type { BatchingChange } from '../core/types';
+import { truncateForMessage } from '../util/message-text';
 import { parseJsonBody, shuttingDown, type RouteSpec } from './router';
 
 function unsupported(): TensorwireError {
@@ -40,8 +41,9 @@ export const batchingRoutes: RouteSpec[] = [
       const body = await x.readBody(ctx.maxBodyBytes);
       if (ctx.draining) throw shuttingDown();
       if (!ctx.service.updateBatching) throw unsupported();
-      const change = parseJsonBody(body, `batching change of model '${model}'`);
-      if (change === undefined) throw new TensorwireError('INVALID_INPUT', `batching change of model '${model}': the body is empty; send a JSON object such as {"max_queue_delay_microseconds": 500}`);
+      const where = `batching change of model '${truncateForMessage(model)}'`;
+      const change = parseJsonBody(body, where);
+      if (change === undefined) throw new TensorwireError('INVALID_INPUT', `${where}: the body is empty; send a JSON object such as {"max_queue_delay_microseconds": 500}`);
       x.sendJson(200, await ctx.service.updateBatching(model, change as BatchingChange));
     },
   },

@@ -8,6 +8,9 @@
  */
 import type { RepositoryIndexEntry, VersionState } from '../core/types';
 import { TensorwireError } from '../errors';
+import { checkConfigSize } from '../repository/config';
+import { checkNesting } from '../repository/field-reader';
+import { previewValue, truncateForMessage } from '../util/message-text';
 import { parseJsonBody, shuttingDown, type RouteSpec } from './router';
 
 const WIRE_STATE: Record<VersionState, string> = {
@@ -29,11 +32,11 @@ export function wireIndexEntry(entry: RepositoryIndexEntry): { name: string; ver
 function readyOnlyFlag(body: unknown): boolean {
   if (body === undefined) return false;
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new TensorwireError('INVALID_INPUT', `repository index request: expected a JSON object like {"ready": true}, got ${JSON.stringify(body)}`);
+    throw new TensorwireError('INVALID_INPUT', `repository index request: expected a JSON object like {"ready": true}, got ${previewValue(body)}`);
   }
   const ready = (body as { ready?: unknown }).ready;
   if (ready === undefined) return false;
-  if (typeof ready !== 'boolean') throw new TensorwireError('INVALID_INPUT', `repository index request: "ready" must be a boolean, got ${JSON.stringify(ready)}`);
+  if (typeof ready !== 'boolean') throw new TensorwireError('INVALID_INPUT', `repository index request: "ready" must be a boolean, got ${previewValue(ready)}`);
   return ready;
 }
 
@@ -44,31 +47,33 @@ function readyOnlyFlag(body: unknown): boolean {
  */
 export function loadConfig(model: string, body: unknown): Record<string, unknown> | undefined {
   if (body === undefined) return undefined;
-  const where = `load request for model '${model}'`;
+  const where = `load request for model '${truncateForMessage(model)}'`;
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new TensorwireError('INVALID_INPUT', `${where}: expected a JSON object, got ${JSON.stringify(body)}`);
+    throw new TensorwireError('INVALID_INPUT', `${where}: expected a JSON object, got ${previewValue(body)}`);
   }
   const parameters = (body as { parameters?: unknown }).parameters;
   if (parameters === undefined) return undefined;
   if (typeof parameters !== 'object' || parameters === null || Array.isArray(parameters)) {
-    throw new TensorwireError('INVALID_INPUT', `${where}: "parameters" must be an object, got ${JSON.stringify(parameters)}`);
+    throw new TensorwireError('INVALID_INPUT', `${where}: "parameters" must be an object, got ${previewValue(parameters)}`);
   }
   let config: Record<string, unknown> | undefined;
   for (const [key, value] of Object.entries(parameters)) {
     if (key !== 'config') {
-      throw new TensorwireError('INVALID_INPUT', `${where}: parameter '${key}' is not supported (only "config" is)`);
+      throw new TensorwireError('INVALID_INPUT', `${where}: parameter '${truncateForMessage(key)}' is not supported (only "config" is)`);
     }
     if (typeof value !== 'string') {
       throw new TensorwireError('INVALID_INPUT', `${where}: parameters.config must be the model configuration as a JSON string, got ${typeof value}`);
     }
+    checkConfigSize(value, `${where}: parameters.config`);
     let parsed: unknown;
     try {
       parsed = JSON.parse(value);
     } catch (e) {
-      throw new TensorwireError('INVALID_INPUT', `${where}: parameters.config is not valid JSON (${(e as Error).message})`);
+      throw new TensorwireError('INVALID_INPUT', `${where}: parameters.config is not valid JSON (${truncateForMessage((e as Error).message)})`);
     }
+    checkNesting(parsed, `${where}: parameters.config`);
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-      throw new TensorwireError('INVALID_INPUT', `${where}: parameters.config must be a JSON object, got ${value.slice(0, 80)}`);
+      throw new TensorwireError('INVALID_INPUT', `${where}: parameters.config must be a JSON object, got ${truncateForMessage(value)}`);
     }
     config = parsed as Record<string, unknown>;
   }
@@ -96,7 +101,7 @@ export const repositoryRoutes: RouteSpec[] = [
       const model = x.params[0]!;
       const body = await x.readBody(ctx.maxBodyBytes);
       if (ctx.draining) throw shuttingDown();
-      const config = loadConfig(model, parseJsonBody(body, `load request for model '${model}'`));
+      const config = loadConfig(model, parseJsonBody(body, `load request for model '${truncateForMessage(model)}'`));
       await ctx.service.loadModel(model, config);
       x.send(200);
     },
@@ -108,7 +113,7 @@ export const repositoryRoutes: RouteSpec[] = [
     handler: async (x, ctx) => {
       const model = x.params[0]!;
       // Triton accepts {"parameters": {"unload_dependents": bool}}; there are no dependents here.
-      parseJsonBody(await x.readBody(ctx.maxBodyBytes), `unload request for model '${model}'`);
+      parseJsonBody(await x.readBody(ctx.maxBodyBytes), `unload request for model '${truncateForMessage(model)}'`);
       await ctx.service.unloadModel(model);
       x.send(200);
     },
