@@ -214,6 +214,24 @@ class Service implements TensorwireService {
     return this.known(name).resolve(version).effective!.tritonConfig;
   }
 
+  /**
+   * Counts a request for `name` that failed before reaching it (the transport could not decode
+   * it) as a failure of the version that would have served it, with `reason` (an error code).
+   * False when no such version serves: nothing is counted for unknown names.
+   */
+  recordRefused(name: string, version: string | undefined, reason: string): boolean {
+    const model = this.models.get(name);
+    if (model === undefined) return false;
+    let v: ModelVersion;
+    try {
+      v = model.resolve(version);
+    } catch {
+      return false;
+    }
+    v.stats.recordFailure(reason, 0);
+    return true;
+  }
+
   async infer(name: string, version: string | undefined, request: InferRequest, signal?: AbortSignal): Promise<InferResponse> {
     const v = this.admit(name, version);
     const start = performance.now();

@@ -105,6 +105,12 @@ export interface InferenceService {
    * scheduler owns the request until the promise settles; aborting `signal` withdraws it from
    * the queue (or cancels its batch) and the promise rejects with CANCELLED.
    */
+  /**
+   * Counts a request for `name` that the front end could not decode as a failure of the
+   * version that would have served it (`reason`: an error code). False when none serves.
+   * Optional: a core without it counts nothing for such requests.
+   */
+  recordRefused?(name: string, version: string | undefined, reason: string): boolean;
   infer(name: string, version: string | undefined, request: InferRequest, signal?: AbortSignal): Promise<InferResponse>;
   statistics(name?: string, version?: string): ModelStatistics[];
   repositoryIndex(readyOnly?: boolean): RepositoryIndexEntry[];

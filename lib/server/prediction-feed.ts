@@ -160,6 +160,11 @@ export class PredictionFeed {
    * request's id as the client sent it (a stream id may be a number). Call it synchronously
    * after the answer was encoded: the tensors may be views of buffers reused later.
    */
+  /** True when some connection subscribes to `model` (one Map lookup). */
+  wants(model: string): boolean {
+    return this.byModel.has(model);
+  }
+
   publish(model: string, request: InferRequest, response: InferResponse, requestId: StreamId | undefined): void {
     const subscribers = this.byModel.get(model);
     if (subscribers === undefined) return;

@@ -1,0 +1,145 @@
+/**
+ * The front door: the one place every inference call and control action passes, whatever
+ * transport brought it (HTTP, the WebSocket stream, gRPC). Transports decode their wire into
+ * an `InferCall` or a `ControlCall`, call in here, and encode what comes back; everything in
+ * between is written once, here:
+ *
+ *   admission    shutting down (503 + Retry-After); unknown model / version and not ready
+ *                are the core's `admit`, reached before any work is queued
+ *   stages       an ordered list (authorization, routing, cache, pre/post-processing) that
+ *                may refuse, answer, rewrite the call or wrap what follows
+ *   in flight    every call is counted until it settles, for graceful drains
+ *   id echo      the response carries the request's id
+ *   feed         successes are offered to the live prediction feed after the transport sent
+ *                the answer (setImmediate runs after the promise continuations that send it)
+ *   refusals     a request the transport could not decode is counted against its model
+ *
+ * Ownership: once `infer` is called, the front door owns the call until its promise settles;
+ * the transport keeps only the job of encoding the outcome (or nothing, when its client left).
+ */
+import { TensorwireError, toTensorwireError } from '../errors';
+import type { InferenceService } from '../core/types';
+import type { InferResponse } from '../protocol/types';
+import type { ControlCall, InferCall, InferGateway, InferStage, RequestContext } from './types';
+
+/** Counts calls between entry and settlement (lib/server/inflight.ts's InFlightTracker fits). */
+export interface InFlightCounter {
+  enter(): void;
+  leave(): void;
+}
+
+/** Where successes go for the live prediction feed (lib/server/prediction-feed.ts fits). */
+export interface PredictionSink {
+  /** True when somebody subscribes to `model`: only then is a success worth offering. */
+  wants(model: string): boolean;
+  publish(model: string, request: InferCall['request'], response: InferResponse, requestId: string | number | undefined): void;
+}
+
+/** Options of the front door. */
+export interface FrontDoorOptions {
+  service: InferenceService;
+  inflight: InFlightCounter;
+  feed?: PredictionSink;
+}
+
+/** The error every call gets once a graceful shutdown began. */
+export function shuttingDown(): TensorwireError {
+  return new TensorwireError('UNAVAILABLE', 'the server is shutting down', { retryAfterSeconds: 1 });
+}
+
+/** Control actions that change the server's state (refused while draining; audited). */
+const READ_ONLY_ACTION = /\.(read|index|status)$/;
+
+export class FrontDoor implements InferGateway {
+  private readonly service: InferenceService;
+  private readonly inflight: InFlightCounter;
+  private readonly feed: PredictionSink | undefined;
+  private readonly stages: InferStage[] = [];
+  /** The stages folded into one function, rebuilt when a stage is added. */
+  private pipeline: (call: InferCall) => Promise<InferResponse>;
+  private draining = false;
+
+  constructor(options: FrontDoorOptions) {
+    this.service = options.service;
+    this.inflight = options.inflight;
+    this.feed = options.feed;
+    this.pipeline = this.core;
+  }
+
+  /** True once a graceful shutdown began. */
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /** Begins a graceful shutdown: new calls and state-changing control actions get 503. */
+  beginDrain(): void {
+    this.draining = true;
+  }
+
+  /**
+   * Appends a stage (stages run in the order they are added, each around those after it).
+   * With none, a call goes straight to the core: the hot path pays for no pipeline.
+   */
+  use(stage: InferStage): void {
+    this.stages.push(stage);
+    let next: (call: InferCall) => Promise<InferResponse> = this.core;
+    for (let i = this.stages.length - 1; i >= 0; i--) {
+      const s = this.stages[i]!;
+      const after = next;
+      next = (call) => s(call, after);
+    }
+    this.pipeline = next;
+  }
+
+  /** Admission, in-flight accounting, stages, the core, id echo and the feed (see the file comment). */
+  infer(call: InferCall): Promise<InferResponse> {
+    if (this.draining) return Promise.reject(shuttingDown());
+    this.inflight.enter();
+    let pending: Promise<InferResponse>;
+    try {
+      pending = this.pipeline(call);
+    } catch (e) {
+      pending = Promise.reject(e);
+    }
+    return pending.then(
+      (response) => {
+        this.inflight.leave();
+        if (response.id === undefined && call.request.id !== undefined) response.id = call.request.id;
+        const feed = this.feed;
+        if (feed !== undefined && feed.wants(call.model)) setImmediate(() => feed.publish(call.model, call.request, response, response.id));
+        return response;
+      },
+      (e: unknown) => {
+        this.inflight.leave();
+        throw toTensorwireError(e);
+      },
+    );
+  }
+
+  /** Counts a request the transport could not decode against its model (when it names a known one). */
+  refused(model: string | undefined, error: unknown, _context: RequestContext): void {
+    if (model === undefined || this.service.recordRefused === undefined) return;
+    try {
+      this.service.recordRefused(model, undefined, toTensorwireError(error).code);
+    } catch {
+      // Counting must never turn a 400 into something else.
+    }
+  }
+
+  /**
+   * Runs a control action. Admission is synchronous (uWS delivers a body only to a reader
+   * attached before the first await, so `run` must start in this same tick): a
+   * state-changing action is refused while draining; reads are served.
+   */
+  control<T>(call: ControlCall, run: () => T | Promise<T>): Promise<T> {
+    if (this.draining && !READ_ONLY_ACTION.test(call.action)) return Promise.reject(shuttingDown());
+    try {
+      return Promise.resolve(run());
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** The last stage: the core (which admits: unknown model or version 404, not ready 503). */
+  private readonly core = (call: InferCall): Promise<InferResponse> => this.service.infer(call.model, call.version, call.request, call.signal);
+}
