@@ -79,8 +79,9 @@ export class ConnectionLimiter {
   ) {
     this.baseline = baseline ?? 0;
     if (baseline === undefined) return; // no /proc: nothing to count
+    // Not unref'd: while listening is paused and the last connection closes, this timer is
+    // what keeps the process alive to listen again. close() stops it.
     this.timer = setInterval(() => this.check(), POLL_MS);
-    this.timer.unref();
   }
 
   /**
@@ -107,7 +108,7 @@ export class ConnectionLimiter {
     } else if (this.paused && open < this.max - Math.max(1, Math.floor(this.max / 20))) {
       this.resuming = true;
       void this.control.resume().then((ok) => {
-        this.resuming = false;
+            this.resuming = false;
         if (ok && !this.stopped) this.paused = false;
       });
     }
