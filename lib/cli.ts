@@ -6,6 +6,7 @@
  *                    [--model-control none|poll|explicit] [--load-model NAME]...
  *                    [--max-body-bytes N] [--repository-poll-ms N] [--drain-timeout-ms N]
  *                    [--metrics-port P] [--stream-max-inflight N] [--stream-feed on|off]
+ *                    [--max-connections N]
  *   tensorwire bench ...            (lib/bench/cli.ts)
  *
  * On SIGTERM/SIGINT `serve` shuts down gracefully: readiness turns false and new requests get
@@ -16,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { createInferenceService, type ModelControl } from './core/service';
 import type { InferenceService } from './core/types';
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_STREAM_MAX_INFLIGHT, startServer, type RunningServer } from './server/server';
+import { DEFAULT_MAX_CONNECTIONS } from './server/connection-limit';
 
 /** What `tensorwire serve` was asked for. */
 export interface ServeOptions {
@@ -37,6 +39,8 @@ export interface ServeOptions {
   streamMaxInflight: number;
   /** Whether stream clients may subscribe to the live prediction feed (`--stream-feed on|off`). */
   streamFeed: boolean;
+  /** Open connections (HTTP and WebSocket) past which new ones are refused. */
+  maxConnections: number;
 }
 
 /** A service with the optional graceful-shutdown hook the CLI calls. */
@@ -48,6 +52,7 @@ const USAGE = `usage:
                    [--max-body-bytes ${DEFAULT_MAX_BODY_BYTES}] [--repository-poll-ms 1000]
                    [--drain-timeout-ms 30000] [--metrics-port P (default: /metrics on --port)]
                    [--stream-max-inflight ${DEFAULT_STREAM_MAX_INFLIGHT}] [--stream-feed on|off (default on)]
+                   [--max-connections ${DEFAULT_MAX_CONNECTIONS} (lowered to fit the open-file limit)]
   tensorwire bench ...`;
 
 /** Entry point; returns the process exit code for commands that finish. */
@@ -85,6 +90,7 @@ export function parseServeArgs(args: string[]): ServeOptions {
       'metrics-port': { type: 'string' },
       'stream-max-inflight': { type: 'string', default: String(DEFAULT_STREAM_MAX_INFLIGHT) },
       'stream-feed': { type: 'string', default: 'on' },
+      'max-connections': { type: 'string', default: String(DEFAULT_MAX_CONNECTIONS) },
     },
   });
   if (values.repo !== undefined && positionals.length > 0) throw new Error(`give either --repo DIR or a model file, not both (got --repo ${values.repo} and ${positionals.join(' ')})`);
@@ -110,6 +116,7 @@ export function parseServeArgs(args: string[]): ServeOptions {
     ...(values['metrics-port'] !== undefined ? { metricsPort: integerOption('--metrics-port', values['metrics-port'], 0, 65535) } : {}),
     streamMaxInflight: integerOption('--stream-max-inflight', values['stream-max-inflight'], 1, 1_000_000),
     streamFeed: streamFeed === 'on',
+    maxConnections: integerOption('--max-connections', values['max-connections'], 1, 10_000_000),
   };
 }
 
@@ -140,12 +147,16 @@ async function serve(args: string[]): Promise<number> {
     maxBodyBytes: options.maxBodyBytes,
     streamMaxInflight: options.streamMaxInflight,
     streamFeed: options.streamFeed,
+    maxConnections: options.maxConnections,
     ...(options.metricsPort !== undefined ? { metricsPort: options.metricsPort } : {}),
     metricsHandler: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
   });
   const url = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${server.port}`;
   const metricsUrl = server.metricsPort === undefined ? `${url}/metrics` : `${url.replace(/:\d+$/, `:${server.metricsPort}`)}/metrics`;
   console.log(`tensorwire serving on ${url} (KServe v2 REST at ${url}/v2, stream at ${url.replace('http', 'ws')}/v2/stream, metrics at ${metricsUrl})`);
+  if (server.maxConnections < options.maxConnections) {
+    console.log(`  --max-connections ${options.maxConnections} lowered to ${server.maxConnections}: the open-file limit (ulimit -n) leaves no room for more`);
+  }
   installShutdown(service, server, options.drainTimeoutMs);
   // Requests are answered (503 until ready) while the models load; list them once loaded.
   await service.initialLoad;
