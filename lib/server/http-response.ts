@@ -79,6 +79,12 @@ export class HttpExchange {
   readonly params: string[];
   /** The headers named at construction (lower-case names), '' when absent. */
   readonly headers: Record<string, string>;
+  /**
+   * Why the request's framing is ambiguous (two different Content-Length values), or
+   * undefined. uWS reads the body by the first one; the rest would be parsed as another
+   * request (request smuggling), so such a request is answered 400 and the connection closed.
+   */
+  readonly framingError: string | undefined;
 
   private readonly res: HttpResponse;
   private cancel: RequestSignal | undefined;
@@ -113,6 +119,10 @@ export class HttpExchange {
     const headers: Record<string, string> = {};
     for (const name of headerNames) headers[name] = req.getHeader(name);
     this.headers = headers;
+    // getHeader returns the first of repeated headers; only a request with a body needs the
+    // walk over all of them.
+    const length = headerNames.includes('content-length') ? headers['content-length']! : req.getHeader('content-length');
+    this.framingError = length === '' ? undefined : conflictingLength(req, length);
   }
 
   /** Fires (reason: CANCELLED) when the client goes away before the response is sent. */
@@ -285,6 +295,24 @@ export class HttpExchange {
     this.markFlushed();
   }
 
+  /**
+   * Answers `error` and closes the connection without reading what follows (for a request
+   * whose framing cannot be trusted: the rest of the bytes are not known to be its body).
+   */
+  sendErrorAndClose(error: TensorwireError): void {
+    if (this.aborted || this.ended) return;
+    this.ended = true;
+    const res = this.res;
+    res.cork(() => {
+      res.writeStatus(statusLine(error.status));
+      res.writeHeader('Content-Type', JSON_TYPE);
+      res.end(errorBody(error.message), true);
+    });
+    // uWS closes once its parser returns; a request that came in the same bytes after this
+    // one is still dispatched first (docs/http-conformance.md).
+    this.markFlushed();
+  }
+
   /** Sends `value` as JSON. */
   sendJson(status: number, value: unknown): boolean {
     if (this.aborted || this.ended) return false;
@@ -327,6 +355,15 @@ function cancelledError(): TensorwireError {
 function tooLarge(bytes: number, limit: number, atLeast = false): TensorwireError {
   const size = atLeast ? `at least ${bytes}` : String(bytes);
   return new TensorwireError('PAYLOAD_TOO_LARGE', `request body of ${size} bytes exceeds the limit of ${limit} bytes`);
+}
+
+/** A message naming two different Content-Length values in `req`, or undefined. */
+function conflictingLength(req: HttpRequest, first: string): string | undefined {
+  let other: string | undefined;
+  req.forEach((name, value) => {
+    if (other === undefined && name === 'content-length' && value !== first) other = value;
+  });
+  return other === undefined ? undefined : `conflicting Content-Length headers: '${first.slice(0, 20)}' and '${other.slice(0, 20)}'`;
 }
 
 function safeDecode(raw: string): string {

@@ -52,6 +52,10 @@ export function addRoute(app: TemplatedApp, context: ServerContext, spec: RouteS
   const inflight = context.inflight;
   app[spec.method](spec.pattern, (res, req) => {
     const exchange = new HttpExchange(res, req, paramCount, headers, copyUrl);
+    if (exchange.framingError !== undefined) {
+      exchange.sendErrorAndClose(new TensorwireError('INVALID_INPUT', exchange.framingError));
+      return;
+    }
     // In flight until the handler settled and the response's last byte left (a slow reader
     // keeps a large response in flight), so a graceful shutdown waits for both.
     inflight.enter();
