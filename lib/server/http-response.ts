@@ -61,6 +61,14 @@ const DEFAULT_RETRY_AFTER_S = 1;
  */
 export const LINGER_MS = 2000;
 
+/** Longest piece of client text (a URL, a header value) an error message repeats. */
+const ECHO_LIMIT = 120;
+
+/** `text` as an error message may repeat it: at most ECHO_LIMIT characters, marked when cut. */
+export function echo(text: string): string {
+  return text.length <= ECHO_LIMIT ? text : `${text.slice(0, ECHO_LIMIT)}... (${text.length} characters)`;
+}
+
 /** Serialises an error the way every route answers it: `{"error": "..."}`. */
 export function errorBody(message: string): string {
   return JSON.stringify({ error: message });
@@ -165,7 +173,7 @@ export class HttpExchange {
     if (announced !== undefined && announced !== '') {
       expected = Number(announced);
       if (!Number.isSafeInteger(expected) || expected < 0) {
-        return Promise.reject(new TensorwireError('INVALID_INPUT', `invalid Content-Length header: expected a byte count, got '${announced}'`));
+        return Promise.reject(new TensorwireError('INVALID_INPUT', `invalid Content-Length header: expected a byte count, got '${echo(announced)}'`));
       }
       if (expected > maxBytes) refused = tooLarge(expected, maxBytes);
     }
@@ -363,7 +371,7 @@ function conflictingLength(req: HttpRequest, first: string): string | undefined 
   req.forEach((name, value) => {
     if (other === undefined && name === 'content-length' && value !== first) other = value;
   });
-  return other === undefined ? undefined : `conflicting Content-Length headers: '${first.slice(0, 20)}' and '${other.slice(0, 20)}'`;
+  return other === undefined ? undefined : `conflicting Content-Length headers: '${echo(first)}' and '${echo(other)}'`;
 }
 
 function safeDecode(raw: string): string {
