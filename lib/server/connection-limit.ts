@@ -14,7 +14,7 @@
  * Descriptors other than connections opened after start (a model file being read) count as
  * connections while they are open. Without /proc (not Linux) there is no cap.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 
 /** Default cap on open connections. */
 export const DEFAULT_MAX_CONNECTIONS = 10_000;
@@ -32,10 +32,15 @@ export function openFileLimit(): number | undefined {
   }
 }
 
-/** Open descriptors of this process, or undefined without /proc. */
+/**
+ * Open descriptors of this process, or undefined without /proc. Linux 6.2+ reports the count
+ * as the size of /proc/self/fd (~16 µs, and it needs no descriptor of its own); older kernels
+ * report 0 and the directory is listed instead (~12 ms at 10,000 descriptors).
+ */
 export function openDescriptors(): number | undefined {
   try {
-    return readdirSync('/proc/self/fd').length;
+    const size = statSync('/proc/self/fd').size;
+    return size > 0 ? size : readdirSync('/proc/self/fd').length;
   } catch {
     return undefined;
   }
