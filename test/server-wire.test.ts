@@ -144,17 +144,19 @@ describe('graceful drain', () => {
       drainedAt = Date.now() - drainStart;
       return ok;
     });
-    // A slow reader: 4 MiB every 100 ms.
+    // A slow reader: reads for 10 ms every 100 ms, until the server closed.
+    let closing = false;
     const reader = setInterval(() => {
       socket.resume();
-      setTimeout(() => socket.pause(), 10);
+      setTimeout(() => closing || socket.pause(), 10);
     }, 100);
     expect(await drained).toBe(true);
     // What the CLI does after a drain: close every connection.
     await server.close();
     server = undefined;
-    socket.resume();
+    closing = true;
     clearInterval(reader);
+    socket.resume();
     await ended;
     const text = Buffer.concat(chunks);
     const headerEnd = text.indexOf('\r\n\r\n');
