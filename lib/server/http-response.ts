@@ -224,7 +224,7 @@ export class HttpExchange {
   }
 
   /** Consumes one body chunk while a body read is pending (set by readBody). */
-  private takeChunk: (chunk: ArrayBuffer, isLast: boolean) => void = () => undefined;
+  private takeChunk: (chunk: ArrayBuffer, isLast: boolean) => void = ignoreChunk;
 
   /** The request body ended: a lingering early answer can now close the connection cleanly. */
   private bodyEnded(): void {
@@ -295,7 +295,7 @@ export class HttpExchange {
   private finishLinger(): void {
     clearTimeout(this.lingerTimer);
     this.lingerTimer = undefined;
-    this.takeChunk = () => undefined;
+    this.takeChunk = ignoreChunk;
     if (!this.aborted) {
       if (this.bodyPending) this.res.close();
       else this.res.cork(() => this.res.end());
@@ -355,6 +355,9 @@ export class HttpExchange {
     this.markFlushed();
   }
 }
+
+/** The body consumer of an exchange that reads no body (shared: no closure per request). */
+function ignoreChunk(): void {}
 
 function cancelledError(): TensorwireError {
   return new TensorwireError('CANCELLED', 'the client closed the connection');
