@@ -7,7 +7,8 @@
  *                    [--max-body-bytes N] [--repository-poll-ms N] [--drain-timeout-ms N]
  *                    [--metrics-port P] [--stream-max-inflight N] [--stream-feed on|off]
  *                    [--default-provider cpu|cuda|tensorrt] [--default-instances N]
- *                    [--default-max-batch-size N]
+ *                    [--default-max-batch-size N] [--max-output-bytes N] [--trt-cache-dir DIR]
+ *                    [--max-connections N]
  *   tensorwire bench ...            (lib/bench/cli.ts)
  *
  * On SIGTERM/SIGINT `serve` shuts down gracefully: readiness turns false and new requests get
@@ -19,13 +20,14 @@
  */
 import { parseArgs } from 'node:util';
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_STREAM_MAX_INFLIGHT } from './server/server';
+import { DEFAULT_MAX_CONNECTIONS } from './server/connection-limit';
 import { createTensorwire, type Tensorwire } from './tensorwire';
 import { OPTION_BOUNDS, boundedInteger, flagNumber, flagOf, providerOption, type NumericOption, type TensorwireOptions } from './tensorwire-options';
 
 export { gracefulShutdown, type ShutdownableService } from './tensorwire';
 
 /** What `tensorwire serve` was asked for: createTensorwire's options, the CLI's defaults filled in. */
-export type ServeOptions = TensorwireOptions & Required<Pick<TensorwireOptions, 'modelControl' | 'loadModels' | 'repositoryPollMs' | 'host' | 'port' | 'maxBodyBytes' | 'drainTimeoutMs' | 'streamMaxInflight' | 'streamFeed'>>;
+export type ServeOptions = TensorwireOptions & Required<Pick<TensorwireOptions, 'modelControl' | 'loadModels' | 'repositoryPollMs' | 'host' | 'port' | 'maxBodyBytes' | 'drainTimeoutMs' | 'streamMaxInflight' | 'streamFeed' | 'maxConnections'>>;
 
 const USAGE = `usage:
   tensorwire serve (--repo DIR | FILE.onnx) [--host 127.0.0.1] [--port 8000]
@@ -38,6 +40,7 @@ const USAGE = `usage:
                    [--default-max-batch-size 64 (0-${OPTION_BOUNDS.defaultMaxBatchSize[1]})]
                    [--max-output-bytes N (default: --max-body-bytes)]
                    [--trt-cache-dir DIR (default: <repo>/.tensorwire-trt-cache)]
+                   [--max-connections ${DEFAULT_MAX_CONNECTIONS} (lowered to fit the open-file limit)]
   tensorwire bench ...`;
 
 /** Entry point; returns the process exit code for commands that finish. */
@@ -79,6 +82,7 @@ export function parseServeArgs(args: string[]): ServeOptions {
       'default-max-batch-size': { type: 'string' },
       'trt-cache-dir': { type: 'string' },
       'max-output-bytes': { type: 'string' },
+      'max-connections': { type: 'string', default: String(DEFAULT_MAX_CONNECTIONS) },
     },
   });
   if (values.repo !== undefined && positionals.length > 0) throw new Error(`give either --repo DIR or a model file, not both (got --repo ${values.repo} and ${positionals.join(' ')})`);
@@ -112,6 +116,7 @@ export function parseServeArgs(args: string[]): ServeOptions {
     ...(given('defaultMaxBatchSize') ? { defaultMaxBatchSize: integer('defaultMaxBatchSize') } : {}),
     ...(given('maxOutputBytes') ? { maxOutputBytes: integer('maxOutputBytes') } : {}),
     ...(values['trt-cache-dir'] !== undefined ? { trtCacheDir: values['trt-cache-dir'] } : {}),
+    maxConnections: integer('maxConnections'),
   };
 }
 
@@ -126,6 +131,9 @@ async function serve(args: string[]): Promise<number> {
   // Listening comes first: requests are answered (503 until ready) while the models load.
   const tw = await createTensorwire({ ...options, waitForModels: false });
   console.log(`tensorwire serving on ${tw.url} (KServe v2 REST at ${tw.url}/v2, stream at ${tw.url.replace('http', 'ws')}/v2/stream, metrics at ${tw.metricsUrl})`);
+  if (tw.server.maxConnections < options.maxConnections) {
+    console.log(`  --max-connections ${options.maxConnections} lowered to ${tw.server.maxConnections}: the open-file limit (ulimit -n) leaves no room for more`);
+  }
   installShutdown(tw, options.drainTimeoutMs);
   await tw.initialLoad;
   const index = tw.service.repositoryIndex();

@@ -51,6 +51,11 @@ export interface TensorwireOptions {
    * overrides it. Default: the body limit (`maxBodyBytes`, 64 MiB).
    */
   maxOutputBytes?: number;
+  /**
+   * Open connections (HTTP and WebSocket together) past which new ones are refused at once.
+   * Default 10,000, lowered to what the open-file limit allows.
+   */
+  maxConnections?: number;
   /** How long a retired version drains after a hot swap or unload, milliseconds. Default 30000. */
   versionDrainMs?: number;
   /** State-change lines (model loaded, failed, swapped); default console.log. */
@@ -80,6 +85,8 @@ export const OPTION_BOUNDS = {
    * bound a model config's own max_batch_size gets (well inside the addon's 2^20).
    */
   defaultMaxBatchSize: [0, 4096],
+  /** Open connections, HTTP and WebSocket together (lowered further to fit the open-file limit). */
+  maxConnections: [1, 10_000_000],
   /** Largest output of one batch (the addon's ceiling is 16 GiB). */
   maxOutputBytes: [1, 16 * 1024 ** 3],
 } as const satisfies Record<string, readonly [number, number]>;

@@ -70,6 +70,7 @@ export async function createTensorwire(options: TensorwireOptions & CreateOption
       host: options.host ?? '127.0.0.1',
       port: options.port ?? 8000,
       ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
+      ...(options.maxConnections !== undefined ? { maxConnections: options.maxConnections } : {}),
       ...(options.streamMaxInflight !== undefined ? { streamMaxInflight: options.streamMaxInflight } : {}),
       ...(options.streamFeed !== undefined ? { streamFeed: options.streamFeed } : {}),
       ...(options.metricsPort !== undefined ? { metricsPort: options.metricsPort } : {}),

@@ -76,6 +76,10 @@ describe('health and server metadata', () => {
     expect(body).toEqual({ error: 'unknown endpoint: GET /v2/nothing/here' });
     const wrongMethod = await json('/v2/models/add/infer');
     expect(wrongMethod.status).toBe(404);
+    // A long path is repeated only in part.
+    const long = await json(`/v2/${'a'.repeat(3000)}`);
+    expect(long.status).toBe(404);
+    expect(long.body).toEqual({ error: `unknown endpoint: GET /v2/${'a'.repeat(116)}... (3004 characters)` });
   });
 });
 

@@ -14,6 +14,14 @@
  * - The body is read with a limit: an announced Content-Length over the limit is refused
  *   before a byte is buffered; chunks (which uWS reuses after the callback) are copied into
  *   one preallocated buffer; a body without Content-Length is cut off at the limit.
+ * - An answer sent while the body is still arriving (413, early errors) lingers: it goes out
+ *   at once (chunked, so the response stays open), the rest of the body is read and dropped,
+ *   and the response ends when the body ended; a client still sending after `LINGER_MS` is
+ *   disconnected. Closing at once would leave unread bytes, so the kernel would send a
+ *   reset, which can destroy the answer before the client reads it.
+ * - Bodies go out with `tryEnd` and `onWritable`: under backpressure uWS keeps no copy and the
+ *   exchange knows when the last byte was handed to the kernel (`whenFlushed`), so a graceful
+ *   shutdown can wait for responses still being written to slow readers.
  */
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { TensorwireError, toTensorwireError } from '../errors';
@@ -47,6 +55,20 @@ export const OCTET_STREAM = 'application/octet-stream';
 /** Seconds a client should wait when a 503/429 gives no better hint. */
 const DEFAULT_RETRY_AFTER_S = 1;
 
+/**
+ * How long an answer sent before the request body ended waits for the rest of the body
+ * before closing anyway (a client that keeps sending forever is cut off here).
+ */
+export const LINGER_MS = 2000;
+
+/** Longest piece of client text (a URL, a header value) an error message repeats. */
+const ECHO_LIMIT = 120;
+
+/** `text` as an error message may repeat it: at most ECHO_LIMIT characters, marked when cut. */
+export function echo(text: string): string {
+  return text.length <= ECHO_LIMIT ? text : `${text.slice(0, ECHO_LIMIT)}... (${text.length} characters)`;
+}
+
 /** Serialises an error the way every route answers it: `{"error": "..."}`. */
 export function errorBody(message: string): string {
   return JSON.stringify({ error: message });
@@ -65,13 +87,24 @@ export class HttpExchange {
   readonly params: string[];
   /** The headers named at construction (lower-case names), '' when absent. */
   readonly headers: Record<string, string>;
+  /**
+   * Why the request's framing is ambiguous (two different Content-Length values), or
+   * undefined. uWS reads the body by the first one; the rest would be parsed as another
+   * request (request smuggling), so such a request is answered 400 and the connection closed.
+   */
+  readonly framingError: string | undefined;
 
   private readonly res: HttpResponse;
   private cancel: RequestSignal | undefined;
   private aborted = false;
   private ended = false;
+  /** True once the last byte was handed to the kernel, or the client went away. */
+  private flushed = false;
+  private onFlushed: (() => void) | undefined;
   /** True while a body is still arriving: answering then must close the connection. */
   private bodyPending = false;
+  /** Set while an early answer waits for the body to end before closing (see LINGER_MS). */
+  private lingerTimer: NodeJS.Timeout | undefined;
   private rejectBody: ((e: TensorwireError) => void) | undefined;
 
   /**
@@ -94,6 +127,10 @@ export class HttpExchange {
     const headers: Record<string, string> = {};
     for (const name of headerNames) headers[name] = req.getHeader(name);
     this.headers = headers;
+    // getHeader returns the first of repeated headers; only a request with a body needs the
+    // walk over all of them.
+    const length = headerNames.includes('content-length') ? headers['content-length']! : req.getHeader('content-length');
+    this.framingError = length === '' ? undefined : conflictingLength(req, length);
   }
 
   /** Fires (reason: CANCELLED) when the client goes away before the response is sent. */
@@ -116,6 +153,15 @@ export class HttpExchange {
   }
 
   /**
+   * Calls `callback` once (at once if it already happened) when the response's last byte was
+   * handed to the kernel or the client went away: until then the response is still in flight.
+   */
+  whenFlushed(callback: () => void): void {
+    if (this.flushed) callback();
+    else this.onFlushed = callback;
+  }
+
+  /**
    * Reads the whole body, refusing more than `maxBytes` with PAYLOAD_TOO_LARGE. Must be called
    * synchronously in the route handler (uWS discards data that arrives without a handler).
    * The returned Buffer is the server's own copy; views into it stay valid.
@@ -123,24 +169,29 @@ export class HttpExchange {
   readBody(maxBytes: number): Promise<Buffer> {
     const announced = this.headers['content-length'];
     let expected = -1;
+    let refused: TensorwireError | undefined;
     if (announced !== undefined && announced !== '') {
       expected = Number(announced);
       if (!Number.isSafeInteger(expected) || expected < 0) {
-        return Promise.reject(new TensorwireError('INVALID_INPUT', `invalid Content-Length header: expected a byte count, got '${announced}'`));
+        return Promise.reject(new TensorwireError('INVALID_INPUT', `invalid Content-Length header: expected a byte count, got '${echo(announced)}'`));
       }
-      if (expected > maxBytes) {
-        this.bodyPending = true;
-        return Promise.reject(tooLarge(expected, maxBytes));
-      }
+      if (expected > maxBytes) refused = tooLarge(expected, maxBytes);
     }
     this.bodyPending = true;
+    // The data handler is attached even when the body is refused up front: an early answer
+    // waits for the body's end before closing the connection.
+    let buffer: Buffer | undefined;
+    let length = 0;
+    this.res.onData((chunk, isLast) => {
+      if (this.rejectBody !== undefined) this.takeChunk(chunk, isLast);
+      if (isLast) this.bodyEnded();
+    });
+    if (refused !== undefined) return Promise.reject(refused);
     return new Promise<Buffer>((resolve, reject) => {
       this.rejectBody = reject;
       // With a Content-Length the buffer is allocated once; otherwise it grows by doubling.
-      let buffer: Buffer | undefined = expected >= 0 ? Buffer.allocUnsafe(expected) : undefined;
-      let length = 0;
-      this.res.onData((chunk, isLast) => {
-        if (this.rejectBody === undefined) return; // already refused; ignore the rest
+      if (expected >= 0) buffer = Buffer.allocUnsafe(expected);
+      this.takeChunk = (chunk, isLast) => {
         const n = chunk.byteLength;
         if (length + n > maxBytes) {
           // Only reachable without Content-Length (chunked): stop at the limit.
@@ -165,12 +216,20 @@ export class HttpExchange {
         buffer.set(new Uint8Array(chunk), length);
         length += n;
         if (isLast) {
-          this.bodyPending = false;
           this.rejectBody = undefined;
           resolve(length === buffer.length ? buffer : buffer.subarray(0, length));
         }
-      });
+      };
     });
+  }
+
+  /** Consumes one body chunk while a body read is pending (set by readBody). */
+  private takeChunk: (chunk: ArrayBuffer, isLast: boolean) => void = ignoreChunk;
+
+  /** The request body ended: a lingering early answer can now close the connection cleanly. */
+  private bodyEnded(): void {
+    this.bodyPending = false;
+    if (this.lingerTimer !== undefined) this.finishLinger();
   }
 
   /**
@@ -180,17 +239,86 @@ export class HttpExchange {
   send(status: number, body: ResponseBody = '', contentType?: string, headers?: readonly string[]): boolean {
     if (this.aborted || this.ended) return false;
     this.ended = true;
-    // Answering before the body was read (413, early errors) leaves unread bytes on the
-    // socket: close the connection rather than read and discard them.
-    const close = this.bodyPending;
     const res = this.res;
+    if (this.bodyPending) {
+      // Answer now, end once the rest of the body was read (see LINGER_MS). A chunked answer
+      // leaves the response open until then. (No "Connection: close": uWS would write it into
+      // the body of a chunked answer, and once the body is read the connection is reusable.)
+      res.cork(() => {
+        res.writeStatus(statusLine(status));
+        if (contentType !== undefined) res.writeHeader('Content-Type', contentType);
+        if (headers !== undefined) for (let i = 0; i + 1 < headers.length; i += 2) res.writeHeader(headers[i]!, headers[i + 1]!);
+        res.write(typeof body === 'string' && body === '' ? ' ' : body);
+      });
+      this.lingerTimer = setTimeout(() => this.finishLinger(), LINGER_MS);
+      return true;
+    }
+    let done = false;
+    const size = typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
     res.cork(() => {
       if (status !== 200) res.writeStatus(statusLine(status)); // uWS writes "200 OK" by default
       if (contentType !== undefined) res.writeHeader('Content-Type', contentType);
       if (headers !== undefined) for (let i = 0; i + 1 < headers.length; i += 2) res.writeHeader(headers[i]!, headers[i + 1]!);
-      res.end(body, close);
+      done = res.tryEnd(body, size)[1];
     });
+    if (done) this.markFlushed();
+    else this.writeRest(typeof body === 'string' ? Buffer.from(body) : body, size);
     return true;
+  }
+
+  /**
+   * The kernel took only part of the body: send the rest as the socket drains. uWS keeps no
+   * copy of what it could not write, so `body` is held here until then.
+   */
+  private writeRest(body: Uint8Array | ArrayBuffer, size: number): void {
+    const bytes = body instanceof ArrayBuffer ? new Uint8Array(body) : body;
+    const res = this.res;
+    res.onWritable((offset) => {
+      const [ok, done] = res.tryEnd(bytes.subarray(offset), size);
+      if (done) this.markFlushed();
+      return ok;
+    });
+  }
+
+  private markFlushed(): void {
+    if (this.flushed) return;
+    this.flushed = true;
+    const callback = this.onFlushed;
+    this.onFlushed = undefined;
+    callback?.();
+  }
+
+  /**
+   * Ends a lingering early answer: cleanly once the body ended, else (LINGER_MS passed and the
+   * client still sends) by closing the connection.
+   */
+  private finishLinger(): void {
+    clearTimeout(this.lingerTimer);
+    this.lingerTimer = undefined;
+    this.takeChunk = ignoreChunk;
+    if (!this.aborted) {
+      if (this.bodyPending) this.res.close();
+      else this.res.cork(() => this.res.end());
+    }
+    this.markFlushed();
+  }
+
+  /**
+   * Answers `error` and closes the connection without reading what follows (for a request
+   * whose framing cannot be trusted: the rest of the bytes are not known to be its body).
+   */
+  sendErrorAndClose(error: TensorwireError): void {
+    if (this.aborted || this.ended) return;
+    this.ended = true;
+    const res = this.res;
+    res.cork(() => {
+      res.writeStatus(statusLine(error.status));
+      res.writeHeader('Content-Type', JSON_TYPE);
+      res.end(errorBody(error.message), true);
+    });
+    // uWS closes once its parser returns; a request that came in the same bytes after this
+    // one is still dispatched first (docs/http-conformance.md).
+    this.markFlushed();
   }
 
   /** Sends `value` as JSON. */
@@ -208,15 +336,28 @@ export class HttpExchange {
   }
 
   private handleAbort(): void {
-    if (this.ended) return;
+    this.bodyPending = false;
+    if (this.lingerTimer !== undefined) {
+      clearTimeout(this.lingerTimer);
+      this.lingerTimer = undefined;
+    }
+    if (this.ended) {
+      // The answer went out (or was going out); only its delivery is over.
+      this.aborted = true;
+      this.markFlushed();
+      return;
+    }
     this.aborted = true;
     const reject = this.rejectBody;
     this.rejectBody = undefined;
-    this.bodyPending = false;
     this.cancel?.abort(cancelledError());
     reject?.(cancelledError());
+    this.markFlushed();
   }
 }
+
+/** The body consumer of an exchange that reads no body (shared: no closure per request). */
+function ignoreChunk(): void {}
 
 function cancelledError(): TensorwireError {
   return new TensorwireError('CANCELLED', 'the client closed the connection');
@@ -225,6 +366,15 @@ function cancelledError(): TensorwireError {
 function tooLarge(bytes: number, limit: number, atLeast = false): TensorwireError {
   const size = atLeast ? `at least ${bytes}` : String(bytes);
   return new TensorwireError('PAYLOAD_TOO_LARGE', `request body of ${size} bytes exceeds the limit of ${limit} bytes`);
+}
+
+/** A message naming two different Content-Length values in `req`, or undefined. */
+function conflictingLength(req: HttpRequest, first: string): string | undefined {
+  let other: string | undefined;
+  req.forEach((name, value) => {
+    if (other === undefined && name === 'content-length' && value !== first) other = value;
+  });
+  return other === undefined ? undefined : `conflicting Content-Length headers: '${echo(first)}' and '${echo(other)}'`;
 }
 
 function safeDecode(raw: string): string {

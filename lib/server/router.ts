@@ -52,26 +52,39 @@ export function addRoute(app: TemplatedApp, context: ServerContext, spec: RouteS
   const inflight = context.inflight;
   app[spec.method](spec.pattern, (res, req) => {
     const exchange = new HttpExchange(res, req, paramCount, headers, copyUrl);
+    if (exchange.framingError !== undefined) {
+      exchange.sendErrorAndClose(new TensorwireError('INVALID_INPUT', exchange.framingError));
+      return;
+    }
+    // In flight until the handler settled and the response's last byte left (a slow reader
+    // keeps a large response in flight), so a graceful shutdown waits for both.
+    inflight.enter();
+    let waitingFor = 2;
+    const settled = (): void => {
+      if (--waitingFor === 0) inflight.leave();
+    };
+    exchange.whenFlushed(settled);
     let pending: void | Promise<void>;
     try {
       pending = handler(exchange, context);
     } catch (e) {
       exchange.sendError(e);
+      settled();
       return;
     }
     if (pending === undefined) {
       if (!exchange.isDone) exchange.sendError(new TensorwireError('INTERNAL', `route ${spec.pattern} returned without answering`));
+      settled();
       return;
     }
-    inflight.enter();
     pending.then(
       () => {
-        inflight.leave();
         if (!exchange.isDone) exchange.sendError(new TensorwireError('INTERNAL', `route ${spec.pattern} finished without answering`));
+        settled();
       },
       (e: unknown) => {
-        inflight.leave();
         exchange.sendError(e);
+        settled();
       },
     );
   });

@@ -3,7 +3,7 @@
  * 404 for everything else.
  */
 import { TensorwireError } from '../errors';
-import { errorBody, JSON_TYPE } from './http-response';
+import { echo, errorBody, JSON_TYPE } from './http-response';
 import { shuttingDown, type RouteSpec } from './router';
 import { serverMetadata } from './server-info';
 
@@ -58,6 +58,6 @@ export const notFoundRoute: RouteSpec = {
   pattern: '/*',
   copyUrl: true,
   handler: (x) => {
-    x.send(404, errorBody(`unknown endpoint: ${x.method.toUpperCase()} ${x.url}`), JSON_TYPE);
+    x.send(404, errorBody(`unknown endpoint: ${x.method.toUpperCase()} ${echo(x.url)}`), JSON_TYPE);
   },
 };

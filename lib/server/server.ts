@@ -13,6 +13,7 @@ import { repositoryRoutes } from './routes-repository';
 import { batchingRoutes } from './routes-batching';
 import { registerStream, type StreamRegistry } from './stream';
 import { PredictionFeed } from './prediction-feed';
+import { ConnectionLimiter, DEFAULT_MAX_CONNECTIONS, effectiveMaxConnections, openDescriptors } from './connection-limit';
 
 /** Options of `startServer`. */
 export interface ServerOptions {
@@ -39,6 +40,12 @@ export interface ServerOptions {
    * one), so scrapes can be firewalled apart from inference. Default: on the main port.
    */
   metricsPort?: number;
+  /**
+   * Open connections (HTTP and WebSocket together) past which new ones are refused at once.
+   * Default 10,000; lowered to what the descriptor limit (RLIMIT_NOFILE) allows, see
+   * `RunningServer.maxConnections` and lib/server/connection-limit.ts.
+   */
+  maxConnections?: number;
 }
 
 /** A listening server. */
@@ -49,8 +56,10 @@ export interface RunningServer {
   readonly host: string;
   /** The port /metrics is served on when `metricsPort` was given. */
   readonly metricsPort?: number;
-  /** Requests (HTTP and stream) handed to the core and not settled yet. */
+  /** Requests (HTTP and stream) handed to the core and not settled yet, or still being written. */
   readonly inflight: number;
+  /** The connection cap in force: `maxConnections`, or less when the descriptor limit is lower. */
+  readonly maxConnections: number;
   /** The live prediction feed: connections with a subscription (`size`) and subscriptions in all. */
   readonly feed: { readonly size: number; readonly subscriptions: number };
   /**
@@ -80,6 +89,8 @@ export function startServer(service: InferenceService, options: ServerOptions = 
     throw new RangeError(`streamHighWaterBytes must be a positive integer, got ${options.streamHighWaterBytes}`);
   }
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`port must be 0..65535, got ${port}`);
+  const requestedMaxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  if (!Number.isSafeInteger(requestedMaxConnections) || requestedMaxConnections <= 0) throw new RangeError(`maxConnections must be a positive integer, got ${requestedMaxConnections}`);
   const metricsPort = options.metricsPort;
   if (metricsPort !== undefined && !(Number.isInteger(metricsPort) && metricsPort >= 0 && metricsPort <= 65535)) {
     throw new RangeError(`metricsPort must be 0..65535, got ${metricsPort}`);
@@ -119,7 +130,15 @@ export function startServer(service: InferenceService, options: ServerOptions = 
   }
 
   return (async (): Promise<RunningServer> => {
-    const listenSocket = await listen(app, host, port);
+    let listenSocket: uWS.us_listen_socket | false = await listen(app, host, port);
+    const boundMainPort = boundPort(listenSocket);
+    if (port === 0) {
+      // uSockets sets SO_REUSEADDR only when listening on a given port; without it the
+      // connection limiter could not listen again while connections are open. Re-listen on
+      // the port the kernel picked, before any connection exists.
+      uWS.us_listen_socket_close(listenSocket);
+      listenSocket = await listen(app, host, boundMainPort);
+    }
     let metricsSocket: uWS.us_listen_socket | undefined;
     if (metricsApp !== undefined) {
       try {
@@ -131,8 +150,29 @@ export function startServer(service: InferenceService, options: ServerOptions = 
       }
     }
     let closed: Promise<void> | undefined;
+    const limiter = new ConnectionLimiter(effectiveMaxConnections(requestedMaxConnections), openDescriptors(), {
+      pause() {
+        if (listenSocket !== false) uWS.us_listen_socket_close(listenSocket);
+        listenSocket = false;
+      },
+      async resume() {
+        if (closed !== undefined) return false;
+        try {
+          const socket = await listen(app, host, boundMainPort);
+          if (closed !== undefined) {
+            uWS.us_listen_socket_close(socket); // closed while re-listening
+            return false;
+          }
+          listenSocket = socket;
+          return true;
+        } catch {
+          return false; // the port was taken meanwhile: the next sample tries again
+        }
+      },
+    });
     return {
-      port: boundPort(listenSocket),
+      port: boundMainPort,
+      maxConnections: limiter.max,
       host,
       ...(metricsBoundPort !== undefined ? { metricsPort: metricsBoundPort } : {}),
       get inflight() {
@@ -146,7 +186,9 @@ export function startServer(service: InferenceService, options: ServerOptions = 
       close(): Promise<void> {
         closed ??= (async () => {
           context.draining = true;
-          uWS.us_listen_socket_close(listenSocket);
+          limiter.stop();
+          if (listenSocket !== false) uWS.us_listen_socket_close(listenSocket);
+          listenSocket = false;
           if (metricsSocket !== undefined) uWS.us_listen_socket_close(metricsSocket);
           streams.closeAll();
           // app.close() (in the binary, not in the typings of 20.30) closes the remaining
