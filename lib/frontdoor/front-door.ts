@@ -20,13 +20,8 @@
 import { TensorwireError, toTensorwireError } from '../errors';
 import type { InferenceService } from '../core/types';
 import type { InferResponse } from '../protocol/types';
-import type { ControlCall, InferCall, InferGateway, InferStage, RequestContext } from './types';
-
-/** Counts calls between entry and settlement (lib/server/inflight.ts's InFlightTracker fits). */
-export interface InFlightCounter {
-  enter(): void;
-  leave(): void;
-}
+import { InFlightTracker } from './inflight';
+import type { ControlCall, InferCall, InferGateway, InferStage, RequestContext, Transport } from './types';
 
 /** Where successes go for the live prediction feed (lib/server/prediction-feed.ts fits). */
 export interface PredictionSink {
@@ -38,7 +33,6 @@ export interface PredictionSink {
 /** Options of the front door. */
 export interface FrontDoorOptions {
   service: InferenceService;
-  inflight: InFlightCounter;
   feed?: PredictionSink;
 }
 
@@ -52,7 +46,10 @@ const READ_ONLY_ACTION = /\.(read|index|status)$/;
 
 export class FrontDoor implements InferGateway {
   private readonly service: InferenceService;
-  private readonly inflight: InFlightCounter;
+  /** Calls admitted and not settled yet, over every transport (a graceful drain waits for them). */
+  readonly calls = new InFlightTracker();
+  /** The same, per transport (cheap counters: one increment and one decrement a call). */
+  private readonly byTransport: Record<Transport, number> = { http: 0, stream: 0, grpc: 0 };
   private readonly feed: PredictionSink | undefined;
   private readonly stages: InferStage[] = [];
   /** The stages folded into one function, rebuilt when a stage is added. */
@@ -61,7 +58,6 @@ export class FrontDoor implements InferGateway {
 
   constructor(options: FrontDoorOptions) {
     this.service = options.service;
-    this.inflight = options.inflight;
     this.feed = options.feed;
     this.pipeline = this.core;
   }
@@ -69,6 +65,11 @@ export class FrontDoor implements InferGateway {
   /** True once a graceful shutdown began. */
   get isDraining(): boolean {
     return this.draining;
+  }
+
+  /** Calls in flight that came in on `transport`. */
+  inflightOf(transport: Transport): number {
+    return this.byTransport[transport];
   }
 
   /** Begins a graceful shutdown: new calls and state-changing control actions get 503. */
@@ -94,7 +95,9 @@ export class FrontDoor implements InferGateway {
   /** Admission, in-flight accounting, stages, the core, id echo and the feed (see the file comment). */
   infer(call: InferCall): Promise<InferResponse> {
     if (this.draining) return Promise.reject(shuttingDown());
-    this.inflight.enter();
+    const transport = call.context.transport;
+    this.calls.enter();
+    this.byTransport[transport]++;
     let pending: Promise<InferResponse>;
     try {
       pending = this.pipeline(call);
@@ -103,14 +106,16 @@ export class FrontDoor implements InferGateway {
     }
     return pending.then(
       (response) => {
-        this.inflight.leave();
+        this.byTransport[transport]--;
+        this.calls.leave();
         if (response.id === undefined && call.request.id !== undefined) response.id = call.request.id;
         const feed = this.feed;
-        if (feed !== undefined && feed.wants(call.model)) setImmediate(() => feed.publish(call.model, call.request, response, response.id));
+        if (feed !== undefined && feed.wants(call.model)) setImmediate(() => feed.publish(call.model, call.request, response, call.answerId ?? response.id));
         return response;
       },
       (e: unknown) => {
-        this.inflight.leave();
+        this.byTransport[transport]--;
+        this.calls.leave();
         throw toTensorwireError(e);
       },
     );

@@ -19,14 +19,19 @@ class LazyContext implements RequestContext {
   principal: Principal = ANONYMOUS;
   private id: string | undefined;
   private trace: string | undefined;
+  private addressText: string | undefined;
 
   constructor(
     readonly transport: Transport,
-    readonly address: string,
+    private readonly addressOf: string | (() => string),
     readonly headers: Readonly<Record<string, string>>,
     clientId: string | undefined,
   ) {
     if (clientId !== undefined && clientId !== '') this.id = clientId.length > MAX_REQUEST_ID_LENGTH ? clientId.slice(0, MAX_REQUEST_ID_LENGTH) : clientId;
+  }
+
+  get address(): string {
+    return (this.addressText ??= typeof this.addressOf === 'string' ? this.addressOf : this.addressOf());
   }
 
   get requestId(): string {
@@ -42,7 +47,10 @@ class LazyContext implements RequestContext {
   }
 }
 
-/** A context for one request; `clientId` is the id the client gave (request body or frame), if any. */
-export function createRequestContext(transport: Transport, address: string, headers: Readonly<Record<string, string>>, clientId?: string): RequestContext {
+/**
+ * A context for one request; `clientId` is the id the client gave (request body or frame), if
+ * any. `address` may be a function, read on first use (it must stay valid that long).
+ */
+export function createRequestContext(transport: Transport, address: string | (() => string), headers: Readonly<Record<string, string>>, clientId?: string): RequestContext {
   return new LazyContext(transport, address, headers, clientId);
 }

@@ -50,6 +50,11 @@ export interface InferCall {
   readonly context: RequestContext;
   /** Aborts when the client goes away or cancels. */
   readonly signal: AbortSignal;
+  /**
+   * The id the transport's answer carries when it is not the request's own `id` (a stream
+   * frame's id, a string or a number); the live feed reports it as the request id.
+   */
+  readonly answerId?: string | number;
 }
 
 /**

@@ -95,6 +95,7 @@ export class HttpExchange {
   readonly framingError: string | undefined;
 
   private readonly res: HttpResponse;
+  private address: string | undefined;
   private cancel: RequestSignal | undefined;
   private aborted = false;
   private ended = false;
@@ -131,6 +132,15 @@ export class HttpExchange {
     // walk over all of them.
     const length = headerNames.includes('content-length') ? headers['content-length']! : req.getHeader('content-length');
     this.framingError = length === '' ? undefined : conflictingLength(req, length);
+  }
+
+  /**
+   * The client's IP address as text ('' once it went away). Read on first use (a native call
+   * and a decode that most requests never need).
+   */
+  get remoteAddress(): string {
+    if (this.address === undefined) this.address = this.aborted ? '' : Buffer.from(this.res.getRemoteAddressAsText()).toString('latin1');
+    return this.address;
   }
 
   /** Fires (reason: CANCELLED) when the client goes away before the response is sent. */

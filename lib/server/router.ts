@@ -7,8 +7,11 @@ import type { TemplatedApp } from 'uWebSockets.js';
 import type { InferenceService } from '../core/types';
 import { TensorwireError } from '../errors';
 import { HttpExchange } from './http-response';
-import type { InFlightTracker } from './inflight';
+import type { InFlightTracker } from '../frontdoor/inflight';
 import type { PredictionFeed } from './prediction-feed';
+import type { FrontDoor } from '../frontdoor/front-door';
+import { createRequestContext } from '../frontdoor/request-context';
+import type { RequestContext } from '../frontdoor/types';
 
 /** What every route can see. */
 export interface ServerContext {
@@ -19,8 +22,8 @@ export interface ServerContext {
   readonly inflight: InFlightTracker;
   /** The live prediction feed: every successful inference is published to it. */
   readonly feed: PredictionFeed;
-  /** True once a graceful shutdown began: readiness is false and new work gets 503. */
-  draining: boolean;
+  /** Admission, stages, in-flight calls and the feed, shared by every transport. */
+  readonly frontDoor: FrontDoor;
   /** GET /metrics, when the server was given one. */
   readonly metricsHandler?: () => Promise<{ contentType: string; body: string | Uint8Array }>;
 }
@@ -38,6 +41,12 @@ export interface RouteSpec {
   headers?: readonly string[];
   /** The handler reads `exchange.method` and `exchange.url`. */
   copyUrl?: boolean;
+  /**
+   * A control route (repository, live batching): the handler runs through the front door's
+   * `control` (admission while draining, and authorization once configured). `action` names
+   * it for audit; actions ending in `.read`/`.index`/`.status` change nothing.
+   */
+  control?: { action: string };
   handler: RouteHandler;
 }
 
@@ -49,6 +58,7 @@ export function addRoute(app: TemplatedApp, context: ServerContext, spec: RouteS
   const headers = spec.headers ?? NO_HEADERS;
   const handler = spec.handler;
   const copyUrl = spec.copyUrl === true;
+  const control = spec.control;
   const inflight = context.inflight;
   app[spec.method](spec.pattern, (res, req) => {
     const exchange = new HttpExchange(res, req, paramCount, headers, copyUrl);
@@ -66,7 +76,9 @@ export function addRoute(app: TemplatedApp, context: ServerContext, spec: RouteS
     exchange.whenFlushed(settled);
     let pending: void | Promise<void>;
     try {
-      pending = handler(exchange, context);
+      pending = control === undefined
+        ? handler(exchange, context)
+        : context.frontDoor.control({ action: control.action, target: paramCount > 0 ? exchange.params[0] : undefined, context: httpContext(exchange) }, () => handler(exchange, context));
     } catch (e) {
       exchange.sendError(e);
       settled();
@@ -90,6 +102,11 @@ export function addRoute(app: TemplatedApp, context: ServerContext, spec: RouteS
   });
 }
 
+/** The front door's context of an HTTP request (client id: the transport doesn't know it before decoding). */
+export function httpContext(exchange: HttpExchange, clientId?: string): RequestContext {
+  return createRequestContext('http', () => exchange.remoteAddress, exchange.headers, clientId);
+}
+
 /** Parses a JSON request body, with an error that says what was being parsed. */
 export function parseJsonBody(body: Buffer, what: string): unknown {
   if (body.length === 0) return undefined;
@@ -100,7 +117,4 @@ export function parseJsonBody(body: Buffer, what: string): unknown {
   }
 }
 
-/** The error a route answers while the server is shutting down. */
-export function shuttingDown(): TensorwireError {
-  return new TensorwireError('UNAVAILABLE', 'the server is shutting down', { retryAfterSeconds: 1 });
-}
+export { shuttingDown } from '../frontdoor/front-door';

@@ -15,7 +15,7 @@
 import { TensorwireError } from '../errors';
 import type { BatchingChange } from '../core/types';
 import { truncateForMessage } from '../util/message-text';
-import { parseJsonBody, shuttingDown, type RouteSpec } from './router';
+import { parseJsonBody, type RouteSpec } from './router';
 
 function unsupported(): TensorwireError {
   return new TensorwireError('NOT_FOUND', 'this server core does not support live batching changes');
@@ -26,6 +26,7 @@ export const batchingRoutes: RouteSpec[] = [
   {
     method: 'get',
     pattern: '/v2/models/:model/batching',
+    control: { action: 'batching.read' },
     handler: (x, ctx) => {
       if (!ctx.service.batchingSettings) throw unsupported();
       x.sendJson(200, ctx.service.batchingSettings(x.params[0]!));
@@ -35,11 +36,11 @@ export const batchingRoutes: RouteSpec[] = [
     method: 'post',
     pattern: '/v2/models/:model/batching',
     headers: ['content-length'],
+    control: { action: 'batching.update' },
     handler: async (x, ctx) => {
       const model = x.params[0]!;
       // readBody must be called before the first await (uWS delivers data only to a handler attached synchronously).
       const body = await x.readBody(ctx.maxBodyBytes);
-      if (ctx.draining) throw shuttingDown();
       if (!ctx.service.updateBatching) throw unsupported();
       const where = `batching change of model '${truncateForMessage(model)}'`;
       const change = parseJsonBody(body, where);

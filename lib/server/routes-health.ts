@@ -26,7 +26,7 @@ export const healthRoutes: RouteSpec[] = [
     handler: (x, ctx) => {
       // Readiness turns false the moment a shutdown begins, before the core hears of it, so
       // load balancers stop sending while in-flight requests finish.
-      if (ctx.draining) x.sendError(shuttingDown());
+      if (ctx.frontDoor.isDraining) x.sendError(shuttingDown());
       else if (ctx.service.isReady()) x.send(200);
       else x.sendError(new TensorwireError('UNAVAILABLE', 'the server is not ready: not every model that should be loaded is ready'));
     },

@@ -52,7 +52,7 @@ const stats: RouteHandler = (x, ctx) => {
  * output is to be sent as binary data, JSON otherwise.
  */
 const infer: RouteHandler = async (x, ctx) => {
-  if (ctx.draining) throw shuttingDown();
+  if (ctx.frontDoor.isDraining) throw shuttingDown();
   // readBody must be called before the first await: uWS delivers data only to a handler
   // attached synchronously.
   const body = await x.readBody(ctx.maxBodyBytes);

@@ -11,7 +11,7 @@ import { TensorwireError } from '../errors';
 import { checkConfigSize } from '../repository/config';
 import { checkNesting } from '../repository/field-reader';
 import { previewValue, truncateForMessage } from '../util/message-text';
-import { parseJsonBody, shuttingDown, type RouteSpec } from './router';
+import { parseJsonBody, type RouteSpec } from './router';
 
 const WIRE_STATE: Record<VersionState, string> = {
   loading: 'LOADING',
@@ -86,6 +86,7 @@ export const repositoryRoutes: RouteSpec[] = [
     method: 'post',
     pattern: '/v2/repository/index',
     headers: ['content-length'],
+    control: { action: 'repository.index' },
     handler: async (x, ctx) => {
       const body = await x.readBody(ctx.maxBodyBytes);
       const readyOnly = readyOnlyFlag(parseJsonBody(body, 'repository index request'));
@@ -97,10 +98,10 @@ export const repositoryRoutes: RouteSpec[] = [
     method: 'post',
     pattern: '/v2/repository/models/:model/load',
     headers: ['content-length'],
+    control: { action: 'repository.load' },
     handler: async (x, ctx) => {
       const model = x.params[0]!;
       const body = await x.readBody(ctx.maxBodyBytes);
-      if (ctx.draining) throw shuttingDown();
       const config = loadConfig(model, parseJsonBody(body, `load request for model '${truncateForMessage(model)}'`));
       await ctx.service.loadModel(model, config);
       x.send(200);
@@ -110,6 +111,7 @@ export const repositoryRoutes: RouteSpec[] = [
     method: 'post',
     pattern: '/v2/repository/models/:model/unload',
     headers: ['content-length'],
+    control: { action: 'repository.unload' },
     handler: async (x, ctx) => {
       const model = x.params[0]!;
       // Triton accepts {"parameters": {"unload_dependents": bool}}; there are no dependents here.

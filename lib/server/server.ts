@@ -4,7 +4,7 @@
  */
 import uWS from 'uWebSockets.js';
 import type { InferenceService } from '../core/types';
-import { InFlightTracker } from './inflight';
+import { InFlightTracker } from '../frontdoor/inflight';
 import { TensorwireError } from '../errors';
 import { addRoute, type RouteSpec, type ServerContext } from './router';
 import { healthRoutes, metricsRoute, notFoundRoute } from './routes-health';
@@ -13,6 +13,7 @@ import { repositoryRoutes } from './routes-repository';
 import { batchingRoutes } from './routes-batching';
 import { registerStream, type StreamRegistry } from './stream';
 import { PredictionFeed } from './prediction-feed';
+import { FrontDoor } from '../frontdoor/front-door';
 import { ConnectionLimiter, DEFAULT_MAX_CONNECTIONS, effectiveMaxConnections, openDescriptors } from './connection-limit';
 
 /** Options of `startServer`. */
@@ -35,6 +36,12 @@ export interface ServerOptions {
   streamFeed?: boolean;
   /** Serves GET /metrics when given (e.g. prom-client's registry). */
   metricsHandler?: () => Promise<{ contentType: string; body: string | Uint8Array }>;
+  /**
+   * The front door the transports call (admission, stages, in-flight, feed). Default: one
+   * over `service` with this server's prediction feed. Give one to share it with other
+   * transports or to add stages (authorization, routing, cache).
+   */
+  frontDoor?: FrontDoor;
   /**
    * Serve /metrics on this port of the same host instead of the main port (0 picks a free
    * one), so scrapes can be firewalled apart from inference. Default: on the main port.
@@ -62,6 +69,8 @@ export interface RunningServer {
   readonly maxConnections: number;
   /** The live prediction feed: connections with a subscription (`size`) and subscriptions in all. */
   readonly feed: { readonly size: number; readonly subscriptions: number };
+  /** The front door every transport of this server calls (other transports, e.g. gRPC, share it). */
+  readonly frontDoor: FrontDoor;
   /**
    * Begins a graceful shutdown: readiness turns false, new inference requests and stream
    * connections get 503, and the promise resolves true once every in-flight request settled
@@ -96,12 +105,13 @@ export function startServer(service: InferenceService, options: ServerOptions = 
     throw new RangeError(`metricsPort must be 0..65535, got ${metricsPort}`);
   }
 
+  const feed = new PredictionFeed();
   const context: ServerContext = {
     service,
     maxBodyBytes,
     inflight: new InFlightTracker(),
-    feed: new PredictionFeed(),
-    draining: false,
+    feed,
+    frontDoor: options.frontDoor ?? new FrontDoor({ service, feed }),
     ...(options.metricsHandler && metricsPort === undefined ? { metricsHandler: options.metricsHandler } : {}),
   };
   const app = uWS.App();
@@ -176,16 +186,19 @@ export function startServer(service: InferenceService, options: ServerOptions = 
       host,
       ...(metricsBoundPort !== undefined ? { metricsPort: metricsBoundPort } : {}),
       get inflight() {
-        return context.inflight.size;
+        // HTTP exchanges (inference included, until their last byte left) and stream calls.
+        return context.inflight.size + context.frontDoor.inflightOf('stream');
       },
       feed: context.feed,
-      drain(timeoutMs: number): Promise<boolean> {
-        context.draining = true;
-        return context.inflight.idle(timeoutMs);
+      frontDoor: context.frontDoor,
+      async drain(timeoutMs: number): Promise<boolean> {
+        context.frontDoor.beginDrain();
+        const [exchanges, calls] = await Promise.all([context.inflight.idle(timeoutMs), context.frontDoor.calls.idle(timeoutMs)]);
+        return exchanges && calls;
       },
       close(): Promise<void> {
         closed ??= (async () => {
-          context.draining = true;
+          context.frontDoor.beginDrain();
           limiter.stop();
           if (listenSocket !== false) uWS.us_listen_socket_close(listenSocket);
           listenSocket = false;

@@ -42,6 +42,9 @@
  */
 import { TensorwireError } from '../errors';
 import { RequestSignal } from './request-signal';
+import { createRequestContext } from '../frontdoor/request-context';
+import type { RequestContext } from '../frontdoor/types';
+import type { StreamId } from '../protocol/stream-frame';
 
 /** The subset of uWS's WebSocket the connection uses (a fake one makes the policy testable). */
 export interface FrameSocket {
@@ -91,7 +94,19 @@ export class StreamConnection {
   private watchedBytes = -1;
   private readonly checkNow = (): void => this.checkBackpressure();
 
-  constructor(private readonly limits: StreamLimits) {}
+  /**
+   * @param origin what the upgrade request told about the client (address, selected headers),
+   *   for the front door's request contexts of this connection's requests.
+   */
+  constructor(
+    private readonly limits: StreamLimits,
+    private readonly origin: { address: string; headers: Readonly<Record<string, string>> } = { address: '', headers: {} },
+  ) {}
+
+  /** The front door's context of one request of this connection (`id`: its frame id). */
+  requestContext(id: StreamId | undefined): RequestContext {
+    return createRequestContext('stream', this.origin.address, this.origin.headers, id === undefined ? undefined : String(id));
+  }
 
   /** Binds the uWS socket once it is open. */
   attach(socket: FrameSocket): void {

@@ -23,6 +23,7 @@ import { errorBody, JSON_TYPE, statusLine } from './http-response';
 import { shuttingDown, type ServerContext } from './router';
 import { checkStreamId, checkStreamName } from './stream-bounds';
 import { StreamConnection, type StreamLimits } from './stream-connection';
+import type { InferRequest } from '../protocol/types';
 
 /** Stream options. */
 export interface StreamOptions {
@@ -51,32 +52,38 @@ export const DEFAULT_HIGH_WATER_BYTES = 1024 * 1024;
 const IDLE_TIMEOUT_S = 120;
 const CLOSE_GOING_AWAY = 1001;
 
+/** Upgrade headers the front door's stages may read (authorization, tracing, route keys). */
+const CONTEXT_HEADERS = ['authorization', 'origin', 'traceparent', 'x-request-id', 'x-tensorwire-route-key'] as const;
+
+/** What a connection's request contexts know about the client, copied while the upgrade request is valid. */
+function upgradeOrigin(res: uWS.HttpResponse, req: uWS.HttpRequest): { address: string; headers: Record<string, string> } {
+  const headers: Record<string, string> = {};
+  for (const name of CONTEXT_HEADERS) {
+    const value = req.getHeader(name);
+    if (value !== '') headers[name] = value;
+  }
+  return { address: Buffer.from(res.getRemoteAddressAsText()).toString('latin1'), headers };
+}
+
 /** Registers `/v2/stream` on `app`. */
 export function registerStream(app: uWS.TemplatedApp, context: ServerContext, options: StreamOptions): StreamRegistry {
   const limits: StreamLimits = { maxInflight: options.maxInflight, highWaterBytes: options.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES };
   const open = new Set<StreamConnection>();
   const service = context.service;
-  const inflight = context.inflight;
+  const frontDoor = context.frontDoor;
   const feed = context.feed;
 
-  /** Runs one decoded request and queues its single answer. */
-  function dispatch(connection: StreamConnection, id: StreamId, name: string, version: string | undefined, request: Parameters<typeof service.infer>[2], binary: boolean): void {
+  /** Runs one decoded request through the front door and queues its single answer. */
+  function dispatch(connection: StreamConnection, id: StreamId, name: string, version: string | undefined, request: InferRequest, binary: boolean): void {
     const signal = connection.admit();
     if (signal === undefined) {
       const error = new TensorwireError('TOO_MANY_REQUESTS', `${limits.maxInflight} requests are already in flight on this connection (the limit); wait for answers before sending more`);
       connection.reject(encodeStreamError(id, error));
       return;
     }
-    inflight.enter();
-    let pending: Promise<Parameters<typeof encodeStreamResponse>[0]>;
-    try {
-      pending = service.infer(name, version, request, signal.asAbortSignal());
-    } catch (e) {
-      pending = Promise.reject(e);
-    }
-    pending.then(
+    const call = { model: name, version, request, context: connection.requestContext(id), signal: signal.asAbortSignal(), answerId: id };
+    frontDoor.infer(call).then(
       (response) => {
-        inflight.leave();
         let frame: string | Uint8Array;
         try {
           frame = encodeStreamResponse(response, binary, id);
@@ -85,10 +92,8 @@ export function registerStream(app: uWS.TemplatedApp, context: ServerContext, op
           return;
         }
         connection.respond(signal, frame, binary);
-        feed.publish(name, request, response, id);
       },
       (e: unknown) => {
-        inflight.leave();
         connection.respond(signal, encodeStreamError(id, toTensorwireError(e)), false);
       },
     );
@@ -106,7 +111,7 @@ export function registerStream(app: uWS.TemplatedApp, context: ServerContext, op
       connection.reject(encodeStreamError(id, new TensorwireError('FORBIDDEN', `cannot subscribe to '${c.model}': the live prediction feed is off on this server (it is off by default; --stream-feed on enables it)`)));
       return;
     }
-    if (context.draining) {
+    if (frontDoor.isDraining) {
       connection.reject(encodeStreamError(id, shuttingDown()));
       return;
     }
@@ -133,6 +138,7 @@ export function registerStream(app: uWS.TemplatedApp, context: ServerContext, op
       return;
     }
     if (!frame.ok) {
+      frontDoor.refused(undefined, frame.error, connection.requestContext(frame.id));
       connection.reject(encodeStreamError(frame.id, frame.error));
       return;
     }
@@ -151,10 +157,6 @@ export function registerStream(app: uWS.TemplatedApp, context: ServerContext, op
       connection.reject(encodeStreamError(undefined, new TensorwireError('INVALID_INPUT', `every stream request needs an 'id' (a string or a number) to match its answer; this one for model '${frame.modelName}' has none`)));
       return;
     }
-    if (context.draining) {
-      connection.reject(encodeStreamError(frame.id, shuttingDown()));
-      return;
-    }
     dispatch(connection, frame.id, frame.modelName, frame.modelVersion, frame.request, frame.binary);
   }
 
@@ -169,12 +171,12 @@ export function registerStream(app: uWS.TemplatedApp, context: ServerContext, op
     compression: uWS.DISABLED,
 
     upgrade: (res, req, socketContext) => {
-      if (context.draining) {
+      if (frontDoor.isDraining) {
         res.writeStatus(statusLine(503)).writeHeader('Content-Type', JSON_TYPE).writeHeader('Retry-After', '1').end(errorBody(shuttingDown().message));
         return;
       }
       res.upgrade<SocketData>(
-        { connection: new StreamConnection(limits) },
+        { connection: new StreamConnection(limits, upgradeOrigin(res, req)) },
         req.getHeader('sec-websocket-key'),
         req.getHeader('sec-websocket-protocol'),
         req.getHeader('sec-websocket-extensions'),
