@@ -33,6 +33,8 @@ export type ResponseBody = string | Uint8Array | ArrayBuffer;
 const STATUS_LINES: Record<number, string> = {
   200: '200 OK',
   400: '400 Bad Request',
+  401: '401 Unauthorized',
+  403: '403 Forbidden',
   404: '404 Not Found',
   405: '405 Method Not Allowed',
   413: '413 Payload Too Large',
@@ -69,9 +71,12 @@ export function echo(text: string): string {
   return text.length <= ECHO_LIMIT ? text : `${text.slice(0, ECHO_LIMIT)}... (${text.length} characters)`;
 }
 
-/** Serialises an error the way every route answers it: `{"error": "..."}`. */
-export function errorBody(message: string): string {
-  return JSON.stringify({ error: message });
+/**
+ * Serialises an error the way every route answers it: `{"error": "...", "code": "..."}`.
+ * Triton's clients read only `error`; ours read `code` (the catalogue's, lib/errors.ts).
+ */
+export function errorBody(error: TensorwireError): string {
+  return JSON.stringify({ error: error.message, code: error.code });
 }
 
 /**
@@ -324,7 +329,7 @@ export class HttpExchange {
     res.cork(() => {
       res.writeStatus(statusLine(error.status));
       res.writeHeader('Content-Type', JSON_TYPE);
-      res.end(errorBody(error.message), true);
+      res.end(errorBody(error), true);
     });
     // uWS closes once its parser returns; a request that came in the same bytes after this
     // one is still dispatched first (docs/http-conformance.md).
@@ -342,7 +347,7 @@ export class HttpExchange {
     if (this.aborted || this.ended) return false;
     const e = toTensorwireError(error);
     const retry = e.status === 503 || e.status === 429 ? ['Retry-After', String(e.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_S)] : undefined;
-    return this.send(e.status, errorBody(e.message), JSON_TYPE, retry);
+    return this.send(e.status, errorBody(e), JSON_TYPE, retry);
   }
 
   private handleAbort(): void {

@@ -58,6 +58,6 @@ export const notFoundRoute: RouteSpec = {
   pattern: '/*',
   copyUrl: true,
   handler: (x) => {
-    x.send(404, errorBody(`unknown endpoint: ${x.method.toUpperCase()} ${echo(x.url)}`), JSON_TYPE);
+    x.send(404, errorBody(new TensorwireError('NOT_FOUND', `unknown endpoint: ${x.method.toUpperCase()} ${echo(x.url)}`)), JSON_TYPE);
   },
 };

@@ -172,7 +172,7 @@ export function registerStream(app: uWS.TemplatedApp, context: ServerContext, op
 
     upgrade: (res, req, socketContext) => {
       if (frontDoor.isDraining) {
-        res.writeStatus(statusLine(503)).writeHeader('Content-Type', JSON_TYPE).writeHeader('Retry-After', '1').end(errorBody(shuttingDown().message));
+        res.writeStatus(statusLine(503)).writeHeader('Content-Type', JSON_TYPE).writeHeader('Retry-After', '1').end(errorBody(shuttingDown()));
         return;
       }
       res.upgrade<SocketData>(
