@@ -12,7 +12,7 @@ struct Limits {
   static constexpr int kMaxIntraOpThreads = 256;
   static constexpr int kMaxInterOpThreads = 256;
   static constexpr int kMaxBatchSize = 1 << 20;
-  static constexpr int kMaxDeviceId = 64;
+  static constexpr int kMaxDeviceId = 63;  // device ordinals 0..63
   /** Default bound on one run's output bytes (all outputs of a batch together). */
   static constexpr double kDefaultMaxOutputBytes = 64.0 * 1024 * 1024;
   /** Largest maxOutputBytes a load may set (16 GiB). */

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { validateChange } from '../lib/core/live-config';
 import { parseConfigJson, validateConfig } from '../lib/repository/config';
 import { CONFIG_DEFAULTS, CONFIG_LIMITS, maxTotalThreads } from '../lib/repository/config-limits';
+import { engineLimits } from '../lib/engine';
 import { parseConfigPbtxt } from '../lib/repository/pbtxt';
 import { completeConfig, DEFAULT_MAX_BATCH_SIZE } from '../lib/repository/complete-config';
 import { DEFAULT_BATCHER_CONFIG, mergeBatcherConfig } from '../lib/scheduler/batcher-config';
@@ -75,10 +76,15 @@ describe('every number a config can set has a bound', () => {
   });
 
   it('agrees with the addon and has one default batch size', () => {
-    // native/model_options.cpp: instances 1..64, slots 2..16, threads 0..256.
-    expect(CONFIG_LIMITS.instanceCount).toBe(64);
-    expect(CONFIG_LIMITS.slotsPerInstance).toBeLessThanOrEqual(16);
-    expect(CONFIG_LIMITS.threadCount).toBeLessThanOrEqual(256);
+    // The addon's own table (native/limits.hpp), read from the loaded addon.
+    const addon = engineLimits();
+    expect(CONFIG_LIMITS.instanceCount).toBe(addon.maxInstances);
+    expect(CONFIG_LIMITS.slotsPerInstance).toBe(addon.maxSlotsPerInstance);
+    expect(CONFIG_LIMITS.threadCount).toBe(addon.maxIntraOpThreads);
+    expect(CONFIG_LIMITS.threadCount).toBe(addon.maxInterOpThreads);
+    expect(CONFIG_LIMITS.maxBatchSize).toBeLessThanOrEqual(addon.maxBatchSize);
+    expect(CONFIG_LIMITS.maxOutputBytes).toBe(addon.maxOutputBytesCeiling);
+    expect(CONFIG_LIMITS.deviceId).toBe(addon.maxDeviceId);
     expect(DEFAULT_MAX_BATCH_SIZE).toBe(CONFIG_DEFAULTS.maxBatchSize);
     expect(DEFAULT_BATCHER_CONFIG.maxBatchSize).toBe(CONFIG_DEFAULTS.maxBatchSize);
   });
