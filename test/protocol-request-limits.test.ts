@@ -50,6 +50,14 @@ describe('JSON nesting depth', () => {
     expect(() => assertJsonDepth(inString, 'x')).not.toThrow();
     expect(() => assertJsonDepth(Buffer.from(inString), 'x')).not.toThrow();
     expect(() => assertJsonDepth(nested(3), 'x', 2)).toThrow(/deeper than 2 levels/);
+    // The bound counts from the root, in the fast path as in the general one: a data array
+    // is the 4th level, so its own nesting may add 60 more.
+    const deepData = (levels: number) => `{"inputs":[{"name":"x","datatype":"FP32","shape":[${Array(levels).fill(1).join(',')}],"data":${nested(levels)}}]}`;
+    expect(decodeJsonRequest(Buffer.from(deepData(61))).inputs[0].shape).toHaveLength(61);
+    expect(decodeJsonRequestGeneral(Buffer.from(deepData(61))).inputs[0].shape).toHaveLength(61);
+    expect(refused(Buffer.from(deepData(62)))).toMatch(/^request: JSON nested deeper than 64 levels/);
+    expect(refused(`{"inputs":[],"parameters":{"a":${nested(62, '{}')}}}`)).toMatch(/nested deeper than 64/);
+    expect(decodeJsonRequest(`{"inputs":[],"parameters":{"a":${JSON.stringify(JSON.parse(nested(61, '{}')))}}}`).parameters).toBeDefined();
     // A nested data array within the bound still decodes (the fast path reads it).
     const request = decodeJsonRequest(json({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 1, 1, 2], data: [[[[1, 2]]]] }] }));
     expect(Array.from(new Float32Array(request.inputs[0].data.buffer))).toEqual([1, 2]);
