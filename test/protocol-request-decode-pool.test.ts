@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { decodeInferRequest } from '../lib/protocol/binary-codec';
-import { decodeInferRequestOffLoop, OFFLOAD_JSON_BYTES } from '../lib/protocol/request-decode-pool';
+import { decodeInferRequestOffLoop, decodeStreamFrameOffLoop, OFFLOAD_JSON_BYTES } from '../lib/protocol/request-decode-pool';
+import { decodeStreamFrame } from '../lib/protocol/stream-frame';
 import { rejection } from './helpers/expect-error';
 
 function floats(n: number): number[] {
@@ -55,5 +56,29 @@ describe('decodeInferRequestOffLoop', () => {
     const request = await decodeInferRequestOffLoop(body, undefined);
     expect(body.byteLength).toBeGreaterThan(0);
     expect(request.inputs[0].shape).toEqual([2]);
+  });
+});
+
+describe('decodeStreamFrameOffLoop', () => {
+  it('decodes large text and binary frames in a worker to what decodeStreamFrame gives, errors included', async () => {
+    const data = floats(20_000);
+    const text = Buffer.from(JSON.stringify({ id: 7, model_name: 'm', inputs: [{ name: 'x', datatype: 'FP32', shape: [data.length], data }] }));
+    const frame = await decodeStreamFrameOffLoop(text, false);
+    expect(frame).toEqual(decodeStreamFrame(text, false));
+    expect(frame.ok && frame.kind === 'infer' ? Array.from(new Float32Array(frame.request.inputs[0].data.slice().buffer)) : undefined).toEqual(data);
+    expect(text.byteLength).toBeGreaterThan(0); // copied, never taken: uWS owns a message's memory
+
+    const header = Buffer.from(JSON.stringify({ id: 'b', model_name: 'm', inputs: [{ name: 'x', datatype: 'INT32', shape: [2], parameters: { binary_data_size: 8 } }], pad: 'p'.repeat(OFFLOAD_JSON_BYTES) }));
+    const prefix = Buffer.alloc(4);
+    prefix.writeUInt32LE(header.length);
+    const binary = Buffer.concat([prefix, header, Buffer.from(new Int32Array([5, -6]).buffer)]);
+    const decoded = await decodeStreamFrameOffLoop(binary, true);
+    expect(decoded.ok && decoded.kind === 'infer' ? [decoded.id, Array.from(new Int32Array(decoded.request.inputs[0].data.slice().buffer))] : decoded).toEqual(['b', [5, -6]]);
+
+    const bad = Buffer.from(JSON.stringify({ id: 'e', model_name: 'm', inputs: [{ name: 'x', datatype: 'FP99', shape: [1], data: [1] }], pad: 'p'.repeat(OFFLOAD_JSON_BYTES) }));
+    const failed = await decodeStreamFrameOffLoop(bad, false);
+    expect(failed.ok ? undefined : [failed.id, failed.error.code, failed.error.status, failed.error.message]).toEqual(['e', 'INVALID_INPUT', 400, expect.stringMatching(/^input 'x': unknown datatype "FP99"/)]);
+    const deep = await decodeStreamFrameOffLoop(Buffer.from('['.repeat(100_000)), false);
+    expect(deep.ok ? undefined : deep.error.message).toMatch(/^text frame: JSON nested deeper than 64 levels/);
   });
 });

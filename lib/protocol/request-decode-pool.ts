@@ -1,5 +1,5 @@
 /**
- * Decodes inference request bodies without holding the event loop. Decoding JSON costs
+ * Decodes inference request bodies and stream frames without holding the event loop. Decoding JSON costs
  * ~5-25 ns a byte (numbers to doubles, or JSON.parse for unusual bodies): a 45 MB request
  * held the loop for about a second, four of them for 4.8 s, and every other client waited.
  *
@@ -16,6 +16,7 @@ import { TensorwireError, type ErrorCode } from '../errors';
 import { spawnScriptWorker } from '../util/script-worker';
 import { decodeInferRequest, parseHeaderLength } from './binary-codec';
 import type { RequestDecodeOptions } from './request-object';
+import { decodeStreamFrame, type StreamFrame } from './stream-frame';
 import type { InferRequest } from './types';
 
 /**
@@ -25,19 +26,25 @@ import type { InferRequest } from './types';
  */
 export const OFFLOAD_JSON_BYTES = 64 * 1024;
 
-/** One body to decode, as posted to a worker. */
-export interface DecodeJob {
-  seq: number;
-  body: Uint8Array;
-  headerLength: number | undefined;
-  options: RequestDecodeOptions | undefined;
+/** One body to decode, as posted to a worker: an HTTP request body, or a stream frame. */
+export type DecodeJob =
+  | { seq: number; kind: 'infer'; body: Uint8Array; headerLength: number | undefined; options: RequestDecodeOptions | undefined }
+  | { seq: number; kind: 'frame'; body: Uint8Array; isBinary: boolean };
+
+/** An error as it crosses threads (a TensorwireError's class does not). */
+export interface ErrorData {
+  code: ErrorCode;
+  message: string;
 }
 
-/** A worker's answer: the request, or the error decodeInferRequest threw. */
-export type DecodeReply = { seq: number; request: InferRequest; error?: undefined } | { seq: number; request?: undefined; error: { code: ErrorCode; message: string } };
+/** A stream frame as it crosses threads: a failure's error as ErrorData. */
+export type FrameData = Exclude<StreamFrame, { ok: false }> | (Omit<Extract<StreamFrame, { ok: false }>, 'error'> & { error: ErrorData });
+
+/** A worker's answer: the request or frame, or the error decodeInferRequest threw. */
+export type DecodeReply = { seq: number; result: InferRequest | FrameData; error?: undefined } | { seq: number; result?: undefined; error: ErrorData };
 
 interface Pending {
-  resolve: (request: InferRequest) => void;
+  resolve: (result: InferRequest | FrameData) => void;
   reject: (error: Error) => void;
 }
 
@@ -53,7 +60,7 @@ class DecodeWorker {
       const p = this.pending.get(reply.seq);
       if (p === undefined) return;
       this.pending.delete(reply.seq);
-      if (reply.error === undefined) p.resolve(reply.request);
+      if (reply.error === undefined) p.resolve(reply.result);
       else p.reject(new TensorwireError(reply.error.code, reply.error.message));
     });
     const fail = (reason: string) => {
@@ -65,7 +72,7 @@ class DecodeWorker {
     this.worker.on('exit', (code) => fail(`exit code ${code}`));
   }
 
-  decode(job: DecodeJob, transfer: ArrayBuffer[]): Promise<InferRequest> {
+  decode(job: DecodeJob, transfer: ArrayBuffer[]): Promise<InferRequest | FrameData> {
     return new Promise((resolve, reject) => {
       this.pending.set(job.seq, { resolve, reject });
       this.worker.postMessage(job, transfer);
@@ -103,5 +110,22 @@ export async function decodeInferRequestOffLoop(body: Uint8Array, headerLength: 
   const owned = buffer instanceof ArrayBuffer && body.byteOffset === 0 && body.byteLength === buffer.byteLength;
   // A view into a larger buffer would move the whole buffer: copy just the body then.
   const sent = owned ? new Uint8Array(buffer) : new Uint8Array(body);
-  return pickWorker().decode({ seq: ++seq, body: sent, headerLength: length, options }, [sent.buffer as ArrayBuffer]);
+  return (await pickWorker().decode({ seq: ++seq, kind: 'infer', body: sent, headerLength: length, options }, [sent.buffer as ArrayBuffer])) as InferRequest;
+}
+
+/**
+ * decodeStreamFrame (stream-frame.ts) off the event loop for frames whose JSON is at least
+ * OFFLOAD_JSON_BYTES: same result (never rejects but for a dead worker). `data` is copied
+ * first when the frame goes to a worker (uWS reuses a message's memory), so the request's
+ * tensors are then the caller's to keep; below the threshold the result is
+ * decodeStreamFrame's, whose binary-frame tensors are views of `data`.
+ */
+export async function decodeStreamFrameOffLoop(data: ArrayBuffer | Uint8Array, isBinary: boolean): Promise<StreamFrame> {
+  const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
+  // A binary frame's JSON length is its first four bytes (a short frame is decodeStreamFrame's to refuse).
+  const jsonBytes = !isBinary ? bytes.byteLength : bytes.byteLength < 4 ? 0 : (bytes[0] | (bytes[1] << 8) | (bytes[2] << 16) | (bytes[3] << 24)) >>> 0;
+  if (jsonBytes < OFFLOAD_JSON_BYTES) return decodeStreamFrame(bytes, isBinary);
+  const sent = new Uint8Array(bytes);
+  const frame = (await pickWorker().decode({ seq: ++seq, kind: 'frame', body: sent, isBinary }, [sent.buffer as ArrayBuffer])) as FrameData;
+  return frame.ok ? frame : { ...frame, error: new TensorwireError(frame.error.code, frame.error.message) };
 }
