@@ -1,14 +1,15 @@
 /**
- * Decodes inference request bodies and stream frames without holding the event loop. Decoding JSON costs
- * ~5-25 ns a byte (numbers to doubles, or JSON.parse for unusual bodies): a 45 MB request
- * held the loop for about a second, four of them for 4.8 s, and every other client waited.
+ * Decodes inference request bodies and stream frames without holding the event loop.
+ * Decoding JSON costs ~5-25 ns a byte (numbers to doubles, or JSON.parse for unusual bodies):
+ * a 45 MB request held the loop for about a second, four of them for 4.8 s, and every other
+ * client waited.
  *
  * So a body whose JSON part is at least OFFLOAD_JSON_BYTES goes to a worker thread (a small
  * pool, started on first use, never holding the process open) and comes back as a decoded
  * request; smaller ones, which take well under a millisecond, are decoded in place as before.
- * The worker runs the same decodeInferRequest, so results and error messages are the same;
- * the body's memory moves to the worker and the tensors' memory moves back (no copies, see
- * request-decode-worker.ts).
+ * The worker runs the same decodeInferRequest (decodeStreamFrame), so results and error
+ * messages are the same; an HTTP body's memory moves to the worker and the tensors' memory
+ * moves back (no copies, see request-decode-worker.ts).
  */
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
