@@ -2,6 +2,8 @@
  * request-decode-pool.ts: large bodies are decoded in a worker thread with the same result
  * and the same errors as decodeInferRequest in place; small ones in place.
  */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decodeInferRequest } from '../lib/protocol/binary-codec';
 import { decodeInferRequestOffLoop, decodeStreamFrameOffLoop, OFFLOAD_JSON_BYTES } from '../lib/protocol/request-decode-pool';
@@ -57,6 +59,22 @@ describe('decodeInferRequestOffLoop', () => {
     expect(body.byteLength).toBeGreaterThan(0);
     expect(request.inputs[0].shape).toEqual([2]);
   });
+});
+
+describe('the decode workers', () => {
+  it('hold the process only while they have work: a script that awaits one decode runs it and exits', async () => {
+    const script = `
+      const { decodeInferRequestOffLoop } = require('./lib/protocol/request-decode-pool.ts');
+      const data = Array.from({ length: 20000 }, (_, i) => i / 7);
+      const body = Buffer.from(JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP64', shape: [data.length], data }] }));
+      decodeInferRequestOffLoop(body).then((r) => console.log('decoded', r.inputs[0].data.byteLength));
+    `;
+    const root = join(__dirname, '..');
+    const out = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+      const child = execFile(process.execPath, ['-r', './test/helpers/ts-require.cjs', '-e', script], { cwd: root, timeout: 50_000 }, (_e, stdout) => resolve({ code: child.exitCode, stdout }));
+    });
+    expect(out).toEqual({ code: 0, stdout: 'decoded 160000\n' });
+  }, 60_000);
 });
 
 describe('decodeStreamFrameOffLoop', () => {

@@ -56,11 +56,11 @@ class DecodeWorker {
 
   constructor(private readonly onExit: (w: DecodeWorker) => void) {
     this.worker = spawnScriptWorker(__dirname, 'request-decode-worker', 'the request decode worker', 'build with tsc');
-    this.worker.unref(); // an idle pool must not keep the process alive
     this.worker.on('message', (reply: DecodeReply) => {
       const p = this.pending.get(reply.seq);
       if (p === undefined) return;
       this.pending.delete(reply.seq);
+      if (this.pending.size === 0) this.worker.unref();
       if (reply.error === undefined) p.resolve(reply.result);
       else p.reject(new TensorwireError(reply.error.code, reply.error.message));
     });
@@ -71,10 +71,14 @@ class DecodeWorker {
     };
     this.worker.on('error', (e) => fail(e.message));
     this.worker.on('exit', (code) => fail(`exit code ${code}`));
+    // Held only while it has work: an idle pool must not keep the process alive, a busy one
+    // must (its answers are awaited). After the listeners: adding one refs the worker again.
+    this.worker.unref();
   }
 
   decode(job: DecodeJob, transfer: ArrayBuffer[]): Promise<InferRequest | FrameData> {
     return new Promise((resolve, reject) => {
+      if (this.pending.size === 0) this.worker.ref();
       this.pending.set(job.seq, { resolve, reject });
       this.worker.postMessage(job, transfer);
     });
