@@ -4,15 +4,12 @@
  * bottleneck, and the main thread stays free for progress and /metrics scrapes) or in
  * process (`--workers 0`, for debugging).
  *
- * Worker threads run lib/bench/worker.js when the package is compiled. When tensorwire runs
- * from its TypeScript sources (tests, `vitest`), there is no .js file to start: the worker
- * then installs a require hook that transpiles .ts with the project's `typescript` package.
+ * Worker threads run lib/bench/worker.js, or its TypeScript source (lib/util/script-worker.ts).
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { LoadRunner, type LoadPlan, type RunTotals, type WindowStats } from './load-runner';
 import { TensorwireError } from '../errors';
+import { spawnScriptWorker } from '../util/script-worker';
 
 /** Progress figures of one driver's current window. */
 export interface DriverProgress {
@@ -71,33 +68,8 @@ export class InProcessDriver implements LoadDriver {
   async close(): Promise<void> {}
 }
 
-/** Code a worker evaluates when only TypeScript sources exist. */
-const TS_BOOTSTRAP = `
-const { workerData } = require('node:worker_threads');
-const fs = require('node:fs');
-const ts = require(workerData.typescript);
-require.extensions['.ts'] = (module, filename) => {
-  const out = ts.transpileModule(fs.readFileSync(filename, 'utf8'), {
-    fileName: filename,
-    compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true, sourceMap: false },
-  });
-  module._compile(out.outputText, filename);
-};
-require(workerData.entry);
-`;
-
 function spawnWorker(): Worker {
-  const compiled = join(__dirname, 'worker.js');
-  if (existsSync(compiled)) return new Worker(compiled);
-  const source = join(__dirname, 'worker.ts');
-  if (!existsSync(source)) throw new TensorwireError('INTERNAL', `load generator worker not found: neither ${compiled} nor ${source} exists`);
-  let typescript: string;
-  try {
-    typescript = require.resolve('typescript');
-  } catch {
-    throw new TensorwireError('INTERNAL', `running from TypeScript sources needs the 'typescript' package to start ${source}; build with tsc or pass --workers 0`);
-  }
-  return new Worker(TS_BOOTSTRAP, { eval: true, workerData: { typescript, entry: source } });
+  return spawnScriptWorker(__dirname, 'worker', 'the load generator worker', 'build with tsc or pass --workers 0');
 }
 
 /** Runs the load in a worker thread. */

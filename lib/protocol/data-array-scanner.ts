@@ -9,6 +9,7 @@
 import type { Datatype } from '../engine/types';
 import { DATATYPE_SIZE } from '../engine/types';
 import { float32ToBfloat16Bits, float32ToFloat16Bits } from './half';
+import { MAX_JSON_DEPTH } from './json-depth';
 import { numbers, readRun, skipWhitespace } from './number-scanner';
 
 /** One `data` array read from the body: its values are numbers.values[first, first + count). */
@@ -21,7 +22,9 @@ export interface DataSpan {
   booleans: boolean;
 }
 
-const MAX_NESTING = 64;
+// A data array is the 4th level of a request ({"inputs":[{"data":[); nesting deeper than
+// json-depth.ts allows in all is the general path's to refuse.
+const MAX_NESTING = MAX_JSON_DEPTH - 4;
 
 /**
  * Reads the array at b[start] (a '['), strictly as JSON, appending its numbers to the values.

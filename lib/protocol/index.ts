@@ -20,3 +20,6 @@ export {
 } from './binary-codec';
 export { decodeStreamFrame, encodeStreamResponse, encodeStreamError, type StreamFrame, type StreamId } from './stream-frame';
 export { validateRequest, type ValidatedRequest } from './validate';
+export { assertJsonDepth, MAX_JSON_DEPTH } from './json-depth';
+export { decodeInferRequestOffLoop, decodeStreamFrameOffLoop, OFFLOAD_JSON_BYTES } from './request-decode-pool';
+export { MAX_ID_CHARS, MAX_NAME_CHARS, MAX_TENSORS, MAX_RANK, MAX_PARAMETERS, MAX_PARAMETER_CHARS, MAX_JSON_OUTPUT_ELEMENTS, clip } from './request-limits';

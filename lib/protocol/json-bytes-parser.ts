@@ -8,12 +8,14 @@
  * and on the few things not worth doing by hand (a "__proto__" key, nesting deeper than 64).
  * Strings with escapes are decoded by JSON.parse itself, one string at a time.
  */
+import { MAX_JSON_DEPTH } from './json-depth';
 import { numbers, readRun, skipWhitespace } from './number-scanner';
 
 /** Thrown to give up on the fast path; never escapes fast-json-request.ts. */
 export const DECLINE: unique symbol = Symbol('decline the fast JSON path');
 
-const MAX_DEPTH = 64;
+// Deeper JSON is refused by the general path (json-depth.ts); declining hands it over.
+const MAX_DEPTH = MAX_JSON_DEPTH;
 
 /** The body being parsed and the parse position, shared by the functions below (one body at a time). */
 export const cursor: { bytes: Buffer; at: number } = { bytes: Buffer.alloc(0), at: 0 };

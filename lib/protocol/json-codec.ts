@@ -8,6 +8,9 @@
  */
 import type { Datatype } from '../engine/types';
 import type { JsonDecodeState } from './tensor-data';
+import { TensorwireError } from '../errors';
+import { clip, MAX_JSON_OUTPUT_ELEMENTS } from './request-limits';
+import { elementCount } from './tensor-data';
 import { checkOutputBytes, tensorBytesToJsonText } from './tensor-json';
 import { decodeJsonRequestFast } from './fast-json-request';
 import { parseJsonText, parseJsonTextExact } from './json-text';
@@ -73,9 +76,11 @@ export interface ResponseHeader {
  * `"parameters":{"binary_data_size":N}` and no data; the caller appends their bytes in
  * output order. `idJson` is the id already as JSON (a string literal, or a number for stream
  * frames); undefined leaves `id` out. Throws INTERNAL when an output's bytes do not match
- * its shape (a bug upstream, never the client's fault).
+ * its shape (a bug upstream, never the client's fault), and PAYLOAD_TOO_LARGE, before
+ * writing anything, when the outputs to write as JSON hold more than 4M elements.
  */
 export function buildResponseHeader(resp: InferResponse, idJson: string | undefined, allowBinary: boolean): ResponseHeader {
+  checkJsonOutputSize(resp.outputs, allowBinary);
   let json = idJson === undefined ? '{' : '{"id":' + idJson + ',';
   json += '"model_name":' + JSON.stringify(resp.modelName) + ',"model_version":' + JSON.stringify(resp.modelVersion) + ',"outputs":[';
   let binaryBytes = 0;
@@ -95,6 +100,36 @@ export function buildResponseHeader(resp: InferResponse, idJson: string | undefi
   }
   json += ']}';
   return { json, binaryBytes, binaryOutputs };
+}
+
+/**
+ * Refuses a response whose JSON `data` would hold more than MAX_JSON_OUTPUT_ELEMENTS values in
+ * all: writing them would hold the event loop for hundreds of milliseconds and the text
+ * would be ~12 bytes a value. Names the largest such output and the way out.
+ */
+function checkJsonOutputSize(outputs: InferResponse['outputs'], allowBinary: boolean): void {
+  let total = 0;
+  let largest = -1;
+  let largestCount = -1;
+  for (let i = 0; i < outputs.length; i++) {
+    const out = outputs[i];
+    if (allowBinary && out.binary) continue;
+    const count = elementCount(out.shape);
+    total += count;
+    if (count > largestCount) {
+      largest = i;
+      largestCount = count;
+    }
+  }
+  if (total <= MAX_JSON_OUTPUT_ELEMENTS) return;
+  const name = clip(outputs[largest].name);
+  const how = allowBinary
+    ? `ask for binary outputs: "parameters":{"binary_data_output":true} on the request, or "parameters":{"binary_data":true} on output '${name}'`
+    : 'use binary data: a binary stream frame (its outputs are binary by default), or over HTTP "parameters":{"binary_data_output":true}';
+  throw new TensorwireError(
+    'PAYLOAD_TOO_LARGE',
+    `output '${name}' has ${largestCount} elements and the outputs to send as JSON ${total} in all, over the limit of ${MAX_JSON_OUTPUT_ELEMENTS} for JSON data; ${how}`,
+  );
 }
 
 /**

@@ -3,9 +3,15 @@
  * JSON.parse failure into the protocol's error, and that can re-read big integers exactly.
  */
 import { TensorwireError } from '../errors';
+import { assertJsonDepth } from './json-depth';
 
-/** Parses `text`, or throws INVALID_INPUT `malformed JSON: <reason>`. */
-export function parseJsonText(text: string): unknown {
+/**
+ * Parses client JSON `text`, or throws INVALID_INPUT `malformed JSON: <reason>`, or, before
+ * parsing, `<what>: JSON nested deeper than 64 levels` (json-depth.ts). Any route that parses
+ * a client's JSON should call this rather than JSON.parse.
+ */
+export function parseJsonText(text: string, what = 'request'): unknown {
+  assertJsonDepth(text, what);
   try {
     return JSON.parse(text);
   } catch (e) {

@@ -9,6 +9,7 @@
 import type { Datatype } from '../engine/types';
 import { DATATYPE_SIZE } from '../engine/types';
 import { TensorwireError } from '../errors';
+import { checkCount, checkLength, clip, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_PARAMETER_CHARS, MAX_PARAMETERS, MAX_RANK, MAX_TENSORS } from './request-limits';
 import { DATATYPES, describeValue, elementCount, formatShape, isDatatype, jsonToTensorBytes, type JsonDecodeState } from './tensor-data';
 import type { InferInputTensor, InferRequest, RequestedOutput } from './types';
 
@@ -52,6 +53,7 @@ export function requestFromJson(root: unknown, binary: BinarySection | undefined
   let id = root.id;
   if (typeof id === 'number' && options?.numericId === true && Number.isFinite(id)) id = String(id);
   if (id !== undefined && typeof id !== 'string') throw invalid(`'id' must be a string, got ${describeValue(id)}`);
+  if (id !== undefined) checkLength("'id'", id, MAX_ID_CHARS);
 
   // Every field present from the start (undefined when absent): one hidden class for all
   // requests keeps the scheduler's property reads monomorphic.
@@ -70,6 +72,7 @@ export function requestFromJson(root: unknown, binary: BinarySection | undefined
 
   const inputs = root.inputs;
   if (!Array.isArray(inputs)) throw invalid(`'inputs' must be an array, got ${describeValue(inputs)}`);
+  checkCount("'inputs'", inputs.length, MAX_TENSORS);
   let offset = binary?.start ?? 0;
   for (let i = 0; i < inputs.length; i++) {
     const input = readInput(inputs[i], i, binary, offset, state);
@@ -88,6 +91,7 @@ export function requestFromJson(root: unknown, binary: BinarySection | undefined
 function readRequestParameters(parameters: unknown, request: InferRequest): void {
   if (!isObject(parameters)) throw invalid(`'parameters' must be an object, got ${describeValue(parameters)}`);
   let others: Record<string, unknown> | undefined;
+  let kept = 0;
   for (const key in parameters) {
     const value = parameters[key];
     switch (key) {
@@ -104,7 +108,8 @@ function readRequestParameters(parameters: unknown, request: InferRequest): void
         request.timeoutUs = value;
         break;
       default:
-        if (key.startsWith('triton_')) throw invalid(`request parameter '${key}': names starting with 'triton_' are reserved`);
+        if (key.startsWith('triton_')) throw invalid(`request parameter '${clip(key)}': names starting with 'triton_' are reserved`);
+        checkOtherParameter(key, value, ++kept);
         others ??= {};
         // A plain assignment of "__proto__" would replace the object's prototype.
         if (key === '__proto__') Object.defineProperty(others, key, { value, enumerable: true, writable: true, configurable: true });
@@ -114,11 +119,25 @@ function readRequestParameters(parameters: unknown, request: InferRequest): void
   if (others !== undefined) request.parameters = others;
 }
 
+/**
+ * A parameter tensorwire does not read is carried with the request (to the scheduler, to
+ * other threads, to the feed), so each is bounded: a string by its length, an object or
+ * array by the length of its JSON (the body is already parsed, so that text is bounded by the
+ * body limit, and large bodies are decoded off the event loop).
+ */
+function checkOtherParameter(key: string, value: unknown, count: number): void {
+  if (count > MAX_PARAMETERS) throw invalid(`'parameters' has more than ${MAX_PARAMETERS} entries besides binary_data_output, priority and timeout; the limit is ${MAX_PARAMETERS}`);
+  checkLength('a request parameter name', key, MAX_PARAMETER_CHARS);
+  if (typeof value === 'string') checkLength(`request parameter '${clip(key)}'`, value, MAX_PARAMETER_CHARS);
+  else if (typeof value === 'object' && value !== null) checkLength(`request parameter '${clip(key)}' as JSON`, JSON.stringify(value), MAX_PARAMETER_CHARS);
+}
+
 function readInput(input: unknown, index: number, binary: BinarySection | undefined, offset: number, state: JsonDecodeState | undefined): { tensor: InferInputTensor; binarySize: number } {
   if (!isObject(input)) throw invalid(`input ${index} must be an object, got ${describeValue(input)}`);
   const name = input.name;
   if (typeof name !== 'string' || name.length === 0) throw invalid(`input ${index}: 'name' must be a non-empty string, got ${describeValue(name)}`);
-  const label = `input '${name}'`;
+  checkLength(`input ${index}: 'name'`, name, MAX_NAME_CHARS);
+  const label = `input '${clip(name)}'`;
   const datatype = readDatatype(label, input.datatype);
   const shape = readShape(label, input.shape);
 
@@ -163,30 +182,37 @@ function readDatatype(label: string, datatype: unknown): Datatype {
 
 function readShape(label: string, shape: unknown): number[] {
   if (Array.isArray(shape)) {
+    if (shape.length > MAX_RANK) throw invalid(`${label}: 'shape' has ${shape.length} dimensions; the limit is ${MAX_RANK}`);
     let ok = true;
     for (let i = 0; i < shape.length; i++) if (!isCount(shape[i])) ok = false;
-    if (ok) return shape as number[];
+    if (ok) {
+      // Checked before anything is sized by it: [1e9,1e9] must not reach an allocation.
+      if (!Number.isSafeInteger(elementCount(shape) * 8)) throw invalid(`${label}: shape ${formatShape(shape)} has too many elements (${elementCount(shape)})`);
+      return shape as number[];
+    }
   }
   throw invalid(`${label}: 'shape' must be an array of non-negative integers, got ${describeValue(shape)}`);
 }
 
 function readOutputs(outputs: unknown, binaryDefault: boolean, allowBinary: boolean): RequestedOutput[] {
   if (!Array.isArray(outputs)) throw invalid(`'outputs' must be an array, got ${describeValue(outputs)}`);
+  checkCount("'outputs'", outputs.length, MAX_TENSORS);
   const result: RequestedOutput[] = [];
   for (let i = 0; i < outputs.length; i++) {
     const output = outputs[i];
     if (!isObject(output)) throw invalid(`output ${i} must be an object, got ${describeValue(output)}`);
     const name = output.name;
     if (typeof name !== 'string' || name.length === 0) throw invalid(`output ${i}: 'name' must be a non-empty string, got ${describeValue(name)}`);
+    checkLength(`output ${i}: 'name'`, name, MAX_NAME_CHARS);
     let binary = binaryDefault;
     const parameters = output.parameters;
     if (parameters !== undefined) {
-      if (!isObject(parameters)) throw invalid(`output '${name}': 'parameters' must be an object, got ${describeValue(parameters)}`);
-      if (parameters.classification !== undefined) throw invalid(`output '${name}': the classification extension is not supported`);
-      if (parameters.shared_memory_region !== undefined) throw invalid(`output '${name}': shared memory outputs are not supported`);
+      if (!isObject(parameters)) throw invalid(`output '${clip(name)}': 'parameters' must be an object, got ${describeValue(parameters)}`);
+      if (parameters.classification !== undefined) throw invalid(`output '${clip(name)}': the classification extension is not supported`);
+      if (parameters.shared_memory_region !== undefined) throw invalid(`output '${clip(name)}': shared memory outputs are not supported`);
       const flag = parameters.binary_data;
       if (flag !== undefined) {
-        if (typeof flag !== 'boolean') throw invalid(`output '${name}': parameters.binary_data must be a boolean, got ${describeValue(flag)}`);
+        if (typeof flag !== 'boolean') throw invalid(`output '${clip(name)}': parameters.binary_data must be a boolean, got ${describeValue(flag)}`);
         binary = flag;
       }
     }

@@ -18,6 +18,7 @@ import { TensorwireError, toTensorwireError } from '../errors';
 import { copyBinaryOutputs } from './binary-codec';
 import { bodyText, buildResponseHeader, decodeRequestRoot, tensorListJson } from './json-codec';
 import { parseJsonText } from './json-text';
+import { checkLength, MAX_ID_CHARS, MAX_NAME_CHARS } from './request-limits';
 import { describeValue } from './tensor-data';
 import type { InferInputTensor, InferRequest, InferResponse } from './types';
 
@@ -77,12 +78,14 @@ export function decodeStreamFrame(data: ArrayBuffer | Uint8Array, isBinary: bool
       text = bodyText(bytes);
     }
 
-    const root = parseJsonText(text);
+    const root = parseJsonText(text, `${isBinary ? 'binary' : 'text'} frame`);
     if (typeof root !== 'object' || root === null || Array.isArray(root)) {
       throw new TensorwireError('INVALID_INPUT', `the request must be a JSON object, got ${describeValue(root)}`);
     }
     const fields = root as Record<string, unknown>;
     const rawId = fields.id;
+    // A longer id is refused before it is kept: the error frame would echo it.
+    if (typeof rawId === 'string') checkLength("'id'", rawId, MAX_ID_CHARS);
     if (typeof rawId === 'string' || (typeof rawId === 'number' && Number.isFinite(rawId))) id = rawId;
     else if (rawId !== undefined) throw new TensorwireError('INVALID_INPUT', `'id' must be a string or a number, got ${describeValue(rawId)}`);
 
@@ -97,9 +100,13 @@ export function decodeStreamFrame(data: ArrayBuffer | Uint8Array, isBinary: bool
     if (typeof modelName !== 'string' || modelName.length === 0) {
       throw new TensorwireError('INVALID_INPUT', `'model_name' must be a non-empty string, got ${describeValue(modelName)}`);
     }
+    checkLength("'model_name'", modelName, MAX_NAME_CHARS);
     const version = fields.model_version;
     let modelVersion: string | undefined;
-    if (typeof version === 'string') modelVersion = version;
+    if (typeof version === 'string') {
+      checkLength("'model_version'", version, MAX_NAME_CHARS);
+      modelVersion = version;
+    }
     else if (typeof version === 'number' && Number.isSafeInteger(version) && version >= 0) modelVersion = String(version);
     else if (version !== undefined) {
       throw new TensorwireError('INVALID_INPUT', `'model_version' must be a string or a non-negative integer, got ${describeValue(version)}`);
@@ -126,6 +133,7 @@ function decodeControl(fields: Record<string, unknown>): StreamControl {
   const op = fields.subscribe !== undefined ? 'subscribe' : 'unsubscribe';
   const model = fields[op];
   if (typeof model !== 'string' || model.length === 0) throw invalidField(op, 'a non-empty model name (a string)', model);
+  checkLength(`'${op}'`, model, MAX_NAME_CHARS);
   if (op === 'unsubscribe') return { op, model };
   const { sample_rate: sampleRate = FEED_DEFAULTS.sampleRate, max_per_second: maxPerSecond = FEED_DEFAULTS.maxPerSecond, include_inputs: includeInputs = FEED_DEFAULTS.includeInputs } = fields;
   if (typeof sampleRate !== 'number' || !(sampleRate > 0 && sampleRate <= 1)) throw invalidField('sample_rate', 'a number in (0, 1]', sampleRate);

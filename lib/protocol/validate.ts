@@ -7,6 +7,7 @@
 import type { ModelMetadata, TensorSpec } from '../engine/types';
 import { DATATYPE_SIZE } from '../engine/types';
 import { TensorwireError } from '../errors';
+import { clip } from './request-limits';
 import { elementCount, formatShape } from './tensor-data';
 import type { InferInputTensor, InferRequest } from './types';
 
@@ -48,8 +49,8 @@ export function validateRequest(request: InferRequest, metadata: ModelMetadata, 
     const input = given[i];
     let j = 0;
     while (j < specs.length && specs[j].name !== input.name) j++;
-    if (j === specs.length) throw invalid(`unknown input '${input.name}'; the model's inputs are ${names(specs)}`);
-    if (inputs[j] !== undefined) throw invalid(`input '${input.name}' is given more than once`);
+    if (j === specs.length) throw invalid(`unknown input '${clip(input.name)}'; the model's inputs are ${names(specs)}`);
+    if (inputs[j] !== undefined) throw invalid(`input '${clip(input.name)}' is given more than once`);
     inputs[j] = input;
   }
 
@@ -111,7 +112,7 @@ function checkOutputs(request: InferRequest, metadata: ModelMetadata): void {
     const name = requested[i].name;
     let j = 0;
     while (j < specs.length && specs[j].name !== name) j++;
-    if (j === specs.length) throw invalid(`unknown output '${name}'; the model's outputs are ${names(specs)}`);
-    for (let k = 0; k < i; k++) if (requested[k].name === name) throw invalid(`output '${name}' is requested more than once`);
+    if (j === specs.length) throw invalid(`unknown output '${clip(name)}'; the model's outputs are ${names(specs)}`);
+    for (let k = 0; k < i; k++) if (requested[k].name === name) throw invalid(`output '${clip(name)}' is requested more than once`);
   }
 }

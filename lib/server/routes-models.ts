@@ -6,7 +6,8 @@
  * Inference only decodes, calls the core and encodes: validation against the model is the
  * core's job (`InferenceService.infer` throws INVALID_INPUT naming the tensor at fault).
  */
-import { decodeInferRequest, encodeResponse } from '../protocol/binary-codec';
+import { encodeResponse } from '../protocol/binary-codec';
+import { decodeInferRequestOffLoop } from '../protocol/request-decode-pool';
 import { TensorwireError } from '../errors';
 import type { HttpExchange } from './http-response';
 import { shuttingDown, type RouteHandler, type RouteSpec } from './router';
@@ -63,7 +64,8 @@ const infer: RouteHandler = async (x, ctx) => {
     throw new TensorwireError('INVALID_INPUT', `Content-Encoding '${encoding}' is not supported: send the request body uncompressed`);
   }
   const headerLength = x.headers['inference-header-content-length'];
-  const request = decodeInferRequest(body, headerLength === '' ? undefined : headerLength);
+  // Large bodies are decoded in a worker thread: a 45 MB JSON body held the loop for ~1 s.
+  const request = await decodeInferRequestOffLoop(body, headerLength === '' ? undefined : headerLength);
   const [name, version] = target(x);
   const response = await ctx.service.infer(name, version, request, x.signal);
   if (response.id === undefined && request.id !== undefined) response.id = request.id;
