@@ -33,7 +33,7 @@ async function expectError(body: unknown, status: number, message: string | RegE
   const r = await postJson(h.base, path, body);
   expect(r.status, r.text).toBe(status);
   expect(r.headers.get('content-type')).toBe('application/json');
-  expect(Object.keys(r.json)).toEqual(['error']);
+  expect(Object.keys(r.json)).toEqual(['error', 'code']);
   if (typeof message === 'string') expect(r.json.error).toBe(message);
   else expect(r.json.error).toMatch(message);
 }

@@ -35,11 +35,11 @@ describe('echoed strings of a stream frame', () => {
       await s.count(6);
       const got = texts(s);
       expect(got.slice(0, 5)).toEqual([
-        { error: "'id' is 100000 characters long; at most 256 are allowed (it is echoed in the answer)", code: 400 },
-        { id: 2, error: "'model_name' is 100000 characters long; at most 256 are allowed", code: 400 },
-        { id: 3, error: "'model_version' is 300 characters long; at most 256 are allowed", code: 400 },
-        { id: 4, error: "'subscribe' is 100000 characters long; at most 256 are allowed", code: 400 },
-        { id: 5, error: "'unsubscribe' is 100000 characters long; at most 256 are allowed", code: 400 },
+        { error: "'id' is 100000 characters long; at most 256 are allowed (it is echoed in the answer)", code: 'INVALID_INPUT', status: 400 },
+        { id: 2, error: "'model_name' is 100000 characters long; at most 256 are allowed", code: 'INVALID_INPUT', status: 400 },
+        { id: 3, error: "'model_version' is 300 characters long; at most 256 are allowed", code: 'INVALID_INPUT', status: 400 },
+        { id: 4, error: "'subscribe' is 100000 characters long; at most 256 are allowed", code: 'INVALID_INPUT', status: 400 },
+        { id: 5, error: "'unsubscribe' is 100000 characters long; at most 256 are allowed", code: 'INVALID_INPUT', status: 400 },
       ]);
       expect(got[5]).toMatchObject({ id: 'k'.repeat(256), outputs: [{ name: 'y', data: [2, 3, 4, 5] }] });
       expect(s.frames.every((f) => f.data.length < 2000)).toBe(true);

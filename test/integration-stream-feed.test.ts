@@ -205,10 +205,10 @@ describe('live prediction feed', () => {
   it('answers errors with their codes and keeps the socket open', async () => {
     const d = await Dashboard.open();
     try {
-      expect(await d.control({ id: 1, subscribe: 'nope' })).toEqual({ id: 1, error: 'unknown model "nope"', code: 404 });
-      expect(await d.control({ id: 2, subscribe: 'versioned', sample_rate: 0 })).toEqual({ id: 2, error: "'sample_rate' must be a number in (0, 1], got 0", code: 400 });
-      expect(await d.control({ id: 3, subscribe: 'versioned', max_per_second: 'fast' })).toEqual({ id: 3, error: `'max_per_second' must be a positive number, got "fast"`, code: 400 });
-      expect(await d.control({ id: 4, subscribe: 'versioned', include_inputs: 1 })).toEqual({ id: 4, error: "'include_inputs' must be true or false, got 1", code: 400 });
+      expect(await d.control({ id: 1, subscribe: 'nope' })).toEqual({ id: 1, error: 'unknown model "nope"', code: 'NOT_FOUND', status: 404 });
+      expect(await d.control({ id: 2, subscribe: 'versioned', sample_rate: 0 })).toEqual({ id: 2, error: "'sample_rate' must be a number in (0, 1], got 0", code: 'INVALID_INPUT', status: 400 });
+      expect(await d.control({ id: 3, subscribe: 'versioned', max_per_second: 'fast' })).toEqual({ id: 3, error: `'max_per_second' must be a positive number, got "fast"`, code: 'INVALID_INPUT', status: 400 });
+      expect(await d.control({ id: 4, subscribe: 'versioned', include_inputs: 1 })).toEqual({ id: 4, error: "'include_inputs' must be true or false, got 1", code: 'INVALID_INPUT', status: 400 });
       expect(h.server.feed.size).toBe(0);
       d.raw.sendText({ subscribe: 'versioned' });
       await waitFor(() => d.texts().some((j) => j.id === undefined && j.code === 400), 'the error of a subscribe without id');
@@ -223,7 +223,7 @@ describe('live prediction feed', () => {
     const off = await startServer(h.service, { host: '127.0.0.1', port: 0, streamFeed: false });
     const d = await Dashboard.open(`http://127.0.0.1:${off.port}`);
     try {
-      expect(await d.control({ id: 1, subscribe: 'versioned' })).toEqual({ id: 1, error: "cannot subscribe to 'versioned': the live prediction feed is off on this server (it is off by default; --stream-feed on enables it)", code: 403 });
+      expect(await d.control({ id: 1, subscribe: 'versioned' })).toEqual({ id: 1, error: "cannot subscribe to 'versioned': the live prediction feed is off on this server (it is off by default; --stream-feed on enables it)", code: 'FORBIDDEN', status: 403 });
       expect(await d.control({ id: 2, unsubscribe: 'versioned' })).toEqual({ id: 2, unsubscribed: 'versioned', was_subscribed: false });
       expect(off.feed.size).toBe(0);
     } finally {
@@ -236,7 +236,7 @@ describe('live prediction feed', () => {
     const byDefault = await startServer(h.service, { host: '127.0.0.1', port: 0 });
     const d = await Dashboard.open(`http://127.0.0.1:${byDefault.port}`);
     try {
-      expect(await d.control({ id: 1, subscribe: 'versioned' })).toEqual({ id: 1, error: "cannot subscribe to 'versioned': the live prediction feed is off on this server (it is off by default; --stream-feed on enables it)", code: 403 });
+      expect(await d.control({ id: 1, subscribe: 'versioned' })).toEqual({ id: 1, error: "cannot subscribe to 'versioned': the live prediction feed is off on this server (it is off by default; --stream-feed on enables it)", code: 'FORBIDDEN', status: 403 });
       expect(byDefault.feed.size).toBe(0);
     } finally {
       d.close();
@@ -249,10 +249,10 @@ describe('live prediction feed', () => {
     const dashboards = await Promise.all(Array.from({ length: 65 }, () => Dashboard.open()));
     try {
       const [first] = dashboards;
-      expect(await first!.control({ id: 1, subscribe: 'versioned', max_per_second: 1e9 })).toEqual({ id: 1, error: "'max_per_second' must be at most 1000 (the limit per subscription), got 1000000000", code: 400 });
+      expect(await first!.control({ id: 1, subscribe: 'versioned', max_per_second: 1e9 })).toEqual({ id: 1, error: "'max_per_second' must be at most 1000 (the limit per subscription), got 1000000000", code: 'INVALID_INPUT', status: 400 });
       expect(h.server.feed.size).toBe(0);
       for (const d of dashboards.slice(0, 64)) expect(await d.control({ id: 2, subscribe: 'versioned' })).toEqual({ id: 2, subscribed: 'versioned' });
-      expect(await dashboards[64]!.control({ id: 3, subscribe: 'versioned' })).toEqual({ id: 3, error: "cannot subscribe to 'versioned': it already has 64 subscribers (the limit per model)", code: 429 });
+      expect(await dashboards[64]!.control({ id: 3, subscribe: 'versioned' })).toEqual({ id: 3, error: "cannot subscribe to 'versioned': it already has 64 subscribers (the limit per model)", code: 'TOO_MANY_REQUESTS', status: 429 });
       // A subscriber may still change its settings; the refused socket serves on.
       expect(await first!.control({ id: 4, subscribe: 'versioned', include_inputs: true })).toEqual({ id: 4, subscribed: 'versioned' });
       expect(h.server.feed.subscriptions).toBe(64);

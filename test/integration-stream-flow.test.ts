@@ -112,7 +112,7 @@ describe('stream flow control', () => {
         expect(a.json.outputs[0].data).toEqual([i * 4 + 1, i * 4 + 2, i * 4 + 3, i * 4 + 4]);
       } else {
         tooMany++;
-        expect(a.json).toEqual({ id: i, code: 429, error: expect.stringContaining(`${LIMIT} requests are already in flight on this connection`) });
+        expect(a.json).toEqual({ id: i, code: 'TOO_MANY_REQUESTS', status: 429, error: expect.stringContaining(`${LIMIT} requests are already in flight on this connection`) });
       }
     }
     expect(tooMany).toBeGreaterThan(0);

@@ -223,13 +223,13 @@ describe('stream: errors are answers, not closes', () => {
       expect(Object.keys(a!.json).sort()).toEqual(['code', 'error', 'id']);
       return a!.json as { code: number; error: string };
     };
-    expect(error('unknown-model')).toMatchObject({ code: 404, error: expect.stringContaining('nope') });
-    expect(error('unknown-version')).toMatchObject({ code: 404, error: expect.stringContaining('9') });
-    expect(error('bad-shape')).toEqual({ id: 'bad-shape', code: 400, error: "input 'x': expected shape [-1,4], got [1,5]" });
-    expect(error('bad-type')).toEqual({ id: 'bad-type', code: 400, error: "input 'x': expected datatype FP32, got INT32" });
-    expect(error('not-a-request')).toMatchObject({ code: 400, error: expect.stringContaining("'model_name' must be a non-empty string") });
-    expect(error('extra-bytes')).toMatchObject({ code: 400, error: expect.stringContaining('20 bytes of binary data but the inputs\' binary_data_size add up to 16') });
-    expect(error('cut-tensor')).toMatchObject({ code: 400, error: expect.stringContaining("input 'x': binary_data_size 16 runs past the end") });
+    expect(error('unknown-model')).toMatchObject({ code: 'NOT_FOUND', status: 404, error: expect.stringContaining('nope') });
+    expect(error('unknown-version')).toMatchObject({ code: 'NOT_FOUND', status: 404, error: expect.stringContaining('9') });
+    expect(error('bad-shape')).toEqual({ id: 'bad-shape', code: 'INVALID_INPUT', status: 400, error: "input 'x': expected shape [-1,4], got [1,5]" });
+    expect(error('bad-type')).toEqual({ id: 'bad-type', code: 'INVALID_INPUT', status: 400, error: "input 'x': expected datatype FP32, got INT32" });
+    expect(error('not-a-request')).toMatchObject({ code: 'INVALID_INPUT', status: 400, error: expect.stringContaining("'model_name' must be a non-empty string") });
+    expect(error('extra-bytes')).toMatchObject({ code: 'INVALID_INPUT', status: 400, error: expect.stringContaining('20 bytes of binary data but the inputs\' binary_data_size add up to 16') });
+    expect(error('cut-tensor')).toMatchObject({ code: 'INVALID_INPUT', status: 400, error: expect.stringContaining("input 'x': binary_data_size 16 runs past the end") });
     // Frames whose id could not be read get error frames without one, each naming the problem.
     expect(noId.map((e) => e.code)).toEqual([400, 400, 400, 400, 400]);
     expect(noId.map((e) => e.error)).toEqual([

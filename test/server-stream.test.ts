@@ -139,14 +139,14 @@ describe('stream requests', () => {
     client.sendBinary({ id: 'w' }, Buffer.alloc(0));
     await client.count(5);
     const errors = client.texts();
-    expect(errors[0]).toEqual({ error: "every stream request needs an 'id' (a string or a number) to match its answer; this one for model 'gate' has none", code: 400 });
+    expect(errors[0]).toEqual({ error: "every stream request needs an 'id' (a string or a number) to match its answer; this one for model 'gate' has none", code: 'INVALID_INPUT', status: 400 });
     expect(errors[1].code).toBe(400);
     expect(errors[1].error).toMatch(/^malformed JSON/);
-    expect(errors[2]).toEqual({ id: 'u', error: "unknown model 'nope'", code: 404 });
+    expect(errors[2]).toEqual({ id: 'u', error: "unknown model 'nope'", code: 'NOT_FOUND', status: 404 });
     expect(errors[3].id).toBe('v');
     expect(errors[3].code).toBe(400);
     expect(errors[3].error).toMatch(/INPUT1/);
-    expect(errors[4]).toMatchObject({ id: 'w', code: 400 });
+    expect(errors[4]).toMatchObject({ id: 'w', code: 'INVALID_INPUT', status: 400 });
     expect(client.frames.every((f) => !f.binary)).toBe(true);
     expect(client.closeCode).toBeUndefined();
     client.close();
@@ -162,7 +162,7 @@ describe('stream flow control', () => {
     client.send(gate('b', 2));
     client.send(gate('c', 3));
     await client.count(1);
-    expect(client.texts()[0]).toEqual({ id: 'c', error: '2 requests are already in flight on this connection (the limit); wait for answers before sending more', code: 429 });
+    expect(client.texts()[0]).toEqual({ id: 'c', error: '2 requests are already in flight on this connection (the limit); wait for answers before sending more', code: 'TOO_MANY_REQUESTS', status: 429 });
     service.release(1);
     await client.count(2);
     client.send(gate('d', 4));
@@ -251,7 +251,7 @@ describe('stream and shutdown', () => {
     const drained = server.drain(5000);
     client.send(gate('late', 4));
     await client.count(1);
-    expect(client.texts()[0]).toEqual({ id: 'late', error: 'the server is shutting down', code: 503 });
+    expect(client.texts()[0]).toEqual({ id: 'late', error: 'the server is shutting down', code: 'UNAVAILABLE', status: 503 });
     await expect(Client.open(server.port)).rejects.toThrow(/503/);
     service.release(3);
     await client.count(2);

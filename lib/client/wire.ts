@@ -233,7 +233,7 @@ export function decodeStreamMessage(data: Buffer, isBinary: boolean): StreamMess
   const root = parseJsonText(text);
   if (isObject(root) && root.error !== undefined) {
     const id = typeof root.id === 'string' || typeof root.id === 'number' ? root.id : undefined;
-    return { id, error: errorFromResponse(typeof root.code === 'number' ? root.code : 500, root) };
+    return { id, error: errorFromResponse(typeof root.status === 'number' ? root.status : 500, root) };
   }
   if (isObject(root) && typeof root.feed === 'string') return { id: undefined, feed: feedFromText(text, root) };
   if (isObject(root) && (typeof root.id === 'string' || typeof root.id === 'number') && (root.subscribed !== undefined || root.unsubscribed !== undefined)) {
@@ -243,10 +243,16 @@ export function decodeStreamMessage(data: Buffer, isBinary: boolean): StreamMess
   return { id: response.id, response };
 }
 
-/** Codes for a bare HTTP status (the first catalogue entry with that status, QUEUE_FULL vs UNAVAILABLE by message). */
-function codeForStatus(status: number, message: string): ErrorCode {
-  if (status === 503) return /queue/i.test(message) ? 'QUEUE_FULL' : 'UNAVAILABLE';
-  if (status === 500) return /engine|onnx|runtime/i.test(message) ? 'ENGINE_FAILURE' : 'INTERNAL';
+/** Statuses shared by several codes: the generic one. */
+const GENERIC_CODES: Partial<Record<number, ErrorCode>> = { 400: 'INVALID_INPUT', 413: 'PAYLOAD_TOO_LARGE', 500: 'INTERNAL', 503: 'UNAVAILABLE' };
+
+/**
+ * The code of an error that names none (a server other than tensorwire, e.g. Triton): the
+ * catalogue's first entry with that status. Never guessed from the message.
+ */
+function codeForStatus(status: number): ErrorCode {
+  const generic = GENERIC_CODES[status];
+  if (generic !== undefined) return generic;
   for (const [code, entry] of Object.entries(ERROR_CATALOGUE)) if (entry.status === status) return code as ErrorCode;
   return status >= 500 ? 'INTERNAL' : 'INVALID_INPUT';
 }
@@ -258,5 +264,5 @@ function codeForStatus(status: number, message: string): ErrorCode {
 export function errorFromResponse(status: number, body: unknown, retryAfterSeconds?: number): TensorwireError {
   const message = isObject(body) && typeof body.error === 'string' ? body.error : `HTTP ${status}${body === undefined ? '' : ': ' + describeValue(body)}`;
   const named = isObject(body) && typeof body.code === 'string' && body.code in ERROR_CATALOGUE ? (body.code as ErrorCode) : undefined;
-  return new TensorwireError(named ?? codeForStatus(status, message), message, retryAfterSeconds === undefined ? undefined : { retryAfterSeconds });
+  return new TensorwireError(named ?? codeForStatus(status), message, retryAfterSeconds === undefined ? undefined : { retryAfterSeconds });
 }

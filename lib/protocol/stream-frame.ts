@@ -32,7 +32,7 @@ export type StreamId = string | number;
 export type StreamFrame =
   | { ok: true; kind: 'infer'; id: StreamId | undefined; modelName: string; modelVersion: string | undefined; request: InferRequest; binary: boolean }
   | { ok: true; kind: 'control'; id: StreamId; control: StreamControl; binary: false }
-  | { ok: false; id: StreamId | undefined; binary: boolean; error: TensorwireError };
+  | { ok: false; id: StreamId | undefined; binary: boolean; error: TensorwireError; /** The model the frame named, when it got that far (for counting refusals). */ modelName?: string };
 
 /** Settings of a feed subscription, defaults applied. */
 export interface FeedSettings {
@@ -61,6 +61,7 @@ const LENGTH_PREFIX = 4;
 export function decodeStreamFrame(data: ArrayBuffer | Uint8Array, isBinary: boolean): StreamFrame {
   const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
   let id: StreamId | undefined;
+  let named: string | undefined;
   try {
     let text: string;
     let jsonEnd = bytes.byteLength;
@@ -101,6 +102,7 @@ export function decodeStreamFrame(data: ArrayBuffer | Uint8Array, isBinary: bool
       throw new TensorwireError('INVALID_INPUT', `'model_name' must be a non-empty string, got ${describeValue(modelName)}`);
     }
     checkLength("'model_name'", modelName, MAX_NAME_CHARS);
+    named = modelName;
     const version = fields.model_version;
     let modelVersion: string | undefined;
     if (typeof version === 'string') {
@@ -117,7 +119,7 @@ export function decodeStreamFrame(data: ArrayBuffer | Uint8Array, isBinary: bool
       : decodeRequestRoot(root, text, undefined, { allowBinaryOutput: false, numericId: true });
     return { ok: true, kind: 'infer', id, modelName, modelVersion, request, binary: isBinary };
   } catch (e) {
-    return { ok: false, id, binary: isBinary, error: toTensorwireError(e) };
+    return { ok: false, id, binary: isBinary, error: toTensorwireError(e), ...(named !== undefined ? { modelName: named } : {}) };
   }
 }
 
@@ -163,10 +165,14 @@ export function encodeStreamResponse(resp: InferResponse, binary: boolean, id: S
   return frame;
 }
 
-/** The text frame reporting a failed stream request: `{"id":...,"error":"...","code":400}` (`id` left out when unknown). */
+/**
+ * The text frame reporting a failed stream request:
+ * `{"id":...,"error":"...","code":"INVALID_INPUT","status":400}` (`id` left out when
+ * unknown): the catalogue's code, as HTTP bodies carry it, and the HTTP status it maps to.
+ */
 export function encodeStreamError(id: StreamId | undefined, error: TensorwireError): string {
   const head = id === undefined ? '{' : '{"id":' + JSON.stringify(id) + ',';
-  return head + '"error":' + JSON.stringify(error.message) + ',"code":' + error.status + '}';
+  return head + '"error":' + JSON.stringify(error.message) + ',"code":"' + error.code + '","status":' + error.status + '}';
 }
 
 /**

@@ -9,8 +9,10 @@
 import { encodeResponse } from '../protocol/binary-codec';
 import { decodeInferRequestOffLoop } from '../protocol/request-decode-pool';
 import { TensorwireError } from '../errors';
+import { truncateForMessage } from '../util/message-text';
 import type { HttpExchange } from './http-response';
-import { shuttingDown, type RouteHandler, type RouteSpec } from './router';
+import { httpContext, shuttingDown, type RouteHandler, type RouteSpec } from './router';
+import type { InferRequest } from '../protocol/types';
 
 /** Headers the infer route reads (copied synchronously from uWS's request). */
 const INFER_HEADERS = ['content-length', 'inference-header-content-length', 'content-encoding'] as const;
@@ -53,30 +55,35 @@ const stats: RouteHandler = (x, ctx) => {
  * output is to be sent as binary data, JSON otherwise.
  */
 const infer: RouteHandler = async (x, ctx) => {
-  if (ctx.frontDoor.isDraining) throw shuttingDown();
+  const frontDoor = ctx.frontDoor;
+  // Refused before the body is read: a draining server does not buffer new bodies.
+  if (frontDoor.isDraining) throw shuttingDown();
   // readBody must be called before the first await: uWS delivers data only to a handler
   // attached synchronously.
   const body = await x.readBody(ctx.maxBodyBytes);
-  const encoding = x.headers['content-encoding'];
-  if (encoding !== '' && encoding !== 'identity') {
-    // Triton accepts gzip/deflate bodies; decompressing here would cost the event loop more
-    // than the bytes it saves on a LAN, so say so rather than fail to parse the bytes.
-    throw new TensorwireError('INVALID_INPUT', `Content-Encoding '${encoding}' is not supported: send the request body uncompressed`);
-  }
-  const headerLength = x.headers['inference-header-content-length'];
-  // Large bodies are decoded in a worker thread: a 45 MB JSON body held the loop for ~1 s.
-  const request = await decodeInferRequestOffLoop(body, headerLength === '' ? undefined : headerLength);
   const [name, version] = target(x);
-  const response = await ctx.service.infer(name, version, request, x.signal);
-  if (response.id === undefined && request.id !== undefined) response.id = request.id;
+  let request: InferRequest;
+  try {
+    const encoding = x.headers['content-encoding'];
+    if (encoding !== '' && encoding !== 'identity') {
+      // Triton accepts gzip/deflate bodies; decompressing here would cost the event loop more
+      // than the bytes it saves on a LAN, so say so rather than fail to parse the bytes.
+      throw new TensorwireError('INVALID_INPUT', `Content-Encoding '${truncateForMessage(encoding)}' is not supported: send the request body uncompressed`);
+    }
+    const headerLength = x.headers['inference-header-content-length'];
+    // Large bodies are decoded in a worker thread: a 45 MB JSON body held the loop for ~1 s.
+    request = await decodeInferRequestOffLoop(body, headerLength === '' ? undefined : headerLength);
+  } catch (e) {
+    frontDoor.refused(name, e, httpContext(x));
+    throw e;
+  }
+  const response = await frontDoor.infer({ model: name, version, request, context: httpContext(x, request.id), signal: x.signal });
   if (!x.isDone) {
     // (Not done unless the client left while the model ran.)
     const encoded = encodeResponse(response);
     if (encoded.headerLength === undefined) x.send(200, encoded.body, encoded.contentType);
     else x.send(200, encoded.body, encoded.contentType, ['Inference-Header-Content-Length', String(encoded.headerLength)]);
   }
-  // After the answer, so a dashboard never delays it; a client that left still made a prediction.
-  ctx.feed.publish(name, request, response, response.id);
 };
 
 /** Registers `handler` for `/v2/models/:model{suffix}` and `/v2/models/:model/versions/:version{suffix}`. */

@@ -18,7 +18,8 @@
  */
 import uWS from 'uWebSockets.js';
 import { TensorwireError, toTensorwireError } from '../errors';
-import { decodeStreamFrame, encodeStreamError, encodeStreamResponse, type StreamControl, type StreamId } from '../protocol/stream-frame';
+import { decodeStreamFrame, encodeStreamError, encodeStreamResponse, type StreamControl, type StreamFrame, type StreamId } from '../protocol/stream-frame';
+import { decodeStreamFrameOffLoop, OFFLOAD_JSON_BYTES } from '../protocol/request-decode-pool';
 import { errorBody, JSON_TYPE, statusLine } from './http-response';
 import { shuttingDown, type ServerContext } from './router';
 import { checkStreamId, checkStreamName } from './stream-bounds';
@@ -128,17 +129,47 @@ export function registerStream(app: uWS.TemplatedApp, context: ServerContext, op
     connection.reject(head + '"subscribed":' + JSON.stringify(c.model) + '}');
   }
 
+  /** Frames of one connection being decoded off the loop at once; more get 429 error frames. */
+  const MAX_DECODING_PER_CONNECTION = 4;
+  const decoding = new WeakMap<StreamConnection, number>();
+
   function onMessage(connection: StreamConnection, message: ArrayBuffer, isBinary: boolean): void {
-    // uWS reuses `message` after this callback: a binary frame's tensors are views into
-    // it, so copy it once; a text frame is decoded into a string at once.
-    const frame = decodeStreamFrame(isBinary ? new Uint8Array(message.slice(0)) : message, isBinary);
+    // uWS reuses `message` after this callback: a binary frame's tensors are views into it,
+    // so it is copied once; a text frame is decoded into a string at once.
+    const jsonBytes = !isBinary ? message.byteLength : message.byteLength < 4 ? 0 : new DataView(message).getUint32(0, true);
+    if (jsonBytes < OFFLOAD_JSON_BYTES) {
+      onFrame(connection, decodeStreamFrame(isBinary ? new Uint8Array(message.slice(0)) : message, isBinary));
+      return;
+    }
+    // A large JSON part is decoded on a worker thread (a 40 MB JSON frame held the loop for
+    // about a second), a few per connection at a time so one client cannot queue gigabytes.
+    const busy = decoding.get(connection) ?? 0;
+    if (busy >= MAX_DECODING_PER_CONNECTION) {
+      connection.reject(encodeStreamError(undefined, new TensorwireError('TOO_MANY_REQUESTS', `${MAX_DECODING_PER_CONNECTION} large frames (JSON over ${OFFLOAD_JSON_BYTES} bytes) are already being decoded on this connection; wait for their answers, or send tensors in binary frames`)));
+      return;
+    }
+    decoding.set(connection, busy + 1);
+    const done = (): void => void decoding.set(connection, (decoding.get(connection) ?? 1) - 1);
+    decodeStreamFrameOffLoop(new Uint8Array(message.slice(0)), isBinary).then(
+      (frame) => {
+        done();
+        onFrame(connection, frame);
+      },
+      (e: unknown) => {
+        done();
+        connection.reject(encodeStreamError(undefined, toTensorwireError(e)));
+      },
+    );
+  }
+
+  function onFrame(connection: StreamConnection, frame: StreamFrame): void {
     const longId = checkStreamId(frame.id);
     if (longId !== undefined) {
       connection.reject(encodeStreamError(undefined, longId));
       return;
     }
     if (!frame.ok) {
-      frontDoor.refused(undefined, frame.error, connection.requestContext(frame.id));
+      frontDoor.refused(frame.modelName, frame.error, connection.requestContext(frame.id));
       connection.reject(encodeStreamError(frame.id, frame.error));
       return;
     }
