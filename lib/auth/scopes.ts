@@ -16,6 +16,8 @@ import { TensorwireError } from '../errors';
 /** The scope a request needs (route-scopes.ts maps routes and stream ops to these). */
 export type Need =
   | { readonly scope: 'open' }
+  /** Any valid credential, whatever its scopes (server metadata, the stream's upgrade). */
+  | { readonly scope: 'authenticated' }
   | { readonly scope: 'infer'; readonly model: string }
   | { readonly scope: 'monitor' }
   | { readonly scope: 'manage' }
@@ -82,6 +84,7 @@ export function parseScopes(scopes: readonly unknown[], where: string): ScopeSet
 export function grants(scopes: ScopeSet, need: Need): boolean {
   switch (need.scope) {
     case 'open':
+    case 'authenticated':
       return true;
     case 'infer':
       if (scopes.inferAll) return true;
