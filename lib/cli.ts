@@ -8,6 +8,8 @@
  *                    [--metrics-port P] [--stream-max-inflight N] [--stream-feed on|off]
  *                    [--default-provider cpu|cuda|tensorrt] [--default-instances N]
  *                    [--default-max-batch-size N]
+ *                    [security flags: lib/auth/serve-flags.ts]
+ *   tensorwire auth add-key ...     (lib/auth/cli.ts)
  *   tensorwire bench ...            (lib/bench/cli.ts)
  *
  * On SIGTERM/SIGINT `serve` shuts down gracefully: readiness turns false and new requests get
@@ -18,6 +20,7 @@
  * into its options and signals into its close().
  */
 import { parseArgs } from 'node:util';
+import { createSecurity, parseSecurityFlags, SECURITY_FLAGS, SECURITY_USAGE, type SecurityOptions } from './auth/serve-flags';
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_STREAM_MAX_INFLIGHT } from './server/server';
 import { createTensorwire, type Tensorwire } from './tensorwire';
 import { OPTION_BOUNDS, boundedInteger, flagNumber, flagOf, providerOption, type NumericOption, type TensorwireOptions } from './tensorwire-options';
@@ -25,7 +28,7 @@ import { OPTION_BOUNDS, boundedInteger, flagNumber, flagOf, providerOption, type
 export { gracefulShutdown, type ShutdownableService } from './tensorwire';
 
 /** What `tensorwire serve` was asked for: createTensorwire's options, the CLI's defaults filled in. */
-export type ServeOptions = TensorwireOptions & Required<Pick<TensorwireOptions, 'modelControl' | 'loadModels' | 'repositoryPollMs' | 'host' | 'port' | 'maxBodyBytes' | 'drainTimeoutMs' | 'streamMaxInflight' | 'streamFeed'>>;
+export type ServeOptions = TensorwireOptions & Required<Pick<TensorwireOptions, 'modelControl' | 'loadModels' | 'repositoryPollMs' | 'host' | 'port' | 'maxBodyBytes' | 'drainTimeoutMs' | 'streamMaxInflight' | 'streamFeed'>> & { security?: SecurityOptions };
 
 const USAGE = `usage:
   tensorwire serve (--repo DIR | FILE.onnx) [--host 127.0.0.1] [--port 8000]
@@ -36,12 +39,15 @@ const USAGE = `usage:
                    [--default-provider cpu|cuda|tensorrt (default cpu)]
                    [--default-instances 1 (1-${OPTION_BOUNDS.defaultInstances[1]})]
                    [--default-max-batch-size 64 (0-${OPTION_BOUNDS.defaultMaxBatchSize[1]})]
+${SECURITY_USAGE}
+  tensorwire auth add-key --file FILE --name NAME --scopes infer,monitor
   tensorwire bench ...`;
 
 /** Entry point; returns the process exit code for commands that finish. */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === 'serve') return serve(rest);
+  if (command === 'auth') return (await import('./auth/cli')).main(rest);
   if (command === 'bench') {
     // lib/bench is loaded only for this command (it brings worker threads and its own parsers).
     const bench = await import('./bench/cli');
@@ -75,6 +81,7 @@ export function parseServeArgs(args: string[]): ServeOptions {
       'default-provider': { type: 'string' },
       'default-instances': { type: 'string' },
       'default-max-batch-size': { type: 'string' },
+      ...SECURITY_FLAGS,
     },
   });
   if (values.repo !== undefined && positionals.length > 0) throw new Error(`give either --repo DIR or a model file, not both (got --repo ${values.repo} and ${positionals.join(' ')})`);
@@ -91,6 +98,7 @@ export function parseServeArgs(args: string[]): ServeOptions {
   const text = (option: NumericOption): string | undefined => values[flagOf(option).slice(2) as keyof typeof values] as string | undefined;
   const integer = (option: NumericOption): number => boundedInteger(option, flagNumber(text(option) ?? ''), flagOf(option), text(option));
   const given = (option: NumericOption): boolean => text(option) !== undefined;
+  const security = parseSecurityFlags(values);
   return {
     repository,
     host: values.host,
@@ -106,6 +114,7 @@ export function parseServeArgs(args: string[]): ServeOptions {
     ...(values['default-provider'] !== undefined ? { defaultProvider: providerOption(values['default-provider'], '--default-provider').kind } : {}),
     ...(given('defaultInstances') ? { defaultInstances: integer('defaultInstances') } : {}),
     ...(given('defaultMaxBatchSize') ? { defaultMaxBatchSize: integer('defaultMaxBatchSize') } : {}),
+    ...(security ? { security } : {}),
   };
 }
 
@@ -117,6 +126,16 @@ async function serve(args: string[]): Promise<number> {
     console.error(`${(e as Error).message}\n${USAGE}`);
     return 1;
   }
+  // Refuses an unauthenticated non-loopback bind and reads the auth/JWT/TLS files, before
+  // anything listens. Enforcement is the front door's (it receives `security`).
+  let security;
+  try {
+    security = createSecurity(options.security, options.host, process.env);
+  } catch (e) {
+    console.error((e as Error).message);
+    return 1;
+  }
+  for (const warning of security.warnings) console.error(warning);
   // Listening comes first: requests are answered (503 until ready) while the models load.
   const tw = await createTensorwire({ ...options, waitForModels: false });
   console.log(`tensorwire serving on ${tw.url} (KServe v2 REST at ${tw.url}/v2, stream at ${tw.url.replace('http', 'ws')}/v2/stream, metrics at ${tw.metricsUrl})`);
