@@ -137,7 +137,7 @@ describe('audit', () => {
   it('writes one line per authentication failure, never the key, and counts outcomes', async () => {
     const { access, lines, registry } = setup();
     const leaked = generateApiKey();
-    access.authenticate(`Bearer ${leaked}`, { address: '10.9.9.9' });
+    void access.authenticate(`Bearer ${leaked}`, { address: '10.9.9.9' });
     const client = access.authenticate(`Bearer ${inferKey}`, at) as AuthPrincipal;
     access.authorize(client, { scope: 'infer', model: 'm' });
     access.authorize(client, { scope: 'manage' });
