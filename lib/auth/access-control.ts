@@ -17,8 +17,9 @@
  * and names only what the client sent.
  *
  * Cost: the hot path (an API key or JWT seen before) is synchronous: one Map lookup by the
- * token's text and a few field reads. A key seen for the first time costs one SHA-256; a
- * new JWT an asynchronous signature check (authenticate then returns a Promise).
+ * header's text and a few field reads (bench/auth.ts). A key seen for the first time costs
+ * one SHA-256; a new JWT an asynchronous signature check (authenticate then returns a
+ * Promise).
  */
 import { ANONYMOUS } from '../frontdoor/request-context';
 import type { Principal } from '../frontdoor/types';
@@ -27,6 +28,7 @@ import { API_KEY_PREFIX, hashApiKey } from './api-key';
 import { EMPTY_AUTH_CONFIG, normalizeSubject, type AuthConfig, type Limits, type PrincipalEntry } from './auth-file';
 import type { AuditLog } from './audit';
 import { isLoopbackAddress } from './bind-policy';
+import { BoundedCache } from './bounded-cache';
 import type { JwtVerifier, VerifiedToken } from './jwt-verifier';
 import { clip, grants, parseScopes, PLAIN_SCOPES, type Need, type ScopeSet } from './scopes';
 
@@ -34,8 +36,10 @@ import { clip, grants, parseScopes, PLAIN_SCOPES, type Need, type ScopeSet } fro
 export const WWW_AUTHENTICATE = 'Bearer realm="tensorwire"';
 /** Longest Authorization header looked at; longer ones fail without parsing. */
 export const MAX_AUTHORIZATION_LENGTH = 8200;
-/** Most API keys remembered by their text (each saves one SHA-256 per request). */
-const KEY_CACHE_SIZE = 10_000;
+/** Most Authorization headers remembered (each saves a SHA-256 or a token lookup per request). */
+const HEADER_CACHE_SIZE = 10_000;
+/** Most characters of remembered headers (JWTs are long). */
+const HEADER_CACHE_CHARS = 8 * 1024 * 1024;
 
 /** A principal this module made: its scopes parsed and its limits resolved. */
 export interface AuthPrincipal extends Principal {
@@ -96,8 +100,12 @@ export class AccessControl {
   private readonly authConfig: () => AuthConfig;
   private readonly jwt: JwtVerifier | undefined;
   private readonly audit: AuditLog | undefined;
-  private readonly keyCache = new Map<string, AuthPrincipal>();
-  private readonly tokenPrincipals = new WeakMap<VerifiedToken, AuthPrincipal>();
+  /**
+   * Principals by the exact Authorization header that identified them: the hot path is one
+   * lookup of the header as received (hashing the whole header string once is cheaper than
+   * cutting the token out of it first). JWT entries expire with the token.
+   */
+  private readonly byHeader = new BoundedCache<AuthPrincipal>(HEADER_CACHE_SIZE, HEADER_CACHE_CHARS);
   private readonly parsedScopes = new WeakMap<Principal, ScopeSet>();
   private configSeen: AuthConfig;
 
@@ -123,24 +131,27 @@ export class AccessControl {
       if (info.tlsSubject !== undefined) return this.certificate(config, info);
       return ANONYMOUS;
     }
+    const known = this.byHeader.get(authorization);
+    if (known !== undefined) return known;
     const token = bearerToken(authorization);
     if (token === undefined) return this.fail(info.address, 'malformed', "the Authorization header must be 'Bearer <API key or JWT>'");
     if (token.startsWith(API_KEY_PREFIX)) {
-      const known = this.keyCache.get(token);
-      if (known !== undefined) return known;
+      // Looked up by hash: the file holds no keys, and no comparison of key text takes place.
       const entry = config.keysByHash.get(hashApiKey(token));
       if (entry === undefined) return this.fail(info.address, 'invalid_key', 'unknown API key');
       const principal = principalOf(entry, 'api-key');
-      if (this.keyCache.size >= KEY_CACHE_SIZE) this.keyCache.delete(this.keyCache.keys().next().value!);
-      this.keyCache.set(token, principal);
+      this.byHeader.set(authorization, principal);
       return principal;
     }
     const jwt = this.jwt;
     if (jwt === undefined) return this.fail(info.address, 'invalid_key', `not an API key (keys start with '${API_KEY_PREFIX}') and JWT verification is not configured`);
-    const cached = jwt.cached(token);
-    if (cached !== undefined) return this.tokenPrincipal(cached, config);
     return jwt.verify(token).then(
-      (verified) => this.tokenPrincipal(verified, this.authConfig()),
+      (verified) => {
+        const principal = tokenPrincipal(verified, this.authConfig());
+        // Unless the file changed while verifying (then the next request builds it afresh).
+        if (this.authConfig() === this.configSeen) this.byHeader.set(authorization, principal, verified.expiresAtMs);
+        return principal;
+      },
       (e: unknown) => this.fail(info.address, 'invalid_token', (e as Error).message),
     );
   }
@@ -176,7 +187,7 @@ export class AccessControl {
   /** Drops remembered keys and tokens (called on an auth-file reload; also on its own when it sees one). */
   configChanged(config: AuthConfig = this.authConfig()): void {
     this.configSeen = config;
-    this.keyCache.clear();
+    this.byHeader.clear();
     this.jwt?.clear();
   }
 
@@ -184,15 +195,6 @@ export class AccessControl {
     const entry = config.mtlsBySubject.get(normalizeSubject(info.tlsSubject!));
     if (entry === undefined) return this.fail(info.address, 'unknown_certificate', `client certificate subject '${clip(info.tlsSubject!)}' is not in the auth file`);
     return principalOf(entry, 'mtls');
-  }
-
-  private tokenPrincipal(verified: VerifiedToken, config: AuthConfig): AuthPrincipal {
-    let principal = this.tokenPrincipals.get(verified);
-    if (principal === undefined) {
-      principal = Object.freeze({ name: verified.subject, scopes: verified.scopes.names, via: 'jwt' as const, scopeSet: verified.scopes, limits: config.defaultLimits, limiterKey: `jwt:${verified.subject}` });
-      this.tokenPrincipals.set(verified, principal);
-    }
-    return principal;
   }
 
   private scopesOf(principal: Principal): ScopeSet {
@@ -211,6 +213,10 @@ export class AccessControl {
     this.audit?.authenticationFailed(address, result, reason);
     return failure(reason);
   }
+}
+
+function tokenPrincipal(verified: VerifiedToken, config: AuthConfig): AuthPrincipal {
+  return Object.freeze({ name: verified.subject, scopes: verified.scopes.names, via: 'jwt' as const, scopeSet: verified.scopes, limits: config.defaultLimits, limiterKey: `jwt:${verified.subject}` });
 }
 
 function principalOf(entry: PrincipalEntry, via: 'api-key' | 'mtls'): AuthPrincipal {

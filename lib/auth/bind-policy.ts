@@ -37,6 +37,8 @@ function ipv6Groups(address: string): number[] {
  * also in uWS's long hex form `0000:...:ffff:7f00:0001`). Anything unparsable is not loopback.
  */
 export function isLoopbackAddress(address: string): boolean {
+  // The usual answers first: this runs per request on a server without --auth.
+  if (address === '127.0.0.1' || address === '::1' || address === '0000:0000:0000:0000:0000:ffff:7f00:0001') return true;
   const a = bare(address);
   if (isIPv4(a)) return a.startsWith('127.');
   if (!isIPv6(a)) return false;

@@ -5,13 +5,14 @@
  * required; `iss`/`aud` are checked when configured; 30 s of clock skew is tolerated.
  *
  * Signature checks cost tens of microseconds (RS256) and are asynchronous, so a verified
- * token is remembered by its exact text until its `exp` (a bounded LRU): a client that
+ * token is remembered by its exact text until its `exp` (a cache bounded in entries and characters): a client that
  * reuses its token pays a Map lookup per request. The cache is dropped whenever the auth
  * configuration changes.
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import { TensorwireError } from '../errors';
+import { BoundedCache } from './bounded-cache';
 import { clip, parseScopes, PLAIN_SCOPES, type ScopeSet } from './scopes';
 
 /** Tokens longer than this are refused before any parsing. */
@@ -24,6 +25,8 @@ export const MAX_PUBLIC_KEYS = 64;
 export const DEFAULT_CLOCK_TOLERANCE_S = 30;
 /** Default most verified tokens remembered. */
 export const DEFAULT_TOKEN_CACHE_SIZE = 10_000;
+/** Most characters of verified tokens remembered (tokens are up to MAX_TOKEN_LENGTH each). */
+const TOKEN_CACHE_CHARS = 8 * 1024 * 1024;
 
 /** A public key and the one algorithm it verifies. */
 export interface JwtPublicKey {
@@ -71,8 +74,7 @@ function reasonOf(e: unknown): string {
 
 /** Verifies bearer JWTs and remembers the good ones until they expire. */
 export class JwtVerifier {
-  private readonly cache = new Map<string, VerifiedToken>();
-  private readonly cacheSize: number;
+  private readonly cache: BoundedCache<VerifiedToken>;
   private readonly now: () => number;
   private readonly algorithms: string[];
 
@@ -82,19 +84,13 @@ export class JwtVerifier {
     }
     this.algorithms = [...(options.secret ? ['HS256'] : []), ...new Set((options.publicKeys ?? []).map((k) => k.alg))];
     if (this.algorithms.length === 0) throw new TensorwireError('INVALID_INPUT', 'JWT verification needs TENSORWIRE_JWT_SECRET or --jwt-public-keys');
-    this.cacheSize = Math.max(1, Math.min(1_000_000, options.cacheSize ?? DEFAULT_TOKEN_CACHE_SIZE));
     this.now = options.now ?? Date.now;
+    this.cache = new BoundedCache(Math.max(1, Math.min(1_000_000, options.cacheSize ?? DEFAULT_TOKEN_CACHE_SIZE)), TOKEN_CACHE_CHARS, this.now);
   }
 
   /** A token verified before and not expired yet, else undefined. Synchronous: the hot path. */
   cached(token: string): VerifiedToken | undefined {
-    const hit = this.cache.get(token);
-    if (hit === undefined) return undefined;
-    if (hit.expiresAtMs <= this.now()) {
-      this.cache.delete(token);
-      return undefined;
-    }
-    return hit;
+    return this.cache.get(token);
   }
 
   /** Verifies `token`; rejects with UNAUTHENTICATED saying why. */
@@ -115,7 +111,7 @@ export class JwtVerifier {
     // Identity providers add scopes of their own (openid, profile): those grant nothing here.
     const scopes = parseScopes(scopeClaim.split(' ').filter(KNOWN_SCOPE).slice(0, 64), `token of '${clip(subject)}'`);
     const verified: VerifiedToken = Object.freeze({ subject, scopes, expiresAtMs: payload.exp! * 1000 });
-    this.remember(token, verified);
+    this.cache.set(token, verified, verified.expiresAtMs);
     return verified;
   }
 
@@ -127,14 +123,6 @@ export class JwtVerifier {
   /** Tokens remembered now. */
   get cachedCount(): number {
     return this.cache.size;
-  }
-
-  private remember(token: string, verified: VerifiedToken): void {
-    if (this.cache.size >= this.cacheSize) {
-      // Map iterates in insertion order: the first entry is the least recently verified.
-      this.cache.delete(this.cache.keys().next().value!);
-    }
-    this.cache.set(token, verified);
   }
 
   private async check(token: string): Promise<JWTPayload> {

@@ -39,8 +39,12 @@ export interface ScopeSet {
   /** The scope strings as given (for Principal.scopes and logs). */
   readonly names: readonly string[];
   readonly inferAll: boolean;
-  /** `infer:<glob>` patterns, compiled. */
-  readonly inferModels: readonly RegExp[];
+  /** `infer:<name>` without wildcards. */
+  readonly inferExact: ReadonlySet<string>;
+  /** `infer:<prefix>*`, as the prefix (the common glob: a string compare, not a RegExp). */
+  readonly inferPrefixes: readonly string[];
+  /** Other `infer:<glob>` patterns, compiled. */
+  readonly inferPatterns: readonly RegExp[];
   readonly monitor: boolean;
   readonly manage: boolean;
   readonly feedInputs: boolean;
@@ -63,7 +67,9 @@ export function parseScopes(scopes: readonly unknown[], where: string): ScopeSet
   let monitor = false;
   let manage = false;
   let feedInputs = false;
-  const inferModels: RegExp[] = [];
+  const inferExact = new Set<string>();
+  const inferPrefixes: string[] = [];
+  const inferPatterns: RegExp[] = [];
   const names: string[] = [];
   for (const s of scopes) {
     if (typeof s !== 'string' || s.length === 0 || s.length > MAX_SCOPE_LENGTH) {
@@ -74,10 +80,16 @@ export function parseScopes(scopes: readonly unknown[], where: string): ScopeSet
     else if (s === 'monitor') monitor = true;
     else if (s === 'manage') manage = true;
     else if (s === 'feed:inputs') feedInputs = true;
-    else if (s.startsWith('infer:') && GLOB.test(s.slice(6))) inferModels.push(compileGlob(s.slice(6)));
+    else if (s.startsWith('infer:') && GLOB.test(s.slice(6))) {
+      const glob = s.slice(6);
+      const star = glob.indexOf('*');
+      if (!/[*?]/.test(glob)) inferExact.add(glob);
+      else if (star === glob.length - 1 && !glob.includes('?')) inferPrefixes.push(glob.slice(0, -1));
+      else inferPatterns.push(compileGlob(glob));
+    }
     else throw new TensorwireError('INVALID_INPUT', `${where}: unknown scope '${clip(s)}' (expected ${PLAIN_SCOPES.join(', ')} or infer:<model or glob of letters, digits, _ . - * ?>)`);
   }
-  return Object.freeze({ names: Object.freeze(names), inferAll, inferModels: Object.freeze(inferModels), monitor, manage, feedInputs });
+  return Object.freeze({ names: Object.freeze(names), inferAll, inferExact, inferPrefixes: Object.freeze(inferPrefixes), inferPatterns: Object.freeze(inferPatterns), monitor, manage, feedInputs });
 }
 
 /** True when `scopes` grants `need`. */
@@ -87,8 +99,9 @@ export function grants(scopes: ScopeSet, need: Need): boolean {
     case 'authenticated':
       return true;
     case 'infer':
-      if (scopes.inferAll) return true;
-      for (const re of scopes.inferModels) if (re.test(need.model)) return true;
+      if (scopes.inferAll || scopes.inferExact.has(need.model)) return true;
+      for (const prefix of scopes.inferPrefixes) if (need.model.startsWith(prefix)) return true;
+      for (const re of scopes.inferPatterns) if (re.test(need.model)) return true;
       return false;
     case 'monitor':
       return scopes.monitor;
