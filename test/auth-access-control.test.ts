@@ -82,6 +82,24 @@ describe('authenticate', () => {
     expect(access.authenticate(`Bearer ${inferKey}`, at)).toMatchObject({ failed: true });
   });
 
+  it('limits the new credentials one address may have checked, never a credential already verified', async () => {
+    let t = 0;
+    const lines: string[] = [];
+    const file = config(KEYS);
+    const access = new AccessControl({ authConfig: () => file, jwt: new JwtVerifier({ secret: SECRET }), audit: new AuditLog({ write: (l) => lines.push(l) }), newCredentialLimits: { requestsPerSecond: 1, burst: 2 }, now: () => t });
+    const attacker = { address: '203.0.113.9' };
+    expect(access.authenticate(`Bearer ${inferKey}`, attacker)).toMatchObject({ name: 'client' });
+    const forged = await new SignJWT({ sub: 'x' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('5m').sign(new TextEncoder().encode('wrong-secret-wrong-secret-wrong-secret'));
+    expect(await access.authenticate(`Bearer ${forged}`, attacker)).toMatchObject({ error: { code: 'UNAUTHENTICATED' } });
+    // The third new credential within the burst is refused before any signature check.
+    expect(access.authenticate(`Bearer ${forged}x`, attacker)).toMatchObject({ failed: true, error: { code: 'TOO_MANY_REQUESTS', status: 429, retryAfterSeconds: 1 } });
+    expect(access.authenticate(`Bearer ${inferKey}`, attacker)).toMatchObject({ name: 'client' });
+    expect(access.authenticate(`Bearer ${adminKey}`, { address: '10.0.0.1' })).toMatchObject({ name: 'admin' });
+    expect(JSON.parse(lines.at(-1)!)).toMatchObject({ action: 'authenticate', address: '203.0.113.9', result: 'throttled' });
+    t += 1000;
+    expect(access.authenticate(`Bearer ${adminKey}`, attacker)).toMatchObject({ name: 'admin' });
+  });
+
   it('parses Bearer headers strictly', () => {
     expect(bearerToken('Bearer abc')).toBe('abc');
     expect(bearerToken('BEARER  abc ')).toBe('abc');

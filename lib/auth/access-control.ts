@@ -29,6 +29,7 @@ import { EMPTY_AUTH_CONFIG, normalizeSubject, type AuthConfig, type Limits, type
 import type { AuditLog } from './audit';
 import { isLoopbackAddress } from './bind-policy';
 import { BoundedCache } from './bounded-cache';
+import { PrincipalLimiter } from './principal-limiter';
 import type { JwtVerifier, VerifiedToken } from './jwt-verifier';
 import { clip, grants, parseScopes, PLAIN_SCOPES, type Need, type ScopeSet } from './scopes';
 
@@ -49,10 +50,10 @@ export interface AuthPrincipal extends Principal {
   readonly limiterKey: string;
 }
 
-/** A credential was presented and did not verify. */
+/** A credential was presented and did not verify (or too many new ones came from its address). */
 export interface AuthFailure {
   readonly failed: true;
-  /** UNAUTHENTICATED; answer it with WWW_AUTHENTICATE. */
+  /** UNAUTHENTICATED (answer it with WWW_AUTHENTICATE), or TOO_MANY_REQUESTS with Retry-After. */
   readonly error: TensorwireError;
 }
 
@@ -69,7 +70,19 @@ export interface AccessControlOptions {
   authConfig?: () => AuthConfig;
   jwt?: JwtVerifier;
   audit?: AuditLog;
+  /**
+   * Credentials not seen before that one client address may have checked per second
+   * (default 100/s, burst 200). A signature check costs tens of microseconds of the one JS
+   * thread, so a client sending fresh forged tokens must not get unlimited ones; clients
+   * reusing their credential never reach this limit. Behind a proxy, raise it.
+   */
+  newCredentialLimits?: Limits;
+  /** Clock of the new-credential limiter (tests), ms. */
+  now?: () => number;
 }
+
+/** Default of AccessControlOptions.newCredentialLimits. */
+export const DEFAULT_NEW_CREDENTIAL_LIMITS: Limits = Object.freeze({ requestsPerSecond: 100, burst: 200 });
 
 const ALL_SCOPES = parseScopes(PLAIN_SCOPES, 'built-in');
 const REMOTE_SCOPES = parseScopes(['infer', 'monitor', 'feed:inputs'], 'built-in');
@@ -107,6 +120,8 @@ export class AccessControl {
    */
   private readonly byHeader = new BoundedCache<AuthPrincipal>(HEADER_CACHE_SIZE, HEADER_CACHE_CHARS);
   private readonly parsedScopes = new WeakMap<Principal, ScopeSet>();
+  private readonly newCredentials: PrincipalLimiter;
+  private readonly newCredentialLimits: Limits;
   private configSeen: AuthConfig;
 
   constructor(options: AccessControlOptions = {}) {
@@ -115,6 +130,8 @@ export class AccessControl {
     this.audit = options.audit;
     this.enabled = options.authConfig !== undefined || options.jwt !== undefined;
     this.configSeen = this.authConfig();
+    this.newCredentials = new PrincipalLimiter({ ...(options.now ? { now: options.now } : {}), maxPrincipals: 100_000 });
+    this.newCredentialLimits = options.newCredentialLimits ?? DEFAULT_NEW_CREDENTIAL_LIMITS;
   }
 
   /**
@@ -133,6 +150,12 @@ export class AccessControl {
     }
     const known = this.byHeader.get(authorization);
     if (known !== undefined) return known;
+    const throttled = this.newCredentials.admit(info.address, this.newCredentialLimits);
+    if (throttled !== undefined) {
+      this.audit?.countRequest('rate_limited');
+      this.audit?.authenticationFailed(info.address, 'throttled', 'too many new credentials from this address');
+      return { failed: true, error: new TensorwireError('TOO_MANY_REQUESTS', `too many new credentials from ${clip(info.address)} (${this.newCredentialLimits.requestsPerSecond}/s); retry in ${throttled.retryAfterSeconds} s`, { retryAfterSeconds: throttled.retryAfterSeconds! }) };
+    }
     const token = bearerToken(authorization);
     if (token === undefined) return this.fail(info.address, 'malformed', "the Authorization header must be 'Bearer <API key or JWT>'");
     if (token.startsWith(API_KEY_PREFIX)) {
