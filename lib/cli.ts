@@ -9,6 +9,8 @@
  *                    [--default-provider cpu|cuda|tensorrt] [--default-instances N]
  *                    [--default-max-batch-size N] [--max-output-bytes N] [--trt-cache-dir DIR]
  *                    [--max-connections N]
+ *                    [security flags: lib/auth/serve-flags.ts]
+ *   tensorwire auth add-key ...     (lib/auth/cli.ts)
  *   tensorwire bench ...            (lib/bench/cli.ts)
  *
  * On SIGTERM/SIGINT `serve` shuts down gracefully: readiness turns false and new requests get
@@ -19,6 +21,7 @@
  * into its options and signals into its close().
  */
 import { parseArgs } from 'node:util';
+import { createSecurity, parseSecurityFlags, SECURITY_FLAGS, SECURITY_USAGE, type SecurityOptions } from './auth/serve-flags';
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_STREAM_MAX_INFLIGHT } from './server/server';
 import { DEFAULT_MAX_CONNECTIONS } from './server/connection-limit';
 import { createTensorwire, type Tensorwire } from './tensorwire';
@@ -27,7 +30,7 @@ import { OPTION_BOUNDS, boundedInteger, flagNumber, flagOf, providerOption, type
 export { gracefulShutdown, type ShutdownableService } from './tensorwire';
 
 /** What `tensorwire serve` was asked for: createTensorwire's options, the CLI's defaults filled in. */
-export type ServeOptions = TensorwireOptions & Required<Pick<TensorwireOptions, 'modelControl' | 'loadModels' | 'repositoryPollMs' | 'host' | 'port' | 'maxBodyBytes' | 'drainTimeoutMs' | 'streamMaxInflight' | 'streamFeed' | 'maxConnections'>>;
+export type ServeOptions = TensorwireOptions & Required<Pick<TensorwireOptions, 'modelControl' | 'loadModels' | 'repositoryPollMs' | 'host' | 'port' | 'maxBodyBytes' | 'drainTimeoutMs' | 'streamMaxInflight' | 'streamFeed' | 'maxConnections'>> & { security?: SecurityOptions };
 
 const USAGE = `usage:
   tensorwire serve (--repo DIR | FILE.onnx) [--host 127.0.0.1] [--port 8000]
@@ -41,12 +44,15 @@ const USAGE = `usage:
                    [--max-output-bytes N (default: --max-body-bytes)]
                    [--trt-cache-dir DIR (default: <repo>/.tensorwire-trt-cache)]
                    [--max-connections ${DEFAULT_MAX_CONNECTIONS} (lowered to fit the open-file limit)]
+${SECURITY_USAGE}
+  tensorwire auth add-key --file FILE --name NAME --scopes infer,monitor
   tensorwire bench ...`;
 
 /** Entry point; returns the process exit code for commands that finish. */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === 'serve') return serve(rest);
+  if (command === 'auth') return (await import('./auth/cli')).main(rest);
   if (command === 'bench') {
     // lib/bench is loaded only for this command (it brings worker threads and its own parsers).
     const bench = await import('./bench/cli');
@@ -83,6 +89,7 @@ export function parseServeArgs(args: string[]): ServeOptions {
       'trt-cache-dir': { type: 'string' },
       'max-output-bytes': { type: 'string' },
       'max-connections': { type: 'string', default: String(DEFAULT_MAX_CONNECTIONS) },
+      ...SECURITY_FLAGS,
     },
   });
   if (values.repo !== undefined && positionals.length > 0) throw new Error(`give either --repo DIR or a model file, not both (got --repo ${values.repo} and ${positionals.join(' ')})`);
@@ -99,6 +106,7 @@ export function parseServeArgs(args: string[]): ServeOptions {
   const text = (option: NumericOption): string | undefined => values[flagOf(option).slice(2) as keyof typeof values] as string | undefined;
   const integer = (option: NumericOption): number => boundedInteger(option, flagNumber(text(option) ?? ''), flagOf(option), text(option));
   const given = (option: NumericOption): boolean => text(option) !== undefined;
+  const security = parseSecurityFlags(values);
   return {
     repository,
     host: values.host,
@@ -117,6 +125,7 @@ export function parseServeArgs(args: string[]): ServeOptions {
     ...(given('maxOutputBytes') ? { maxOutputBytes: integer('maxOutputBytes') } : {}),
     ...(values['trt-cache-dir'] !== undefined ? { trtCacheDir: values['trt-cache-dir'] } : {}),
     maxConnections: integer('maxConnections'),
+    ...(security ? { security } : {}),
   };
 }
 
@@ -128,6 +137,16 @@ async function serve(args: string[]): Promise<number> {
     console.error(`${(e as Error).message}\n${USAGE}`);
     return 1;
   }
+  // Refuses an unauthenticated non-loopback bind and reads the auth/JWT/TLS files, before
+  // anything listens. Enforcement is the front door's (it receives `security`).
+  let security;
+  try {
+    security = createSecurity(options.security, options.host, process.env);
+  } catch (e) {
+    console.error((e as Error).message);
+    return 1;
+  }
+  for (const warning of security.warnings) console.error(warning);
   // Listening comes first: requests are answered (503 until ready) while the models load.
   const tw = await createTensorwire({ ...options, waitForModels: false });
   console.log(`tensorwire serving on ${tw.url} (KServe v2 REST at ${tw.url}/v2, stream at ${tw.url.replace('http', 'ws')}/v2/stream, metrics at ${tw.metricsUrl})`);

@@ -6,6 +6,8 @@
 export const ERROR_CATALOGUE = {
   /** A request or argument is malformed or does not match the model. */
   INVALID_INPUT: { status: 400, description: 'The request does not match the model or the protocol.' },
+  /** No credentials, or credentials that do not verify (answered with `WWW-Authenticate: Bearer`). */
+  UNAUTHENTICATED: { status: 401, description: 'Credentials are missing or invalid.' },
   /** The server does not allow this (a feature switched off; later, a missing permission). */
   FORBIDDEN: { status: 403, description: 'Not allowed on this server.' },
   /** Unknown model, version or route. */

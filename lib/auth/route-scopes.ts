@@ -1,0 +1,97 @@
+/**
+ * What each route and stream operation needs, as data: the front door (or a transport)
+ * looks a request up here once and hands the Need to AccessControl.authorize. A test keeps
+ * this table and the routes lib/server registers in agreement, so a new route without an
+ * entry fails the build instead of shipping open.
+ *
+ * `model` in a need means the `:model` parameter of the route (the model the request names),
+ * never a looked-up model: the answer is the same whether it exists or not.
+ */
+import type { Need } from './scopes';
+
+/** A need, with `infer-model` standing for "infer on the route's :model". */
+export type RouteNeed = 'open' | 'authenticated' | 'infer-model' | 'monitor' | 'manage';
+
+/** One HTTP route (method and uWS pattern, as lib/server registers it) and what it needs. */
+export interface RouteScope {
+  readonly method: 'get' | 'post' | 'any';
+  readonly pattern: string;
+  readonly need: RouteNeed;
+  /** Whether the route changes server state (then browser-checks' JSON content type rule applies). */
+  readonly changesState: boolean;
+}
+
+function perModel(method: 'get' | 'post', suffix: string, need: RouteNeed, changesState = false): RouteScope[] {
+  return [
+    { method, pattern: `/v2/models/:model${suffix}`, need, changesState },
+    { method, pattern: `/v2/models/:model/versions/:version${suffix}`, need, changesState },
+  ];
+}
+
+/** Every HTTP route of the main port (and /metrics of the metrics port). */
+export const HTTP_ROUTE_SCOPES: readonly RouteScope[] = Object.freeze([
+  // Probes must work for load balancers and orchestrators that hold no credentials.
+  { method: 'get', pattern: '/v2/health/live', need: 'open', changesState: false },
+  { method: 'get', pattern: '/v2/health/ready', need: 'open', changesState: false },
+  { method: 'get', pattern: '/v2', need: 'authenticated', changesState: false },
+  { method: 'get', pattern: '/metrics', need: 'monitor', changesState: false },
+  { method: 'get', pattern: '/v2/models/stats', need: 'monitor', changesState: false },
+  ...perModel('get', '', 'infer-model'),
+  ...perModel('get', '/ready', 'infer-model'),
+  ...perModel('get', '/config', 'infer-model'),
+  ...perModel('get', '/stats', 'monitor'),
+  // Inference changes no server state: it is not a control route (and binary bodies are not JSON).
+  ...perModel('post', '/infer', 'infer-model'),
+  { method: 'get', pattern: '/v2/models/:model/batching', need: 'monitor', changesState: false },
+  { method: 'post', pattern: '/v2/models/:model/batching', need: 'manage', changesState: true },
+  // A POST only because KServe says so: it reads the index.
+  { method: 'post', pattern: '/v2/repository/index', need: 'monitor', changesState: false },
+  { method: 'post', pattern: '/v2/repository/models/:model/load', need: 'manage', changesState: true },
+  { method: 'post', pattern: '/v2/repository/models/:model/unload', need: 'manage', changesState: true },
+  // The WebSocket stream's upgrade: each frame is then authorized by STREAM_OP_SCOPES.
+  { method: 'get', pattern: '/v2/stream', need: 'authenticated', changesState: false },
+  // Unknown endpoints: a 401 to the anonymous, so probing does not map the server.
+  { method: 'any', pattern: '/*', need: 'authenticated', changesState: false },
+] satisfies RouteScope[]);
+
+/** Stream operations (lib/protocol/stream-frame.ts) and what each needs. */
+export const STREAM_OP_SCOPES = Object.freeze({
+  /** An inference frame (text or binary) for `model_name`. */
+  infer: 'infer-model',
+  /** Subscribing to the live feed; with `include_inputs` it also needs feed:inputs. */
+  subscribe: 'monitor',
+  /** Leaving a subscription one holds is always allowed. */
+  unsubscribe: 'open',
+} as const satisfies Record<string, RouteNeed>);
+
+const OPEN: Need = Object.freeze({ scope: 'open' });
+const AUTHENTICATED: Need = Object.freeze({ scope: 'authenticated' });
+const MONITOR: Need = Object.freeze({ scope: 'monitor' });
+const MANAGE: Need = Object.freeze({ scope: 'manage' });
+const FEED_INPUTS: Need = Object.freeze({ scope: 'feed:inputs' });
+
+/** The Need of a route need, given the route's :model parameter (when it has one). */
+export function needOf(need: RouteNeed, model: string | undefined): Need {
+  switch (need) {
+    case 'open':
+      return OPEN;
+    case 'authenticated':
+      return AUTHENTICATED;
+    case 'monitor':
+      return MONITOR;
+    case 'manage':
+      return MANAGE;
+    case 'infer-model':
+      return { scope: 'infer', model: model ?? '' };
+  }
+}
+
+/** The needs of a stream subscribe frame: monitor, plus feed:inputs when it asks for inputs. */
+export function subscribeNeeds(includeInputs: boolean): readonly Need[] {
+  return includeInputs ? [MONITOR, FEED_INPUTS] : [MONITOR];
+}
+
+/** Looks up the entry for a registered route (method and pattern exactly as registered). */
+export function routeScopeOf(method: string, pattern: string): RouteScope | undefined {
+  return HTTP_ROUTE_SCOPES.find((r) => r.method === method && r.pattern === pattern);
+}
