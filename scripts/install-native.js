@@ -3,7 +3,7 @@
 // The package's install script. Uses the prebuilt addon in prebuilds/<platform>-<arch>/ when it
 // was built for this platform and these sources and it loads; otherwise builds from source
 // (scripts/build-native.js); `--build-from-source` (npm's npm_config_build_from_source) skips
-// the prebuilt. When neither works it says what is missing and what to run, and fails the install
+// the prebuilt (so does TW_BUILD_FROM_SOURCE=1). When neither works it says what is missing and what to run, and fails the install
 // rather than leaving a package that throws at first use.
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -18,7 +18,8 @@ function log(line) {
 
 function buildFromSourceRequested() {
   const flag = process.env.npm_config_build_from_source;
-  return process.argv.includes('--build-from-source') || flag === 'true' || flag === 'tensorwire';
+  // TW_BUILD_FROM_SOURCE=1 for npm versions that stop passing unknown flags to scripts.
+  return process.argv.includes('--build-from-source') || flag === 'true' || flag === 'tensorwire' || process.env.TW_BUILD_FROM_SOURCE === '1';
 }
 
 /** Loads `file` in a child process (a bad library must not take this one down): '' or why not. */
