@@ -24,11 +24,6 @@ const run = promisify(execFile);
 const enabled = process.env.TW_PACKAGE_TEST === '1';
 const MLP = { inputDim: 4, hidden: 8, outputDim: 3, seed: 7 };
 
-/** Files and directories under `dir`, recursively, as paths relative to it. */
-function walk(dir: string, prefix = ''): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? [`${prefix}${e.name}/`, ...walk(join(dir, e.name), `${prefix}${e.name}/`)] : [`${prefix}${e.name}`]));
-}
-
 function bytesUnder(dir: string): number {
   return readdirSync(dir, { withFileTypes: true }).reduce((n, e) => {
     const p = join(dir, e.name);
