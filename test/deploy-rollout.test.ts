@@ -7,7 +7,7 @@
  * Deployment has one. Needs haproxy (.ci/run installs it); skipped with a notice without it.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -25,12 +25,7 @@ function ensureBenchBuilt(): void {
   ensureBuilt();
   const out = join(ROOT, 'dist', 'bench', 'rollout-run.js');
   const sources = ['rollout.ts', 'rollout-run.ts', 'haproxy.ts', 'serve-process.ts'].map((f) => statSync(join(ROOT, 'bench', f)).mtimeMs);
-  let built = 0;
-  try {
-    built = statSync(out).mtimeMs;
-  } catch {
-    built = 0;
-  }
+  const built = existsSync(out) ? statSync(out).mtimeMs : 0;
   if (built < Math.max(...sources)) execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.json'], { cwd: ROOT, stdio: 'pipe' });
 }
 
