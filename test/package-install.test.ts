@@ -11,7 +11,7 @@
  * (.ci/run calls it) and is skipped by a plain `vitest run`.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -154,4 +154,36 @@ describe.skipIf(!enabled)('npm install ./tensorwire-<version>.tgz', () => {
     const ok = await run('node', ['-e', "console.log(require('tensorwire').engineInfo().ortVersion)"], { cwd: app, env });
     expect(ok.stdout.trim()).toBe('1.29.0');
   }, 150_000);
+
+  it('a prebuilt that does not load: the runtime error and the install both say what is wrong and what to run', async () => {
+    const pkg = join(app, 'node_modules', 'tensorwire');
+    writeFileSync(join(pkg, 'prebuilds', 'linux-x64', 'tensorwire.node'), 'not an ELF file');
+    const loaded = await run('node', ['-e', "require('tensorwire').engineInfo()"], { cwd: app, env }).then(
+      () => '',
+      (e: { stderr: string }) => e.stderr,
+    );
+    expect(loaded).toContain('cannot load the tensorwire addon for linux-x64');
+    expect(loaded).toContain('prebuilds/linux-x64/tensorwire.node');
+    expect(loaded).toContain('npm rebuild tensorwire');
+    const rebuilt = await run('npm', ['rebuild', 'tensorwire', '--foreground-scripts'], { cwd: app, env, timeout: 120_000 }).then(
+      () => '',
+      (e: { stdout: string; stderr: string }) => e.stdout + e.stderr,
+    );
+    expect(rebuilt).toMatch(/the prebuilt addon prebuilds\/linux-x64\/tensorwire.node does not load: .*(invalid ELF header|file too short)/);
+    expect(rebuilt).toContain('building from source needs cmake (not on PATH)');
+  }, 150_000);
+
+  it('with the build packages and tools installed, --build-from-source compiles the addon and that build is what loads', async () => {
+    const full = { ...env, PATH: process.env.PATH };
+    const dev = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> }).devDependencies;
+    const specs = ['cmake-js', 'node-addon-api', 'com.github.asus4.onnxruntime'].map((p) => `${p}@${dev[p]}`);
+    await run('npm', ['install', '--save-dev', '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts', ...specs], { cwd: app, env: full, timeout: 300_000, maxBuffer: 64 << 20 });
+    const built = await run('npm', ['rebuild', 'tensorwire', '--foreground-scripts'], { cwd: app, env: { ...full, TW_BUILD_FROM_SOURCE: '1' }, timeout: 600_000, maxBuffer: 64 << 20 });
+    expect(built.stdout).toContain('tensorwire: built build/Release/tensorwire.node');
+    expect(existsSync(join(app, 'node_modules', 'tensorwire', 'build', 'Release', 'tensorwire.node'))).toBe(true);
+    // The prebuilt is still the broken file of the test above: only the source build can load.
+    const ok = await run('node', ['-e', "console.log(require('tensorwire').engineInfo().ortVersion)"], { cwd: app, env });
+    expect(ok.stdout.trim()).toBe('1.29.0');
+  }, 900_000);
 });
+
