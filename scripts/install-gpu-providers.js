@@ -1,17 +1,23 @@
 #!/usr/bin/env node
 'use strict';
 // Opt-in: installs ONNX Runtime's CUDA and TensorRT provider libraries (npm package
-// com.github.asus4.onnxruntime.linux-x64-gpu, ~180 MB) next to libonnxruntime.so in
-// build/Release, where ORT looks for them. Needs the CUDA 13 runtime and cuDNN 9 at run time.
+// com.github.asus4.onnxruntime.linux-x64-gpu, ~180 MB) next to libonnxruntime.so, beside the
+// addon (build/Release or prebuilds/<platform>), where ORT looks for them. Needs the CUDA 13
+// runtime and cuDNN 9 at run time.
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { GPU_PACKAGE, ORT_NPM_VERSION } = require('./ort-location');
 
-const outDir = path.join(__dirname, '..', 'build', 'Release');
-if (!fs.existsSync(path.join(outDir, 'libonnxruntime.so'))) {
-  console.error('build the addon first (npm ci or npm run build)');
+const { platformKey } = require('./native-platform');
+
+// Beside the ONNX Runtime the addon loads: a source build (build/Release) wins over the
+// package's prebuilt, as in lib/engine/native-binding.ts.
+const outDir = [path.join(__dirname, '..', 'build', 'Release'), path.join(__dirname, '..', 'prebuilds', platformKey())]
+  .find((dir) => fs.existsSync(path.join(dir, 'tensorwire.node')) && fs.existsSync(path.join(dir, 'libonnxruntime.so.1')));
+if (!outDir) {
+  console.error('tensorwire: no installed addon found: run `npm ci` or `npm run build` (in a checkout) or `npm rebuild tensorwire` first');
   process.exit(1);
 }
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-gpu-'));

@@ -101,8 +101,11 @@ let addon: NativeAddon | undefined;
 /** The addon, loaded on first use. */
 export function nativeAddon(): NativeAddon {
   if (addon) return addon;
-  // Works from lib/engine (sources under vitest) and dist/lib/engine (compiled).
-  const candidates = [path.join(__dirname, '..', '..', 'build', 'Release', 'tensorwire.node'), path.join(__dirname, '..', '..', '..', 'build', 'Release', 'tensorwire.node')];
+  // Works from lib/engine (sources under vitest) and dist/lib/engine (compiled). A source build
+  // (build/Release) wins over the prebuilt the package ships (scripts/prebuild.js).
+  const roots = [path.join(__dirname, '..', '..'), path.join(__dirname, '..', '..', '..')];
+  const prebuilt = path.join('prebuilds', `${process.platform}-${process.arch}`, 'tensorwire.node');
+  const candidates = [...roots.map((r) => path.join(r, 'build', 'Release', 'tensorwire.node')), ...roots.map((r) => path.join(r, prebuilt))];
   const failures: string[] = [];
   for (const file of candidates) {
     try {
@@ -115,6 +118,7 @@ export function nativeAddon(): NativeAddon {
   }
   throw new TensorwireError(
     'INTERNAL',
-    `cannot load the tensorwire addon (${failures.join('; ')}). Build it with \`npm ci\` or \`npm run build\` (needs cmake and a C++17 compiler).`,
+    `cannot load the tensorwire addon for ${process.platform}-${process.arch} (${failures.join('; ')}). ` +
+      'Run `npm rebuild tensorwire` to see why the install could not use a prebuilt addon or build one, and what to install; in a checkout, `npm run build` (needs cmake and a C++17 compiler). docs/deploy.md, "Installing", has the details.',
   );
 }
