@@ -7,6 +7,7 @@
  * rewritten to a free port and a temporary repository) answers the probe paths, serves the
  * port the probes and the Service name, and exports every metric the autoscalers query.
  */
+import { writeFileSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -223,6 +224,13 @@ describe.each([
     expect(repoAt).toBeGreaterThan(0);
     args[portAt + 1] = '0';
     args[repoAt + 1] = repo;
+    // The manifest's auth file is a mounted Secret: a real one, empty of keys, stands in for it.
+    const authAt = args.indexOf('--auth');
+    if (authAt >= 0) {
+      const authFile = join(repo, '..', `auth-${process.pid}.json`);
+      writeFileSync(authFile, JSON.stringify({ keys: [] }));
+      args[authAt + 1] = authFile;
+    }
     server = await serveWith(args);
   }, 60_000);
 
