@@ -1,8 +1,9 @@
 /**
  * A small KServe v2 server on uWebSockets.js for the client and bench tests: model `m`
  * (input x FP32 [-1,4], output y = 2x), answered with lib/protocol's real codecs over HTTP
- * (JSON and binary extension) and the /v2/stream WebSocket. It counts what it sees, can
- * fail every Nth inference with a 500, and serves tensorwire /metrics with fixed stage
+ * (JSON and binary extension) and the /v2/stream WebSocket, errors in tensorwire's wire format
+ * (`{"error", "code"}`). It counts what it sees, can fail every Nth inference with a 500
+ * (ENGINE_FAILURE), and serves tensorwire /metrics with fixed stage
  * timings so the bench's server-side breakdown can be checked.
  */
 import uWS from 'uWebSockets.js';
@@ -12,6 +13,7 @@ import { decodeInferRequest, encodeResponse } from '../lib/protocol/binary-codec
 import { decodeStreamFrame, encodeStreamError, encodeStreamResponse } from '../lib/protocol/stream-frame';
 import type { InferRequest, InferResponse } from '../lib/protocol/types';
 import { createMetrics } from '../lib/metrics/registry';
+import { errorBody, statusLine } from '../lib/server/http-response';
 
 export interface TrivialServerOptions {
   /** Every Nth inference request answers 500 (0 = never). */
@@ -124,7 +126,7 @@ export async function startTrivialServer(options: TrivialServerOptions = {}): Pr
         if (shouldFail()) {
           failed++;
           metrics.recordRequest('m', '1', 'failure', 'ENGINE_FAILURE');
-          res.cork(() => res.writeStatus('500 Internal Server Error').writeHeader('Content-Type', 'application/json').end('{"error":"engine failed on purpose"}'));
+          res.cork(() => res.writeStatus('500 Internal Server Error').writeHeader('Content-Type', 'application/json').end(errorBody(new TensorwireError('ENGINE_FAILURE', 'engine failed on purpose'))));
           return;
         }
         try {
@@ -139,7 +141,7 @@ export async function startTrivialServer(options: TrivialServerOptions = {}): Pr
           });
         } catch (e) {
           const err = toTensorwireError(e);
-          res.cork(() => res.writeStatus(`${err.status} Error`).writeHeader('Content-Type', 'application/json').end(JSON.stringify({ error: err.message })));
+          res.cork(() => res.writeStatus(statusLine(err.status)).writeHeader('Content-Type', 'application/json').end(errorBody(err)));
         }
       };
       later(answer);

@@ -99,6 +99,13 @@ describe('responses: server encode -> client decode', () => {
     expect(errorFromResponse(504, { error: 'late' }).code).toBe('DEADLINE_EXCEEDED');
     expect(errorFromResponse(500, 'plain text').message).toBe('HTTP 500: "plain text"');
     expect(errorFromResponse(500, { error: 'x', code: 'ENGINE_FAILURE' }).code).toBe('ENGINE_FAILURE');
+    // A body without a code (Triton, a proxy) maps by status only, never by its message.
+    expect(errorFromResponse(500, { error: 'the engine failed' }).code).toBe('INTERNAL');
+    expect(errorFromResponse(503, { error: 'queue is full' }).code).toBe('UNAVAILABLE');
+    expect(errorFromResponse(413, { error: 'output too large' }).code).toBe('PAYLOAD_TOO_LARGE');
+    expect(errorFromResponse(400, { error: 'model could not be loaded' }).code).toBe('INVALID_INPUT');
+    expect(errorFromResponse(429, { error: 'slow down' }).code).toBe('TOO_MANY_REQUESTS');
+    expect(errorFromResponse(400, { error: 'x', code: 'NOT_A_CODE' }).code).toBe('INVALID_INPUT');
   });
 
   test('a response whose binary data does not add up is refused', () => {

@@ -7,6 +7,7 @@
  * still answers a valid request exactly as before.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ERROR_CATALOGUE, type ErrorCode } from '../lib/errors';
 import { seededRandom } from '../lib/util/seeded-random';
 import { mlpModel, multiIoModel } from './fixtures/models';
 import { RawStream, binaryFrame, decodeAnswer } from './helpers/raw-stream';
@@ -158,7 +159,8 @@ describe('fuzzed requests', () => {
       for (const frame of stream.frames) {
         const answer = decodeAnswer(frame);
         if (answer.json.error === undefined) continue; // a mutation that still is a valid request
-        expect([400, 404, 413, 429, 503, 504]).toContain(answer.json.code); // 429: the surviving valid requests past the in-flight limit
+        expect([400, 404, 413, 429, 503, 504]).toContain(answer.json.status); // 429: the surviving valid requests past the in-flight limit
+        expect(ERROR_CATALOGUE[answer.json.code as ErrorCode]?.status).toBe(answer.json.status);
         expect(typeof answer.json.error).toBe('string');
         expect(answer.json.error).not.toMatch(/\n\s+at /);
       }

@@ -33,15 +33,24 @@ describe('echoed strings of a stream frame', () => {
       s.sendText({ id: 5, unsubscribe: long });
       s.sendText(request({ id: 'k'.repeat(256) })); // at the limit: served
       await s.count(6);
+      // Frames of 64 KiB or more are decoded off the event loop, so their answers may come
+      // after those of smaller frames sent later: answers are matched by id, not by order.
       const got = texts(s);
-      expect(got.slice(0, 5)).toEqual([
-        { error: "'id' is 100000 characters long; at most 256 are allowed (it is echoed in the answer)", code: 'INVALID_INPUT', status: 400 },
-        { id: 2, error: "'model_name' is 100000 characters long; at most 256 are allowed", code: 'INVALID_INPUT', status: 400 },
+      const served = got.findIndex((a) => a.id === 'k'.repeat(256));
+      expect(served).toBeGreaterThanOrEqual(0);
+      const refused = got.filter((_, i) => i !== served);
+      expect(refused).toHaveLength(5);
+      // Each names the field and its length; the bound's wording differs between the protocol
+      // decoder (request-limits.ts) and stream-bounds.ts, which both check these fields.
+      const refusal = (field: string, length: number) => expect.stringMatching(new RegExp(`^'${field}' is ${length} characters long; `));
+      expect(refused).toEqual(expect.arrayContaining([
+        { error: refusal('id', 100000), code: 'INVALID_INPUT', status: 400 },
+        { id: 2, error: refusal('model_name', 100000), code: 'INVALID_INPUT', status: 400 },
         { id: 3, error: "'model_version' is 300 characters long; at most 256 are allowed", code: 'INVALID_INPUT', status: 400 },
-        { id: 4, error: "'subscribe' is 100000 characters long; at most 256 are allowed", code: 'INVALID_INPUT', status: 400 },
-        { id: 5, error: "'unsubscribe' is 100000 characters long; at most 256 are allowed", code: 'INVALID_INPUT', status: 400 },
-      ]);
-      expect(got[5]).toMatchObject({ id: 'k'.repeat(256), outputs: [{ name: 'y', data: [2, 3, 4, 5] }] });
+        { id: 4, error: refusal('subscribe', 100000), code: 'INVALID_INPUT', status: 400 },
+        { id: 5, error: refusal('unsubscribe', 100000), code: 'INVALID_INPUT', status: 400 },
+      ]));
+      expect(got[served]).toMatchObject({ id: 'k'.repeat(256), outputs: [{ name: 'y', data: [2, 3, 4, 5] }] });
       expect(s.frames.every((f) => f.data.length < 2000)).toBe(true);
       expect(s.isOpen).toBe(true);
     } finally {

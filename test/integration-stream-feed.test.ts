@@ -211,7 +211,7 @@ describe('live prediction feed', () => {
       expect(await d.control({ id: 4, subscribe: 'versioned', include_inputs: 1 })).toEqual({ id: 4, error: "'include_inputs' must be true or false, got 1", code: 'INVALID_INPUT', status: 400 });
       expect(h.server.feed.size).toBe(0);
       d.raw.sendText({ subscribe: 'versioned' });
-      await waitFor(() => d.texts().some((j) => j.id === undefined && j.code === 400), 'the error of a subscribe without id');
+      await waitFor(() => d.texts().some((j) => j.id === undefined && j.code === 'INVALID_INPUT' && j.status === 400), 'the error of a subscribe without id');
       expect(d.texts().find((j) => j.id === undefined).error).toMatch(/needs an 'id'/);
       expect(await d.control({ id: 5, subscribe: 'versioned' })).toEqual({ id: 5, subscribed: 'versioned' });
     } finally {

@@ -187,7 +187,7 @@ describe('stream: many requests on one socket', () => {
 });
 
 describe('stream: errors are answers, not closes', () => {
-  it('answers every bad frame with an error frame {id, error, code} and keeps serving', async () => {
+  it('answers every bad frame with an error frame {id, error, code, status} and keeps serving', async () => {
     const client = await RawStream.open(h.base);
     const good = (id: string) => ({ id, model_name: 'versioned', inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] });
     const x = bytes(Float32Array.of(1, 2, 3, 4));
@@ -220,8 +220,8 @@ describe('stream: errors are answers, not closes', () => {
       const a = withId.get(id);
       expect(a, `an answer for ${id}`).toBeDefined();
       expect(a!.binary).toBe(false); // errors are text frames, even for binary requests
-      expect(Object.keys(a!.json).sort()).toEqual(['code', 'error', 'id']);
-      return a!.json as { code: number; error: string };
+      expect(Object.keys(a!.json).sort()).toEqual(['code', 'error', 'id', 'status']);
+      return a!.json as { code: string; status: number; error: string };
     };
     expect(error('unknown-model')).toMatchObject({ code: 'NOT_FOUND', status: 404, error: expect.stringContaining('nope') });
     expect(error('unknown-version')).toMatchObject({ code: 'NOT_FOUND', status: 404, error: expect.stringContaining('9') });
@@ -231,7 +231,7 @@ describe('stream: errors are answers, not closes', () => {
     expect(error('extra-bytes')).toMatchObject({ code: 'INVALID_INPUT', status: 400, error: expect.stringContaining('20 bytes of binary data but the inputs\' binary_data_size add up to 16') });
     expect(error('cut-tensor')).toMatchObject({ code: 'INVALID_INPUT', status: 400, error: expect.stringContaining("input 'x': binary_data_size 16 runs past the end") });
     // Frames whose id could not be read get error frames without one, each naming the problem.
-    expect(noId.map((e) => e.code)).toEqual([400, 400, 400, 400, 400]);
+    expect(noId.map((e) => [e.code, e.status])).toEqual(Array(5).fill(['INVALID_INPUT', 400]));
     expect(noId.map((e) => e.error)).toEqual([
       expect.stringContaining("every stream request needs an 'id'"),
       expect.stringContaining('malformed JSON'),

@@ -166,10 +166,10 @@ describe('encodeStreamResponse / encodeStreamError', () => {
     expect(view.getFloat32(8 + length, true)).toBe(-1);
   });
 
-  it('error frame: id, message and HTTP status code', () => {
-    expect(encodeStreamError('a1', new TensorwireError('QUEUE_FULL', 'queue of model "mlp" is full'))).toBe('{"id":"a1","error":"queue of model \\"mlp\\" is full","code":503}');
-    expect(encodeStreamError(7, new TensorwireError('INVALID_INPUT', 'bad'))).toBe('{"id":7,"error":"bad","code":400}');
-    expect(encodeStreamError(undefined, new TensorwireError('NOT_FOUND', 'unknown model'))).toBe('{"error":"unknown model","code":404}');
+  it('error frame: id, message, catalogue code and HTTP status', () => {
+    expect(encodeStreamError('a1', new TensorwireError('QUEUE_FULL', 'queue of model "mlp" is full'))).toBe('{"id":"a1","error":"queue of model \\"mlp\\" is full","code":"QUEUE_FULL","status":503}');
+    expect(encodeStreamError(7, new TensorwireError('INVALID_INPUT', 'bad'))).toBe('{"id":7,"error":"bad","code":"INVALID_INPUT","status":400}');
+    expect(encodeStreamError(undefined, new TensorwireError('NOT_FOUND', 'unknown model'))).toBe('{"error":"unknown model","code":"NOT_FOUND","status":404}');
   });
 });
 

@@ -66,7 +66,7 @@ describe('message framing (RFC 9112 section 6, 7.1)', () => {
     // uWS takes the first and closes without an answer once the rest was parsed.
     const seen = await send(`POST /v2/models/gate/infer HTTP/1.1\r\nHost: t\r\nContent-Length: ${gateBody.length}\r\nContent-Length: 300\r\n\r\n${gateBody}`);
     expect(statuses(seen.text)).toEqual(['400']);
-    expect(seen.text).toContain(`{"error":"conflicting Content-Length headers: '${gateBody.length}' and '300'"}`);
+    expect(seen.text).toContain(`{"error":"conflicting Content-Length headers: '${gateBody.length}' and '300'","code":"INVALID_INPUT"}`);
     expect(seen.closed).toBe(true);
     expect(service.received).toHaveLength(0);
   });

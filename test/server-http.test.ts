@@ -73,13 +73,13 @@ describe('health and server metadata', () => {
   it('answers unknown endpoints with 404 and the method and path', async () => {
     const { status, body } = await json('/v2/nothing/here');
     expect(status).toBe(404);
-    expect(body).toEqual({ error: 'unknown endpoint: GET /v2/nothing/here' });
+    expect(body).toEqual({ error: 'unknown endpoint: GET /v2/nothing/here', code: 'NOT_FOUND' });
     const wrongMethod = await json('/v2/models/add/infer');
     expect(wrongMethod.status).toBe(404);
     // A long path is repeated only in part.
     const long = await json(`/v2/${'a'.repeat(3000)}`);
     expect(long.status).toBe(404);
-    expect(long.body).toEqual({ error: `unknown endpoint: GET /v2/${'a'.repeat(116)}... (3004 characters)` });
+    expect(long.body).toEqual({ error: `unknown endpoint: GET /v2/${'a'.repeat(116)}... (3004 characters)`, code: 'NOT_FOUND' });
   });
 });
 
@@ -90,8 +90,8 @@ describe('model routes', () => {
     expect(meta.body.inputs[0]).toEqual({ name: 'INPUT0', datatype: 'FP32', shape: [-1, 4] });
     expect((await json('/v2/models/add/versions/1')).body.name).toBe('add');
     const missing = await json('/v2/models/nope');
-    expect(missing).toMatchObject({ status: 404, body: { error: "unknown model 'nope'" } });
-    expect((await json('/v2/models/add/versions/7')).body).toEqual({ error: "model 'add' has no version 7" });
+    expect(missing).toMatchObject({ status: 404, body: { error: "unknown model 'nope'", code: 'NOT_FOUND' } });
+    expect((await json('/v2/models/add/versions/7')).body).toEqual({ error: "model 'add' has no version 7", code: 'NOT_FOUND' });
   });
 
   it('decodes URL-encoded model names', async () => {
@@ -194,11 +194,11 @@ describe('inference', () => {
     const full = await post('/v2/models/add/infer', ADD_REQUEST);
     expect(full.status).toBe(503);
     expect(full.headers.get('retry-after')).toBe('2');
-    expect(full.body).toEqual({ error: "model 'add' queue is full (64 waiting)" });
+    expect(full.body).toEqual({ error: "model 'add' queue is full (64 waiting)", code: 'QUEUE_FULL' });
     service.failWith = new TensorwireError('DEADLINE_EXCEEDED', 'timed out after 5 ms in the queue');
     expect((await post('/v2/models/add/infer', ADD_REQUEST)).status).toBe(504);
     service.failWith = new Error('boom') as TensorwireError;
-    expect(await post('/v2/models/add/infer', ADD_REQUEST)).toMatchObject({ status: 500, body: { error: 'boom' } });
+    expect(await post('/v2/models/add/infer', ADD_REQUEST)).toMatchObject({ status: 500, body: { error: 'boom', code: 'INTERNAL' } });
   });
 });
 

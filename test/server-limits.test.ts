@@ -45,7 +45,7 @@ describe('request body limit', () => {
     const body = Buffer.alloc(2048, 0x20);
     const reply = await request(server.port, 'POST', '/v2/models/add/infer', [body], { 'content-length': '2048' });
     expect(reply.status).toBe(413);
-    expect(JSON.parse(reply.body)).toEqual({ error: 'request body of 2048 bytes exceeds the limit of 1024 bytes' });
+    expect(JSON.parse(reply.body)).toEqual({ error: 'request body of 2048 bytes exceeds the limit of 1024 bytes', code: 'PAYLOAD_TOO_LARGE' });
     expect(service.received).toHaveLength(0);
   });
 
@@ -113,7 +113,7 @@ describe('graceful shutdown', () => {
     expect(ready.headers['retry-after']).toBe('1');
     const refused = await request(port, 'POST', '/v2/models/gate/infer', [gateBody(6)]);
     expect(refused.status).toBe(503);
-    expect(JSON.parse(refused.body)).toEqual({ error: 'the server is shutting down' });
+    expect(JSON.parse(refused.body)).toEqual({ error: 'the server is shutting down', code: 'UNAVAILABLE' });
     expect((await request(port, 'GET', '/v2/health/live')).status).toBe(200);
     expect(drained).toBeUndefined();
 

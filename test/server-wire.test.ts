@@ -76,7 +76,7 @@ describe('early answers to a client that keeps sending', () => {
       const wire = await keepSending(server.port, head, Buffer.alloc(size, 0x20));
       const text = wire.received.toString('latin1');
       expect(text.startsWith('HTTP/1.1 413 Payload Too Large\r\n'), `attempt ${i}: ${wire.ending} after ${JSON.stringify(text.slice(0, 80))}`).toBe(true);
-      expect(text).toContain(`{"error":"request body of ${size} bytes exceeds the limit of 1024 bytes"}`);
+      expect(text).toContain(`{"error":"request body of ${size} bytes exceeds the limit of 1024 bytes","code":"PAYLOAD_TOO_LARGE"}`);
       expect(wire.ending).not.toBe('ECONNRESET');
     }
     expect(service.received).toHaveLength(0);
