@@ -31,6 +31,7 @@ const ADD_INPUTS = [
 
 /** The reason phrases of RFC 9110 (and nginx's 499), which every catalogue status must go out with. */
 const REASON: Record<number, string> = {
+  401: 'Unauthorized',
   400: 'Bad Request',
   403: 'Forbidden',
   404: 'Not Found',

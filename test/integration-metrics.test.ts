@@ -12,8 +12,8 @@
  * - unloading a model removes its series.
  *
  * The Prometheus text is parsed strictly (helpers/prometheus-text.ts) rather than grepped, so
- * a malformed exposition fails the test. Failure reasons: an unknown model or version, and a
- * body that cannot be decoded, are counted nowhere (docs/metrics.md says why).
+ * a malformed exposition fails the test. An unknown model or version is counted nowhere; a body
+ * that cannot be decoded counts as a failure of the version it was for (docs/metrics.md).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -245,15 +245,19 @@ describe('counters move by what a request does', () => {
     expect((await stats('mlp')).inference_stats.fail.count - failBefore).toBe(2);
   });
 
-  it('an unknown version or model (404) and an undecodable body (400) are counted nowhere and create no series', async () => {
+  it('an unknown version or model (404) is counted nowhere and creates no series; an undecodable body for a served model counts one INVALID_INPUT failure of it', async () => {
     const before = await scrape();
     const input = { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, MLP.inputDim], data: Array.from(mlpInput(1)) }] };
     expect((await postJson(h.base, '/v2/models/mlp/versions/9/infer', input)).status).toBe(404);
     expect((await postJson(h.base, '/v2/models/nope/infer', input)).status).toBe(404);
+    expect((await postJson(h.base, '/v2/models/mlp/versions/9/infer', '{"inputs": [')).status).toBe(400);
+    expect((await postJson(h.base, '/v2/models/nope/infer', '{"inputs": [')).status).toBe(400);
+    const middle = await scrape();
+    expect(middle.samples.some((x) => x.labels.version === '9' || x.labels.model === 'nope')).toBe(false);
+    expect(middle.sum('tensorwire_inference_requests_total')).toBe(before.sum('tensorwire_inference_requests_total'));
     expect((await postJson(h.base, '/v2/models/mlp/infer', '{"inputs": [')).status).toBe(400);
     const after = await scrape();
-    expect(after.samples.some((x) => x.labels.version === '9' || x.labels.model === 'nope')).toBe(false);
-    expect(after.sum('tensorwire_inference_requests_total')).toBe(before.sum('tensorwire_inference_requests_total'));
+    expect(after.sum('tensorwire_inference_requests_total', { ...mlpLabels, outcome: 'failure', reason: 'INVALID_INPUT' }) - middle.sum('tensorwire_inference_requests_total', { ...mlpLabels, outcome: 'failure', reason: 'INVALID_INPUT' })).toBe(1);
   });
 });
 
@@ -334,7 +338,7 @@ describe('/stats and /metrics', () => {
     }
     const mlp = await stats('mlp');
     expect(mlp.inference_stats.success.count).toBe(24 + 1 + 1); // this workload, the batch-3 request, the stream request
-    expect(mlp.inference_stats.fail.count).toBe(3 + 2);
+    expect(mlp.inference_stats.fail.count).toBe(3 + 2 + 1); // ... and the undecodable body of the 404/400 test
   });
 });
 

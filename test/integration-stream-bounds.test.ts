@@ -40,13 +40,12 @@ describe('echoed strings of a stream frame', () => {
       expect(served).toBeGreaterThanOrEqual(0);
       const refused = got.filter((_, i) => i !== served);
       expect(refused).toHaveLength(5);
-      // Each names the field and its length; the bound's wording differs between the protocol
-      // decoder (request-limits.ts) and stream-bounds.ts, which both check these fields.
+      // Each names the field and its length (lib/protocol/request-limits.ts, the one bound).
       const refusal = (field: string, length: number) => expect.stringMatching(new RegExp(`^'${field}' is ${length} characters long; `));
       expect(refused).toEqual(expect.arrayContaining([
         { error: refusal('id', 100000), code: 'INVALID_INPUT', status: 400 },
         { id: 2, error: refusal('model_name', 100000), code: 'INVALID_INPUT', status: 400 },
-        { id: 3, error: "'model_version' is 300 characters long; at most 256 are allowed", code: 'INVALID_INPUT', status: 400 },
+        { id: 3, error: refusal('model_version', 300), code: 'INVALID_INPUT', status: 400 },
         { id: 4, error: refusal('subscribe', 100000), code: 'INVALID_INPUT', status: 400 },
         { id: 5, error: refusal('unsubscribe', 100000), code: 'INVALID_INPUT', status: 400 },
       ]));

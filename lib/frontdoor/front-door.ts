@@ -122,10 +122,10 @@ export class FrontDoor implements InferGateway {
   }
 
   /** Counts a request the transport could not decode against its model (when it names a known one). */
-  refused(model: string | undefined, error: unknown, _context: RequestContext): void {
+  refused(model: string | undefined, error: unknown, _context: RequestContext, version?: string): void {
     if (model === undefined || this.service.recordRefused === undefined) return;
     try {
-      this.service.recordRefused(model, undefined, toTensorwireError(error).code);
+      this.service.recordRefused(model, version, toTensorwireError(error).code);
     } catch {
       // Counting must never turn a 400 into something else.
     }

@@ -82,10 +82,11 @@ export interface InferGateway {
    */
   infer(call: InferCall): Promise<InferResponse>;
   /**
-   * A request for `model` that the transport could not decode: counted as a failure of that
-   * model (when it exists) with the error's code as the reason. Never throws.
+   * A request for `model` (and `version`, when named) that the transport could not decode:
+   * counted as a failure of the version that would have served it (when there is one) with
+   * the error's code as the reason. Never throws.
    */
-  refused(model: string | undefined, error: unknown, context: RequestContext): void;
+  refused(model: string | undefined, error: unknown, context: RequestContext, version?: string): void;
   /** Runs a control action after admission and authorization (and audits it). */
   control<T>(call: ControlCall, run: () => T | Promise<T>): Promise<T>;
 }

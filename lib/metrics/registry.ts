@@ -16,6 +16,9 @@ import type { StageTimings } from '../protocol/types';
 import { CounterCell, CounterFamily, HistogramCell, HistogramFamily, exponentialBounds } from './families';
 import { TensorwireError } from '../errors';
 
+
+/** Outcomes of taking a failed batch apart (lib/scheduler/batch-isolation.ts). */
+const ISOLATION_OUTCOMES = ['isolated', 'gave_up', 'skipped'] as const;
 /** Whether a request was answered with outputs or with an error. */
 export type Outcome = 'success' | 'failure';
 
@@ -85,6 +88,7 @@ export class ModelMetrics {
   private readonly computeOutput: HistogramCell;
   private readonly batchSize: HistogramCell;
   private readonly isolations = new Map<string, CounterCell>();
+
   private readonly isolationRuns: CounterCell;
 
   /** @internal created by TensorwireMetrics.model() */
@@ -103,6 +107,8 @@ export class ModelMetrics {
     this.computeOutput = families.duration.child(model, version, 'compute_output');
     this.batchSize = families.batch.child(model, version);
     this.isolationRuns = families.isolationRuns.child(model, version);
+    // Every outcome's series exists from the start (at 0), so a rate() sees the first one.
+    for (const outcome of ISOLATION_OUTCOMES) this.isolations.set(outcome, families.isolations.child(model, version, outcome));
   }
 
   /**

@@ -12,6 +12,11 @@ import { TensorwireError } from '../errors';
 export const MAX_ID_CHARS = 256;
 /** Longest tensor or model name in a request. */
 export const MAX_NAME_CHARS = 512;
+/**
+ * Longest model name or version a stream frame may carry (they are echoed in answers, errors
+ * and feed frames; a model name is a directory name, at most 255 bytes on our file systems).
+ */
+export const MAX_MODEL_NAME_CHARS = 256;
 /** Most entries in `inputs`, and in `outputs`. */
 export const MAX_TENSORS = 1024;
 /** Highest rank of a shape (numpy's own limit). */

@@ -18,7 +18,7 @@ import { TensorwireError, toTensorwireError } from '../errors';
 import { copyBinaryOutputs } from './binary-codec';
 import { bodyText, buildResponseHeader, decodeRequestRoot, tensorListJson } from './json-codec';
 import { parseJsonText } from './json-text';
-import { checkLength, MAX_ID_CHARS, MAX_NAME_CHARS } from './request-limits';
+import { checkLength, MAX_ID_CHARS, MAX_MODEL_NAME_CHARS } from './request-limits';
 import { describeValue } from './tensor-data';
 import type { InferInputTensor, InferRequest, InferResponse } from './types';
 
@@ -32,7 +32,7 @@ export type StreamId = string | number;
 export type StreamFrame =
   | { ok: true; kind: 'infer'; id: StreamId | undefined; modelName: string; modelVersion: string | undefined; request: InferRequest; binary: boolean }
   | { ok: true; kind: 'control'; id: StreamId; control: StreamControl; binary: false }
-  | { ok: false; id: StreamId | undefined; binary: boolean; error: TensorwireError; /** The model the frame named, when it got that far (for counting refusals). */ modelName?: string };
+  | { ok: false; id: StreamId | undefined; binary: boolean; error: TensorwireError; /** The model (and version) the frame named, when it got that far (for counting refusals). */ modelName?: string; modelVersion?: string };
 
 /** Settings of a feed subscription, defaults applied. */
 export interface FeedSettings {
@@ -62,6 +62,7 @@ export function decodeStreamFrame(data: ArrayBuffer | Uint8Array, isBinary: bool
   const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
   let id: StreamId | undefined;
   let named: string | undefined;
+  let namedVersion: string | undefined;
   try {
     let text: string;
     let jsonEnd = bytes.byteLength;
@@ -101,12 +102,12 @@ export function decodeStreamFrame(data: ArrayBuffer | Uint8Array, isBinary: bool
     if (typeof modelName !== 'string' || modelName.length === 0) {
       throw new TensorwireError('INVALID_INPUT', `'model_name' must be a non-empty string, got ${describeValue(modelName)}`);
     }
-    checkLength("'model_name'", modelName, MAX_NAME_CHARS);
+    checkLength("'model_name'", modelName, MAX_MODEL_NAME_CHARS);
     named = modelName;
     const version = fields.model_version;
     let modelVersion: string | undefined;
     if (typeof version === 'string') {
-      checkLength("'model_version'", version, MAX_NAME_CHARS);
+      checkLength("'model_version'", version, MAX_MODEL_NAME_CHARS);
       modelVersion = version;
     }
     else if (typeof version === 'number' && Number.isSafeInteger(version) && version >= 0) modelVersion = String(version);
@@ -114,12 +115,13 @@ export function decodeStreamFrame(data: ArrayBuffer | Uint8Array, isBinary: bool
       throw new TensorwireError('INVALID_INPUT', `'model_version' must be a string or a non-negative integer, got ${describeValue(version)}`);
     }
 
+    namedVersion = modelVersion;
     const request = isBinary
       ? decodeRequestRoot(root, text, { body: bytes, start: jsonEnd }, { defaultBinaryOutput: true, numericId: true })
       : decodeRequestRoot(root, text, undefined, { allowBinaryOutput: false, numericId: true });
     return { ok: true, kind: 'infer', id, modelName, modelVersion, request, binary: isBinary };
   } catch (e) {
-    return { ok: false, id, binary: isBinary, error: toTensorwireError(e), ...(named !== undefined ? { modelName: named } : {}) };
+    return { ok: false, id, binary: isBinary, error: toTensorwireError(e), ...(named !== undefined ? { modelName: named } : {}), ...(namedVersion !== undefined ? { modelVersion: namedVersion } : {}) };
   }
 }
 
@@ -135,7 +137,7 @@ function decodeControl(fields: Record<string, unknown>): StreamControl {
   const op = fields.subscribe !== undefined ? 'subscribe' : 'unsubscribe';
   const model = fields[op];
   if (typeof model !== 'string' || model.length === 0) throw invalidField(op, 'a non-empty model name (a string)', model);
-  checkLength(`'${op}'`, model, MAX_NAME_CHARS);
+  checkLength(`'${op}'`, model, MAX_MODEL_NAME_CHARS);
   if (op === 'unsubscribe') return { op, model };
   const { sample_rate: sampleRate = FEED_DEFAULTS.sampleRate, max_per_second: maxPerSecond = FEED_DEFAULTS.maxPerSecond, include_inputs: includeInputs = FEED_DEFAULTS.includeInputs } = fields;
   if (typeof sampleRate !== 'number' || !(sampleRate > 0 && sampleRate <= 1)) throw invalidField('sample_rate', 'a number in (0, 1]', sampleRate);

@@ -74,7 +74,7 @@ const infer: RouteHandler = async (x, ctx) => {
     // Large bodies are decoded in a worker thread: a 45 MB JSON body held the loop for ~1 s.
     request = await decodeInferRequestOffLoop(body, headerLength === '' ? undefined : headerLength);
   } catch (e) {
-    frontDoor.refused(name, e, httpContext(x));
+    frontDoor.refused(name, e, httpContext(x), version);
     throw e;
   }
   const response = await frontDoor.infer({ model: name, version, request, context: httpContext(x, request.id), signal: x.signal });

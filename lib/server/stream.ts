@@ -22,7 +22,6 @@ import { decodeStreamFrame, encodeStreamError, encodeStreamResponse, type Stream
 import { decodeStreamFrameOffLoop, OFFLOAD_JSON_BYTES } from '../protocol/request-decode-pool';
 import { errorBody, JSON_TYPE, statusLine } from './http-response';
 import { shuttingDown, type ServerContext } from './router';
-import { checkStreamId, checkStreamName } from './stream-bounds';
 import { StreamConnection, type StreamLimits } from './stream-connection';
 import type { InferRequest } from '../protocol/types';
 
@@ -163,25 +162,13 @@ export function registerStream(app: uWS.TemplatedApp, context: ServerContext, op
   }
 
   function onFrame(connection: StreamConnection, frame: StreamFrame): void {
-    const longId = checkStreamId(frame.id);
-    if (longId !== undefined) {
-      connection.reject(encodeStreamError(undefined, longId));
-      return;
-    }
     if (!frame.ok) {
-      frontDoor.refused(frame.modelName, frame.error, connection.requestContext(frame.id));
+      frontDoor.refused(frame.modelName, frame.error, connection.requestContext(frame.id), frame.modelVersion);
       connection.reject(encodeStreamError(frame.id, frame.error));
       return;
     }
     if (frame.kind === 'control') {
-      const longName = checkStreamName(frame.control.op, frame.control.model);
-      if (longName !== undefined) connection.reject(encodeStreamError(frame.id, longName));
-      else control(connection, frame.id, frame.control);
-      return;
-    }
-    const longName = checkStreamName('model_name', frame.modelName) ?? checkStreamName('model_version', frame.modelVersion);
-    if (longName !== undefined) {
-      connection.reject(encodeStreamError(frame.id, longName));
+      control(connection, frame.id, frame.control);
       return;
     }
     if (frame.id === undefined) {
