@@ -138,7 +138,7 @@ describe('failed versions', () => {
     expect(row).toMatchObject({ name: 'm', version: '2', state: 'UNAVAILABLE', reason: expect.stringMatching(/m\/2\/model\.onnx/) });
     expect(index.body.find((x: { version: string }) => x.version === '1')).toEqual({ name: 'm', version: '1', state: 'READY', reason: '' });
     const ready2 = await call(r.base, 'GET', '/v2/models/m/versions/2/ready');
-    expect(ready2).toEqual({ status: 503, body: { error: `model 'm' version 2 is not ready: failed: ${row.reason}` } });
+    expect(ready2).toEqual({ status: 503, body: { error: `model 'm' version 2 is not ready: failed: ${row.reason}`, code: 'UNAVAILABLE' } });
     expect((await call(r.base, 'GET', '/v2/models/m/ready')).status).toBe(200);
     expect((await call(r.base, 'GET', '/v2/health/ready')).status).toBe(200);
     expect(r.log).toContain(`model m version 2: failed (${row.reason})`);
@@ -184,7 +184,7 @@ describe('explicit load and unload over HTTP', () => {
     const gone = await infer('a');
     expect(gone.status).toBe(503);
     expect(gone.body.error).toMatch(/model "a" is not ready: unloaded/);
-    expect(await call(r.base, 'GET', '/v2/models/a/ready')).toEqual({ status: 503, body: { error: "model 'a' is not ready: unloaded" } });
+    expect(await call(r.base, 'GET', '/v2/models/a/ready')).toEqual({ status: 503, body: { error: "model 'a' is not ready: unloaded", code: 'UNAVAILABLE' } });
     expect((await call(r.base, 'POST', '/v2/repository/index', {})).body).toEqual([
       { name: 'a', version: '1', state: 'UNAVAILABLE', reason: 'unloaded' },
       { name: 'b', version: '4', state: 'READY', reason: '' },
@@ -237,9 +237,9 @@ describe('live batching changes', () => {
 
     // Bad changes: 400 naming the field, nothing changes.
     const bad = await call(r.base, 'POST', '/v2/models/m/batching', { preferred_batch_size: [32] });
-    expect(bad).toEqual({ status: 400, body: { error: expect.stringMatching(/preferred_batch_size 32 is larger than max_batch_size 16/) } });
+    expect(bad).toEqual({ status: 400, body: { error: expect.stringMatching(/preferred_batch_size 32 is larger than max_batch_size 16/), code: 'INVALID_INPUT' } });
     const unknown = await call(r.base, 'POST', '/v2/models/m/batching', { max_queue_delay_us: 1 });
-    expect(unknown).toEqual({ status: 400, body: { error: expect.stringMatching(/unknown field "max_queue_delay_us"/) } });
+    expect(unknown).toEqual({ status: 400, body: { error: expect.stringMatching(/unknown field "max_queue_delay_us"/), code: 'INVALID_INPUT' } });
     expect((await call(r.base, 'POST', '/v2/models/m/batching', { instance_count: 0 })).body.error).toMatch(/instance_group\[0\]\.count/);
     expect((await call(r.base, 'POST', '/v2/models/nope/batching', { instance_count: 2 })).status).toBe(404);
 
