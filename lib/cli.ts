@@ -7,7 +7,7 @@
  *                    [--max-body-bytes N] [--repository-poll-ms N] [--drain-timeout-ms N]
  *                    [--metrics-port P] [--stream-max-inflight N] [--stream-feed on|off]
  *                    [--default-provider cpu|cuda|tensorrt] [--default-instances N]
- *                    [--default-max-batch-size N]
+ *                    [--default-max-batch-size N] [--grpc-port P|off]
  *   tensorwire bench ...            (lib/bench/cli.ts)
  *
  * On SIGTERM/SIGINT `serve` shuts down gracefully: readiness turns false and new requests get
@@ -18,6 +18,7 @@
  * into its options and signals into its close().
  */
 import { parseArgs } from 'node:util';
+import { DEFAULT_GRPC_PORT } from './grpc/server';
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_STREAM_MAX_INFLIGHT } from './server/server';
 import { createTensorwire, type Tensorwire } from './tensorwire';
 import { OPTION_BOUNDS, boundedInteger, flagNumber, flagOf, providerOption, type NumericOption, type TensorwireOptions } from './tensorwire-options';
@@ -25,7 +26,7 @@ import { OPTION_BOUNDS, boundedInteger, flagNumber, flagOf, providerOption, type
 export { gracefulShutdown, type ShutdownableService } from './tensorwire';
 
 /** What `tensorwire serve` was asked for: createTensorwire's options, the CLI's defaults filled in. */
-export type ServeOptions = TensorwireOptions & Required<Pick<TensorwireOptions, 'modelControl' | 'loadModels' | 'repositoryPollMs' | 'host' | 'port' | 'maxBodyBytes' | 'drainTimeoutMs' | 'streamMaxInflight' | 'streamFeed'>>;
+export type ServeOptions = TensorwireOptions & Required<Pick<TensorwireOptions, 'modelControl' | 'loadModels' | 'repositoryPollMs' | 'host' | 'port' | 'maxBodyBytes' | 'drainTimeoutMs' | 'streamMaxInflight' | 'streamFeed' | 'grpcPort'>>;
 
 const USAGE = `usage:
   tensorwire serve (--repo DIR | FILE.onnx) [--host 127.0.0.1] [--port 8000]
@@ -36,6 +37,7 @@ const USAGE = `usage:
                    [--default-provider cpu|cuda|tensorrt (default cpu)]
                    [--default-instances 1 (1-${OPTION_BOUNDS.defaultInstances[1]})]
                    [--default-max-batch-size 64 (0-${OPTION_BOUNDS.defaultMaxBatchSize[1]})]
+                   [--grpc-port ${DEFAULT_GRPC_PORT}|off (KServe v2 / Triton gRPC on --host)]
   tensorwire bench ...`;
 
 /** Entry point; returns the process exit code for commands that finish. */
@@ -75,6 +77,7 @@ export function parseServeArgs(args: string[]): ServeOptions {
       'default-provider': { type: 'string' },
       'default-instances': { type: 'string' },
       'default-max-batch-size': { type: 'string' },
+      'grpc-port': { type: 'string', default: String(DEFAULT_GRPC_PORT) },
     },
   });
   if (values.repo !== undefined && positionals.length > 0) throw new Error(`give either --repo DIR or a model file, not both (got --repo ${values.repo} and ${positionals.join(' ')})`);
@@ -106,6 +109,7 @@ export function parseServeArgs(args: string[]): ServeOptions {
     ...(values['default-provider'] !== undefined ? { defaultProvider: providerOption(values['default-provider'], '--default-provider').kind } : {}),
     ...(given('defaultInstances') ? { defaultInstances: integer('defaultInstances') } : {}),
     ...(given('defaultMaxBatchSize') ? { defaultMaxBatchSize: integer('defaultMaxBatchSize') } : {}),
+    grpcPort: values['grpc-port'] === 'off' ? 'off' : boundedInteger('port', flagNumber(values['grpc-port']), '--grpc-port', values['grpc-port']),
   };
 }
 
@@ -119,7 +123,7 @@ async function serve(args: string[]): Promise<number> {
   }
   // Listening comes first: requests are answered (503 until ready) while the models load.
   const tw = await createTensorwire({ ...options, waitForModels: false });
-  console.log(`tensorwire serving on ${tw.url} (KServe v2 REST at ${tw.url}/v2, stream at ${tw.url.replace('http', 'ws')}/v2/stream, metrics at ${tw.metricsUrl})`);
+  console.log(`tensorwire serving on ${tw.url} (KServe v2 REST at ${tw.url}/v2, stream at ${tw.url.replace('http', 'ws')}/v2/stream, metrics at ${tw.metricsUrl}${tw.grpc ? `, gRPC at ${tw.grpc.address}` : ''})`);
   installShutdown(tw, options.drainTimeoutMs);
   await tw.initialLoad;
   const index = tw.service.repositoryIndex();
@@ -137,7 +141,7 @@ function installShutdown(tw: Tensorwire, drainTimeoutMs: number): void {
       process.exit(1);
     }
     stopping = true;
-    console.log(`${signal}: draining ${tw.server.inflight} in-flight request(s) (up to ${drainTimeoutMs} ms)`);
+    console.log(`${signal}: draining ${tw.server.inflight + (tw.grpc?.inflight ?? 0)} in-flight request(s) (up to ${drainTimeoutMs} ms)`);
     tw.close().then(
       () => process.exit(0),
       (e: unknown) => {

@@ -17,12 +17,13 @@ describe('tensorwire serve arguments', () => {
       drainTimeoutMs: 30000,
       streamMaxInflight: 256,
       streamFeed: true,
+      grpcPort: 8001,
     });
   });
 
   it('reads every option, repeated --load-model and a model file', () => {
-    const options = parseServeArgs(['model.onnx', '--host', '0.0.0.0', '--port', '0', '--model-control', 'explicit', '--load-model', 'a', '--load-model', 'b', '--max-body-bytes', '1024', '--repository-poll-ms', '250', '--drain-timeout-ms', '0', '--metrics-port', '9100', '--stream-max-inflight', '32', '--stream-feed', 'off']);
-    expect(options).toEqual({ repository: 'model.onnx', host: '0.0.0.0', port: 0, modelControl: 'explicit', loadModels: ['a', 'b'], maxBodyBytes: 1024, repositoryPollMs: 250, drainTimeoutMs: 0, metricsPort: 9100, streamMaxInflight: 32, streamFeed: false });
+    const options = parseServeArgs(['model.onnx', '--host', '0.0.0.0', '--port', '0', '--model-control', 'explicit', '--load-model', 'a', '--load-model', 'b', '--max-body-bytes', '1024', '--repository-poll-ms', '250', '--drain-timeout-ms', '0', '--metrics-port', '9100', '--stream-max-inflight', '32', '--stream-feed', 'off', '--grpc-port', 'off']);
+    expect(options).toEqual({ repository: 'model.onnx', host: '0.0.0.0', port: 0, modelControl: 'explicit', loadModels: ['a', 'b'], maxBodyBytes: 1024, repositoryPollMs: 250, drainTimeoutMs: 0, metricsPort: 9100, streamMaxInflight: 32, streamFeed: false, grpcPort: 'off' });
   });
 
   it('refuses bad values naming the option', () => {
