@@ -12,6 +12,7 @@ import { ALL_DATATYPES, datatypeExpected, datatypeModel, datatypeSample, decodeV
 import { mlpModel, mlpReference, mlpWeights, multiIoModel, multiIoReference } from './fixtures/models';
 import { failsToRunModel } from './helpers/hotswap';
 import { failure, floatsOf, rawFp32Request, rawOf, startGrpcHarness, unary, type GrpcHarness } from './helpers/grpc-harness';
+import type { HarnessModel } from './helpers/server-harness';
 
 const W = mlpWeights();
 let h: GrpcHarness;
@@ -19,10 +20,10 @@ let h: GrpcHarness;
 const datatypeModels = ALL_DATATYPES.map((type) => ({ name: `dt_${type.toLowerCase()}`, versions: { 1: (d: string) => datatypeModel(d, type, { file: 'model.onnx' }) } }));
 
 beforeAll(async () => {
-  const models = [
+  const models: HarnessModel[] = [
       { name: 'mlp', versions: { 1: (d: string) => mlpModel(d, { file: 'model.onnx' }) } },
       { name: 'multi_io', versions: { 1: (d: string) => multiIoModel(d, { file: 'model.onnx' }) } },
-      { name: 'broken', versions: { 1: (d: string) => failsToRunModel(d) } },
+      { name: 'broken', versions: { 1: async (d: string) => failsToRunModel(d) } },
       ...datatypeModels,
   ];
   // Explicit model control: the repository RPCs load and unload.
@@ -96,7 +97,7 @@ describe('health and metadata', () => {
     expect(await check('broken')).toEqual({ status: 'NOT_SERVING' });
     expect(await check('')).toEqual({ status: 'NOT_SERVING' }); // not every model loaded
     expect((await failure(h.health, 'Check', { service: 'nope' })).code).toBe(grpc.status.NOT_FOUND);
-    const watch = (h.health as any).Watch({ service: 'mlp' }) as grpc.ClientReadableStream<{ status: string }>;
+    const watch = (h.health as unknown as { Watch(r: unknown): grpc.ClientReadableStream<{ status: string }> }).Watch({ service: 'mlp' });
     const first = await new Promise<{ status: string }>((resolve, reject) => {
       watch.once('data', resolve);
       watch.once('error', reject);

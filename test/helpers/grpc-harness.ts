@@ -93,11 +93,35 @@ export interface CallFailure {
   errorCode: string | undefined;
 }
 
+type UnaryMethod = (request: unknown, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response: unknown) => void) => grpc.ClientUnaryCall;
+
 /** Calls unary `method` on `client`; resolves with the response, rejects with the ServiceError. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a response of any shape; each test asserts the fields it reads
 export function unary<T = any>(client: grpc.Client, method: string, request: unknown, options: grpc.CallOptions = {}, metadata = new grpc.Metadata()): Promise<T> {
   return new Promise((resolve, reject) => {
-    (client as any)[method](request, metadata, options, (error: grpc.ServiceError | null, response: T) => (error ? reject(error) : resolve(response)));
+    const call = (client as unknown as Record<string, UnaryMethod>)[method]!;
+    call.call(client, request, metadata, options, (error, response) => (error ? reject(error) : resolve(response as T)));
   });
+}
+
+/** Starts unary `method` and returns the call (to cancel it) and its outcome. */
+export function startUnary(client: grpc.Client, method: string, request: unknown, options: grpc.CallOptions = {}): { call: grpc.ClientUnaryCall; done: Promise<unknown> } {
+  let call!: grpc.ClientUnaryCall;
+  const done = new Promise((resolve, reject) => {
+    call = (client as unknown as Record<string, UnaryMethod>)[method]!.call(client, request, new grpc.Metadata(), options, (error, response) => (error ? reject(error) : resolve(response)));
+  });
+  return { call, done };
+}
+
+/** Opens a ModelStreamInfer stream. */
+export function openStream(client: grpc.Client, options: grpc.CallOptions = {}): grpc.ClientDuplexStream<unknown, StreamAnswer> {
+  return (client as unknown as { ModelStreamInfer(m: grpc.Metadata, o: grpc.CallOptions): grpc.ClientDuplexStream<unknown, StreamAnswer> }).ModelStreamInfer(new grpc.Metadata(), options);
+}
+
+/** One ModelStreamInferResponse as the client reads it. */
+export interface StreamAnswer {
+  error_message: string;
+  infer_response: { id: string; model_name: string; outputs: { name: string; shape: string[] }[]; raw_output_contents: Buffer[]; parameters: Record<string, { string_param?: string }> };
 }
 
 /** Calls unary `method` expecting a failure; resolves with its status (fails the test if the call succeeds). */
