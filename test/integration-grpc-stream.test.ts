@@ -81,6 +81,28 @@ describe('ModelStreamInfer', () => {
     await waitFor(() => h.tw.grpc!.streams === 0, 5000, 'the stream to end');
   }, 120_000);
 
+  it('a client that stops reading its answers stops the server from reading its requests (bounded, not refused)', async () => {
+    const before = Number((await unary(h.client, 'ModelStatistics', { name: 'double' })).model_stats[0].inference_count);
+    const N = 10_000;
+    const stream = openStream(h.client);
+    stream.pause(); // read nothing: answers back up through HTTP/2 flow control
+    for (let i = 0; i < N; i++) stream.write(doubleRequest(i));
+    await sleep(1500);
+    const stalled = Number((await unary(h.client, 'ModelStatistics', { name: 'double' })).model_stats[0].inference_count) - before;
+    // What ran is what fits in the flow-control windows and buffers plus the stream's limit: a small part of N.
+    expect(stalled).toBeGreaterThan(0);
+    expect(stalled).toBeLessThan(4000);
+    expect(h.tw.grpc!.inflight).toBeLessThanOrEqual(STREAM_LIMIT);
+    // Reading again lets everything through, nothing refused.
+    const answers = collect(stream, N);
+    stream.resume();
+    const got = await answers;
+    stream.end();
+    let errors = 0;
+    for (const a of got.values()) if (a.error_message !== '') errors++;
+    expect(errors).toBe(0);
+  }, 120_000);
+
   it('answers out of order, matched by id; a bad request gets an error naming its id and the stream goes on', async () => {
     const stream = openStream(h.client);
     const order: string[] = [];
