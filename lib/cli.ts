@@ -123,7 +123,8 @@ async function serve(args: string[]): Promise<number> {
   }
   // Listening comes first: requests are answered (503 until ready) while the models load.
   const tw = await createTensorwire({ ...options, waitForModels: false });
-  console.log(`tensorwire serving on ${tw.url} (KServe v2 REST at ${tw.url}/v2, stream at ${tw.url.replace('http', 'ws')}/v2/stream, metrics at ${tw.metricsUrl}${tw.grpc ? `, gRPC at ${tw.grpc.address}` : ''})`);
+  console.log(`tensorwire serving on ${tw.url} (KServe v2 REST at ${tw.url}/v2, stream at ${tw.url.replace('http', 'ws')}/v2/stream, metrics at ${tw.metricsUrl})`);
+  if (tw.grpc) console.log(`gRPC (KServe v2 / Triton GRPCInferenceService, grpc.health.v1) on ${tw.grpc.address}`);
   installShutdown(tw, options.drainTimeoutMs);
   await tw.initialLoad;
   const index = tw.service.repositoryIndex();
