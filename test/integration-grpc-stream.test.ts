@@ -5,6 +5,7 @@
  * open, cancellation and deadlines that withdraw queued requests (they never run), a client
  * that disconnects mid-stream, the message limit, and a graceful shutdown that loses nothing.
  */
+import * as http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { datatypeModel } from './fixtures/datatypes';
@@ -12,6 +13,7 @@ import { mlpModel, slowModel } from './fixtures/models';
 import { sleep, waitFor } from './helpers/hotswap';
 import { failure, floatsOf, openStream, rawFp32Request, rawOf, startGrpcHarness, startUnary, unary, type GrpcHarness, type StreamAnswer } from './helpers/grpc-harness';
 import type { HarnessModel } from './helpers/server-harness';
+import { loadProtos } from '../lib/grpc/proto';
 
 /** slowModel depth: ~6.5 us per layer per row on an idle box, so a 16-row batch takes ~0.3 s (more on a loaded one). */
 const SLOW_LAYERS = 3000;
@@ -82,25 +84,55 @@ describe('ModelStreamInfer', () => {
   }, 120_000);
 
   it('a client that stops reading its answers stops the server from reading its requests (bounded, not refused)', async () => {
-    const before = Number((await unary(h.client, 'ModelStatistics', { name: 'double' })).model_stats[0].inference_count);
+    // A raw HTTP/2 client: grpc-js's own client keeps draining the socket into an unbounded
+    // buffer when its stream is paused before the first read, which would hide the server's
+    // behaviour. This one really stops reading, so HTTP/2 flow control reaches the server.
     const N = 10_000;
-    const stream = openStream(h.client);
-    stream.pause(); // read nothing: answers back up through HTTP/2 flow control
-    for (let i = 0; i < N; i++) stream.write(doubleRequest(i));
-    await sleep(1500);
-    const stalled = Number((await unary(h.client, 'ModelStatistics', { name: 'double' })).model_stats[0].inference_count) - before;
-    // What ran is what fits in the flow-control windows and buffers plus the stream's limit: a small part of N.
-    expect(stalled).toBeGreaterThan(0);
-    expect(stalled).toBeLessThan(4000);
+    const { inference } = loadProtos();
+    const frames = Array.from({ length: N }, (_, i) => {
+      const message = inference.ModelStreamInfer!.requestSerialize(doubleRequest(i));
+      const frame = Buffer.allocUnsafe(5 + message.length);
+      frame[0] = 0;
+      frame.writeUInt32BE(message.length, 1);
+      message.copy(frame, 5);
+      return frame;
+    });
+    const session = http2.connect(`http://${h.address}`);
+    const before = Number((await unary(h.client, 'ModelStatistics', { name: 'double' })).model_stats[0].inference_count);
+    const stream = session.request({ ':method': 'POST', ':path': '/inference.GRPCInferenceService/ModelStreamInfer', 'content-type': 'application/grpc', te: 'trailers' });
+    stream.pause();
+    stream.write(Buffer.concat(frames));
+    const ran = async () => Number((await unary(h.client, 'ModelStatistics', { name: 'double' })).model_stats[0].inference_count) - before;
+    await sleep(1000);
+    const first = await ran();
+    await sleep(1000);
+    const second = await ran();
+    // What ran fills the flow-control windows (64 KiB each way) plus the stream's limit, and then nothing more.
+    expect(first).toBeGreaterThan(0);
+    expect(second).toBe(first);
+    expect(second).toBeLessThan(N / 4);
     expect(h.tw.grpc!.inflight).toBeLessThanOrEqual(STREAM_LIMIT);
-    // Reading again lets everything through, nothing refused.
-    const answers = collect(stream, N);
+    // Reading again lets every request through, none refused.
+    let answered = 0;
+    let failed = 0;
+    let pending = Buffer.alloc(0);
+    const done = new Promise<void>((resolve) => {
+      stream.on('data', (chunk: Buffer) => {
+        pending = Buffer.concat([pending, chunk]);
+        while (pending.length >= 5 && pending.length >= 5 + pending.readUInt32BE(1)) {
+          const length = pending.readUInt32BE(1);
+          const answer = inference.ModelStreamInfer!.responseDeserialize(pending.subarray(5, 5 + length)) as StreamAnswer;
+          if (answer.error_message !== '') failed++;
+          pending = pending.subarray(5 + length);
+          if (++answered === N) resolve();
+        }
+      });
+    });
     stream.resume();
-    const got = await answers;
+    await done;
+    expect(failed).toBe(0);
     stream.end();
-    let errors = 0;
-    for (const a of got.values()) if (a.error_message !== '') errors++;
-    expect(errors).toBe(0);
+    session.close();
   }, 120_000);
 
   it('answers out of order, matched by id; a bad request gets an error naming its id and the stream goes on', async () => {
@@ -112,6 +144,15 @@ describe('ModelStreamInfer', () => {
     stream.write({ model_name: 'double', id: 'bad', inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4] }], raw_input_contents: [Buffer.alloc(15)] });
     stream.write(doubleRequest(7));
     const got = await answers;
+    // Bytes that do not decode at all get an error answer too, and the stream still answers after them.
+    const raw = h.client.makeBidiStreamRequest('/inference.GRPCInferenceService/ModelStreamInfer', (b: unknown) => b as Buffer, (b: Buffer) => loadProtos().inference.ModelStreamInfer!.responseDeserialize(b) as StreamAnswer);
+    const rawAnswers = collect(raw, 2);
+    raw.write(Buffer.from([0x7f, 0x01, 0x02])); // field 15 with wire type 7, which does not exist
+    raw.write(loadProtos().inference.ModelStreamInfer!.requestSerialize(doubleRequest(8)));
+    const both = await rawAnswers;
+    raw.end();
+    expect(both.get('')!.error_message).toMatch(/^the 3-byte message is not a valid ModelStreamInfer request/);
+    expect(Array.from(floatsOf(both.get('r8')!.infer_response.raw_output_contents[0]!))).toEqual([16, 17, -16, 2]);
     stream.end();
     expect(order.indexOf('r7')).toBeLessThan(order.indexOf('slow-1'));
     expect(got.get('bad')!.error_message).toBe("input 'x': raw_input_contents holds 15 bytes but FP32 shape [1,4] needs 16");

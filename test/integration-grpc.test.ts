@@ -239,6 +239,18 @@ describe('errors: one status per catalogue code, and the server serves on', () =
     await ok();
   });
 
+  it('bytes that are not a ModelInferRequest: INVALID_ARGUMENT (not grpc-js\'s INTERNAL), the server serves on', async () => {
+    const garbage = Buffer.from([0x7f, 0x01, 0x02]); // field 15 with wire type 7, which does not exist
+    for (const method of ['ModelInfer', 'ModelMetadata']) {
+      const error = await new Promise<grpc.ServiceError | null>((resolve) => {
+        h.client.makeUnaryRequest(`/inference.GRPCInferenceService/${method}`, (b: Buffer) => b, (b: Buffer) => b, garbage, (e) => resolve(e));
+      });
+      expect(error?.code, method).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(error?.details).toMatch(new RegExp(`^the 3-byte message is not a valid ${method} request \\(`));
+    }
+    await ok();
+  });
+
   it('unknown model or version: NOT_FOUND', async () => {
     expect(await failure(h.client, 'ModelInfer', rawFp32Request('nope', 'input', [1, 256], new Float32Array(256)))).toMatchObject({ code: grpc.status.NOT_FOUND, errorCode: 'NOT_FOUND' });
     expect((await failure(h.client, 'ModelInfer', rawFp32Request('mlp', 'input', [1, 256], new Float32Array(256), { model_version: '7' }))).code).toBe(grpc.status.NOT_FOUND);

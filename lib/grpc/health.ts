@@ -11,7 +11,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { isTensorwireError } from '../errors';
 import type { GrpcContext } from './grpc-context';
-import { statusDetails } from './status';
+import { checkDecoded } from './malformed';
+import { statusDetails, toServiceError } from './status';
 
 type ServingStatus = 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN';
 
@@ -46,12 +47,24 @@ export function healthService(ctx: GrpcContext): { implementation: grpc.UntypedS
   const open = new Set<() => void>();
   const implementation: grpc.UntypedServiceImplementation = {
     Check: ((call: grpc.ServerUnaryCall<{ service?: string }, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      try {
+        checkDecoded(call.request);
+      } catch (e) {
+        callback(toServiceError(e));
+        return;
+      }
       const service = call.request.service ?? '';
       const status = statusOf(ctx, service);
       if (status === 'SERVICE_UNKNOWN') callback({ code: grpc.status.NOT_FOUND, details: statusDetails(`unknown service '${service.slice(0, 64)}'`) });
       else callback(null, { status });
     }) as grpc.handleUnaryCall<unknown, unknown>,
     Watch: ((call: grpc.ServerWritableStream<{ service?: string }, unknown>) => {
+      try {
+        checkDecoded(call.request);
+      } catch (e) {
+        call.emit('error', toServiceError(e));
+        return;
+      }
       const service = call.request.service ?? '';
       let last: ServingStatus | undefined;
       const send = (): void => {

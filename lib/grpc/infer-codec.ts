@@ -18,6 +18,7 @@ import { DATATYPE_SIZE } from '../engine/types';
 import { TensorwireError } from '../errors';
 import { DATATYPES, describeValue, elementCount, formatShape, isDatatype, jsonToTensorBytes } from '../protocol/tensor-data';
 import type { InferInputTensor, InferRequest, InferResponse, RequestedOutput } from '../protocol/types';
+import { checkDecoded } from './malformed';
 import type { WireContents, WireInferInput, WireInferRequest, WireInferResponse, WireParameter, WireRequestedOutput } from './wire-types';
 
 /** A request as the transport hands it to the front door. */
@@ -70,6 +71,7 @@ const DIGITS = /^\d+$/;
  * typed data, unsupported parameters.
  */
 export function decodeInferRequest(msg: WireInferRequest): DecodedInfer {
+  checkDecoded(msg);
   const model = msg.model_name ?? '';
   if (model === '') throw invalid("'model_name' is required");
   const version = msg.model_version === undefined || msg.model_version === '' ? undefined : msg.model_version;

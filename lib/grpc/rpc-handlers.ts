@@ -12,6 +12,7 @@ import { serverMetadata } from '../server/server-info';
 import { callContext, selectedMetadata } from './call-context';
 import type { GrpcContext } from './grpc-context';
 import { clip } from './infer-codec';
+import { checkDecoded } from './malformed';
 import { modelInfer } from './model-infer';
 import { shuttingDown, statusDetails, toServiceError } from './status';
 import { modelStreamInfer } from './stream-infer';
@@ -28,6 +29,7 @@ function unary(ctx: GrpcContext, fn: Unary): grpc.handleUnaryCall<unknown, unkno
   return (call, callback) => {
     let result: unknown;
     try {
+      checkDecoded(call.request);
       result = fn(call.request as never, call);
     } catch (e) {
       callback(toServiceError(e));

@@ -14,6 +14,7 @@ import type { InferGateway } from '../frontdoor/types';
 import { InFlightTracker } from '../server/inflight';
 import type { GrpcContext, OpenStream } from './grpc-context';
 import { healthService } from './health';
+import { tolerantDefinition } from './malformed';
 import { loadProtos } from './proto';
 import { inferenceService } from './rpc-handlers';
 import { ServiceGateway } from './service-gateway';
@@ -98,9 +99,9 @@ export async function startGrpcServer(service: InferenceService, options: GrpcSe
     'grpc.keepalive_timeout_ms': positive('keepaliveTimeoutMs', options.keepaliveTimeoutMs, DEFAULT_GRPC_KEEPALIVE_TIMEOUT_MS),
   });
   const protos = loadProtos();
-  server.addService(protos.inference, inferenceService(ctx));
+  server.addService(tolerantDefinition(protos.inference), inferenceService(ctx));
   const health = healthService(ctx);
-  server.addService(protos.health, health.implementation);
+  server.addService(tolerantDefinition(protos.health), health.implementation);
 
   const hostPort = `${host.includes(':') ? `[${host}]` : host}`;
   const boundPort = await new Promise<number>((resolve, reject) => {
