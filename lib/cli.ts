@@ -18,7 +18,7 @@
  * into its options and signals into its close().
  */
 import { parseArgs } from 'node:util';
-import { DEFAULT_GRPC_PORT } from './grpc/server';
+import { DEFAULT_GRPC_PORT } from './grpc/defaults';
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_STREAM_MAX_INFLIGHT } from './server/server';
 import { createTensorwire, type Tensorwire } from './tensorwire';
 import { OPTION_BOUNDS, boundedInteger, flagNumber, flagOf, providerOption, type NumericOption, type TensorwireOptions } from './tensorwire-options';

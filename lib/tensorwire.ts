@@ -11,7 +11,7 @@
 import type { Registry } from 'prom-client';
 import { createInferenceService, type TensorwireService } from './core/service';
 import type { InferenceService } from './core/types';
-import { startGrpcServer, type RunningGrpcServer } from './grpc/server';
+import type { RunningGrpcServer } from './grpc/server';
 import { startServer, type RunningServer } from './server/server';
 import { checkOptions, modelDefaults, type TensorwireOptions } from './tensorwire-options';
 
@@ -85,6 +85,8 @@ export async function createTensorwire(options: TensorwireOptions & CreateOption
   let grpc: RunningGrpcServer | undefined;
   if (options.grpcPort !== undefined && options.grpcPort !== 'off') {
     try {
+      // Loaded only when asked for: @grpc/grpc-js and the protos cost start-up time otherwise.
+      const { startGrpcServer } = await import('./grpc/server');
       grpc = await startGrpcServer(service, {
         host: options.host ?? '127.0.0.1',
         port: options.grpcPort,

@@ -18,9 +18,9 @@ import { tolerantDefinition } from './malformed';
 import { loadProtos } from './proto';
 import { inferenceService } from './rpc-handlers';
 import { ServiceGateway } from './service-gateway';
+import { DEFAULT_GRPC_PORT } from './defaults';
 
-/** Triton's gRPC port. */
-export const DEFAULT_GRPC_PORT = 8001;
+export { DEFAULT_GRPC_PORT } from './defaults';
 /** The body limit's default, 64 MiB: the largest message either way. */
 export const DEFAULT_GRPC_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 /** Requests in flight per ModelStreamInfer stream before it stops reading. */
