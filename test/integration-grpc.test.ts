@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Datatype } from '../lib/engine/types';
 import { ERROR_CATALOGUE } from '../lib/errors';
 import { ALL_DATATYPES, datatypeExpected, datatypeModel, datatypeSample, decodeValues, encodeValues } from './fixtures/datatypes';
-import { mlpModel, mlpReference, mlpWeights, multiIoModel, multiIoReference } from './fixtures/models';
+import { mlpModel, mlpReference, mlpWeights, multiIoModel, multiIoReference, slowModel } from './fixtures/models';
 import { failsToRunModel } from './helpers/hotswap';
 import { failure, floatsOf, rawFp32Request, rawOf, startGrpcHarness, unary, type GrpcHarness } from './helpers/grpc-harness';
 import type { HarnessModel } from './helpers/server-harness';
@@ -24,6 +24,8 @@ beforeAll(async () => {
       { name: 'mlp', versions: { 1: (d: string) => mlpModel(d, { file: 'model.onnx' }) } },
       { name: 'multi_io', versions: { 1: (d: string) => multiIoModel(d, { file: 'model.onnx' }) } },
       { name: 'broken', versions: { 1: async (d: string) => failsToRunModel(d) } },
+      // One instance, a queue of one: a burst of full batches overflows it.
+      { name: 'queued', versions: { 1: (d: string) => slowModel(d, { file: 'model.onnx', layers: 1500, width: 256 }) }, config: { max_batch_size: 8, instance_group: [{ count: 1, kind: 'KIND_CPU' }], dynamic_batching: { default_queue_policy: { max_queue_size: 1 } } } },
       ...datatypeModels,
   ];
   // Explicit model control: the repository RPCs load and unload.
@@ -261,6 +263,20 @@ describe('errors: one status per catalogue code, and the server serves on', () =
   it('a model that failed to load: UNAVAILABLE with retry information', async () => {
     const f = await failure(h.client, 'ModelInfer', { model_name: 'broken', inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4] }], raw_input_contents: [Buffer.alloc(16)] });
     expect(f).toMatchObject({ code: grpc.status.UNAVAILABLE, errorCode: 'UNAVAILABLE' });
+    await ok();
+  });
+
+  it('a full queue: UNAVAILABLE with the QUEUE_FULL code and retry-after; the others are answered', async () => {
+    const request = rawFp32Request('queued', 'x', [8, 256], new Float32Array(8 * 256).fill(1));
+    const outcomes = await Promise.all(Array.from({ length: 8 }, () => unary(h.client, 'ModelInfer', request).then(() => 'ok', (e: grpc.ServiceError) => e)));
+    const refused = outcomes.filter((o): o is grpc.ServiceError => o !== 'ok');
+    expect(outcomes.filter((o) => o === 'ok').length).toBeGreaterThan(0);
+    expect(refused.length).toBeGreaterThan(0);
+    for (const e of refused) {
+      expect(e.code).toBe(grpc.status.UNAVAILABLE);
+      expect(e.metadata.get('tensorwire-error-code')).toEqual(['QUEUE_FULL']);
+      expect(e.metadata.get('retry-after')).toHaveLength(1);
+    }
     await ok();
   });
 
