@@ -8,7 +8,7 @@
  *                    [--metrics-port P] [--stream-max-inflight N] [--stream-feed on|off]
  *                    [--default-provider cpu|cuda|tensorrt] [--default-instances N]
  *                    [--default-max-batch-size N] [--max-output-bytes N] [--trt-cache-dir DIR]
- *                    [--max-connections N]
+ *                    [--max-connections N] [--grpc-port P|off]
  *                    [security flags: lib/auth/serve-flags.ts]
  *   tensorwire auth add-key ...     (lib/auth/cli.ts)
  *   tensorwire bench ...            (lib/bench/cli.ts)
@@ -22,6 +22,7 @@
  */
 import { parseArgs } from 'node:util';
 import { createSecurity, parseSecurityFlags, SECURITY_FLAGS, SECURITY_USAGE, type SecurityOptions } from './auth/serve-flags';
+import { DEFAULT_GRPC_PORT } from './grpc/defaults';
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_STREAM_MAX_INFLIGHT } from './server/server';
 import { DEFAULT_MAX_CONNECTIONS } from './server/connection-limit';
 import { createTensorwire, type Tensorwire } from './tensorwire';
@@ -30,7 +31,7 @@ import { OPTION_BOUNDS, boundedInteger, flagNumber, flagOf, providerOption, type
 export { gracefulShutdown, type ShutdownableService } from './tensorwire';
 
 /** What `tensorwire serve` was asked for: createTensorwire's options, the CLI's defaults filled in. */
-export type ServeOptions = TensorwireOptions & Required<Pick<TensorwireOptions, 'modelControl' | 'loadModels' | 'repositoryPollMs' | 'host' | 'port' | 'maxBodyBytes' | 'drainTimeoutMs' | 'streamMaxInflight' | 'streamFeed' | 'maxConnections'>> & { security?: SecurityOptions };
+export type ServeOptions = TensorwireOptions & Required<Pick<TensorwireOptions, 'modelControl' | 'loadModels' | 'repositoryPollMs' | 'host' | 'port' | 'maxBodyBytes' | 'drainTimeoutMs' | 'streamMaxInflight' | 'streamFeed' | 'maxConnections' | 'grpcPort'>> & { security?: SecurityOptions };
 
 const USAGE = `usage:
   tensorwire serve (--repo DIR | FILE.onnx) [--host 127.0.0.1] [--port 8000]
@@ -44,6 +45,7 @@ const USAGE = `usage:
                    [--max-output-bytes N (default: --max-body-bytes)]
                    [--trt-cache-dir DIR (default: <repo>/.tensorwire-trt-cache)]
                    [--max-connections ${DEFAULT_MAX_CONNECTIONS} (lowered to fit the open-file limit)]
+                   [--grpc-port ${DEFAULT_GRPC_PORT}|off (KServe v2 / Triton gRPC on --host)]
 ${SECURITY_USAGE}
   tensorwire auth add-key --file FILE --name NAME --scopes infer,monitor
   tensorwire bench ...`;
@@ -90,6 +92,7 @@ export function parseServeArgs(args: string[]): ServeOptions {
       'max-output-bytes': { type: 'string' },
       'max-connections': { type: 'string', default: String(DEFAULT_MAX_CONNECTIONS) },
       ...SECURITY_FLAGS,
+      'grpc-port': { type: 'string', default: String(DEFAULT_GRPC_PORT) },
     },
   });
   if (values.repo !== undefined && positionals.length > 0) throw new Error(`give either --repo DIR or a model file, not both (got --repo ${values.repo} and ${positionals.join(' ')})`);
@@ -126,6 +129,7 @@ export function parseServeArgs(args: string[]): ServeOptions {
     ...(values['trt-cache-dir'] !== undefined ? { trtCacheDir: values['trt-cache-dir'] } : {}),
     maxConnections: integer('maxConnections'),
     ...(security ? { security } : {}),
+    grpcPort: values['grpc-port'] === 'off' ? 'off' : boundedInteger('port', flagNumber(values['grpc-port']), '--grpc-port', values['grpc-port']),
   };
 }
 
@@ -153,6 +157,7 @@ async function serve(args: string[]): Promise<number> {
   if (tw.server.maxConnections < options.maxConnections) {
     console.log(`  --max-connections ${options.maxConnections} lowered to ${tw.server.maxConnections}: the open-file limit (ulimit -n) leaves no room for more`);
   }
+  if (tw.grpc) console.log(`gRPC (KServe v2 / Triton GRPCInferenceService, grpc.health.v1) on ${tw.grpc.address}`);
   installShutdown(tw, options.drainTimeoutMs);
   await tw.initialLoad;
   const index = tw.service.repositoryIndex();
@@ -170,7 +175,7 @@ function installShutdown(tw: Tensorwire, drainTimeoutMs: number): void {
       process.exit(1);
     }
     stopping = true;
-    console.log(`${signal}: draining ${tw.server.inflight} in-flight request(s) (up to ${drainTimeoutMs} ms)`);
+    console.log(`${signal}: draining ${tw.server.inflight + (tw.grpc?.inflight ?? 0)} in-flight request(s) (up to ${drainTimeoutMs} ms)`);
     tw.close().then(
       () => process.exit(0),
       (e: unknown) => {

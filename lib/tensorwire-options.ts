@@ -33,8 +33,14 @@ export interface TensorwireOptions {
   drainTimeoutMs?: number;
   /** Serve /metrics on this port instead of the main one (0 picks a free one). */
   metricsPort?: number;
-  /** Requests in flight per WebSocket stream before 429 error frames. Default 256. */
+  /** Requests in flight per WebSocket stream before 429 error frames, and per gRPC ModelStreamInfer stream before it stops reading. Default 256. */
   streamMaxInflight?: number;
+  /**
+   * Port of the gRPC front end (KServe v2 / Triton GRPCInferenceService, docs/grpc.md) on
+   * `host`; 0 picks a free one. Default: no gRPC server ('off'); `tensorwire serve` defaults
+   * to 8001, as Triton.
+   */
+  grpcPort?: number | 'off';
   /** Whether stream clients may subscribe to the live prediction feed. Default: the server's. */
   streamFeed?: boolean;
   /** Provider of a model whose config names none. Default cpu. */
@@ -157,6 +163,7 @@ export function checkOptions(options: TensorwireOptions): void {
     if (options[option] !== undefined) boundedInteger(option, options[option]);
   }
   if (options.defaultProvider !== undefined) providerOption(options.defaultProvider);
+  if (options.grpcPort !== undefined && options.grpcPort !== 'off') boundedInteger('port', options.grpcPort, 'grpcPort');
   if (options.streamFeed !== undefined && typeof options.streamFeed !== 'boolean') throw new TensorwireError('INVALID_INPUT', `streamFeed must be true or false, got ${shown(options.streamFeed)}`);
 }
 

@@ -11,6 +11,7 @@
 import type { Registry } from 'prom-client';
 import { createInferenceService, type TensorwireService } from './core/service';
 import type { InferenceService } from './core/types';
+import type { RunningGrpcServer } from './grpc/server';
 import { startServer, type RunningServer } from './server/server';
 import { checkOptions, modelDefaults, type TensorwireOptions } from './tensorwire-options';
 
@@ -26,6 +27,8 @@ export interface Tensorwire {
   readonly metrics: Registry;
   /** The listening front end (port, in-flight count, drain). */
   readonly server: RunningServer;
+  /** The gRPC front end when `grpcPort` was given (its `address` is `host:port` for gRPC clients). */
+  readonly grpc: RunningGrpcServer | undefined;
   /** Resolves when the models loaded at start have loaded (or failed); createTensorwire waits for it unless `waitForModels` is false. */
   readonly initialLoad: Promise<void>;
   /**
@@ -81,6 +84,26 @@ export async function createTensorwire(options: TensorwireOptions & CreateOption
     await service.shutdown().catch(() => undefined);
     throw e;
   }
+  let grpc: RunningGrpcServer | undefined;
+  if (options.grpcPort !== undefined && options.grpcPort !== 'off') {
+    try {
+      // Loaded only when asked for: @grpc/grpc-js and the protos cost start-up time otherwise.
+      const { startGrpcServer } = await import('./grpc/server');
+      grpc = await startGrpcServer(service, {
+        // One front door for every transport: admission, stages, in-flight, feed, refusals.
+        gateway: server.frontDoor,
+        host: options.host ?? '127.0.0.1',
+        port: options.grpcPort,
+        ...(options.maxBodyBytes !== undefined ? { maxMessageBytes: options.maxBodyBytes } : {}),
+        ...(options.streamMaxInflight !== undefined ? { streamMaxInflight: options.streamMaxInflight } : {}),
+      });
+    } catch (e) {
+      // A gRPC port that cannot be bound stops the start, as the HTTP port does.
+      await server.close();
+      await service.shutdown().catch(() => undefined);
+      throw e;
+    }
+  }
   const url = urlOf(server.host, server.port);
   const drainTimeoutMs = options.drainTimeoutMs ?? 30_000;
   let closing: Promise<boolean> | undefined;
@@ -90,8 +113,9 @@ export async function createTensorwire(options: TensorwireOptions & CreateOption
     service,
     metrics: registry,
     server,
+    grpc,
     initialLoad: service.initialLoad,
-    close: () => (closing ??= gracefulShutdown(service, server, drainTimeoutMs, options.log)),
+    close: () => (closing ??= gracefulShutdown(service, server, drainTimeoutMs, options.log, grpc)),
   };
   if (options.waitForModels ?? true) await service.initialLoad;
   return tw;
@@ -105,17 +129,19 @@ function urlOf(host: string, port: number): string {
 /**
  * The graceful part of a shutdown, without exiting: readiness false and 503 for new work at
  * once (server.drain), in-flight requests given `drainTimeoutMs`, then the core's shutdown,
- * then the listen socket and every connection closed. Resolves true when nothing had to be
- * cut off.
+ * then the listen socket and every connection closed. The gRPC front end, when given, drains
+ * and closes beside the HTTP one. Resolves true when nothing had to be cut off.
  */
-export async function gracefulShutdown(service: ShutdownableService, server: RunningServer, drainTimeoutMs: number, log: (line: string) => void = console.log): Promise<boolean> {
-  const drained = await server.drain(drainTimeoutMs);
-  if (!drained) log(`drain timeout: ${server.inflight} request(s) still in flight are cancelled`);
+export async function gracefulShutdown(service: ShutdownableService, server: RunningServer, drainTimeoutMs: number, log: (line: string) => void = console.log, grpc?: RunningGrpcServer): Promise<boolean> {
+  // Both front ends stop taking work at once and drain together.
+  const [httpDrained, grpcDrained] = await Promise.all([server.drain(drainTimeoutMs), grpc?.drain(drainTimeoutMs) ?? true]);
+  const drained = httpDrained && grpcDrained;
+  if (!drained) log(`drain timeout: ${server.inflight + (grpc?.inflight ?? 0)} request(s) still in flight are cancelled`);
   try {
     await service.shutdown?.();
   } catch (e) {
     log(`core shutdown failed: ${(e as Error).message}`);
   }
-  await server.close();
+  await Promise.all([server.close(), grpc?.close()]);
   return drained;
 }

@@ -18,12 +18,13 @@ describe('tensorwire serve arguments', () => {
       streamMaxInflight: 256,
       streamFeed: false,
       maxConnections: 10_000,
+      grpcPort: 8001,
     });
   });
 
   it('reads every option, repeated --load-model and a model file', () => {
-    const options = parseServeArgs(['model.onnx', '--host', '0.0.0.0', '--port', '0', '--model-control', 'explicit', '--load-model', 'a', '--load-model', 'b', '--max-body-bytes', '1024', '--repository-poll-ms', '250', '--drain-timeout-ms', '0', '--metrics-port', '9100', '--stream-max-inflight', '32', '--stream-feed', 'on', '--max-connections', '50']);
-    expect(options).toEqual({ repository: 'model.onnx', host: '0.0.0.0', port: 0, modelControl: 'explicit', loadModels: ['a', 'b'], maxBodyBytes: 1024, repositoryPollMs: 250, drainTimeoutMs: 0, metricsPort: 9100, streamMaxInflight: 32, streamFeed: true, maxConnections: 50 });
+    const options = parseServeArgs(['model.onnx', '--host', '0.0.0.0', '--port', '0', '--model-control', 'explicit', '--load-model', 'a', '--load-model', 'b', '--max-body-bytes', '1024', '--repository-poll-ms', '250', '--drain-timeout-ms', '0', '--metrics-port', '9100', '--stream-max-inflight', '32', '--stream-feed', 'on', '--max-connections', '50', '--grpc-port', 'off']);
+    expect(options).toEqual({ repository: 'model.onnx', host: '0.0.0.0', port: 0, modelControl: 'explicit', loadModels: ['a', 'b'], maxBodyBytes: 1024, repositoryPollMs: 250, drainTimeoutMs: 0, metricsPort: 9100, streamMaxInflight: 32, streamFeed: true, maxConnections: 50, grpcPort: 'off' });
     expect(() => parseServeArgs(['--repo', 'r', '--max-connections', '0'])).toThrow('--max-connections');
 
   });

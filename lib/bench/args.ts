@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os';
 import { TensorwireError } from '../errors';
 
 /** Transports the generator speaks. */
-export type BenchProtocol = 'http-json' | 'http-binary' | 'ws';
+export type BenchProtocol = 'http-json' | 'http-binary' | 'ws' | 'grpc' | 'grpc-stream';
 
 /** Everything a bench run needs. */
 export interface BenchOptions {
@@ -19,8 +19,10 @@ export interface BenchOptions {
   levels: number[];
   distribution: 'constant' | 'poisson';
   protocol: BenchProtocol;
-  /** ws: requests in flight per WebSocket connection (1 = one connection per request in flight, like HTTP). */
+  /** ws, grpc, grpc-stream: requests in flight per WebSocket connection / gRPC channel (1 = one connection per request in flight, like HTTP). */
   pipeline: number;
+  /** grpc, grpc-stream: the gRPC server as host:port. */
+  grpcAddress: string;
   /** Length of one measurement window. */
   durationMs: number;
   /** Load before the first window, not measured. */
@@ -60,9 +62,12 @@ Load generator for any KServe v2 (Open Inference Protocol) server.
   --concurrency 1,8,64      closed loop: requests kept in flight (default 1)
   --rate 1000[,2000]        open loop: requests per second instead of --concurrency
   --distribution D          constant | poisson arrivals for --rate (default constant)
-  --protocol P              http-binary | http-json | ws (default http-binary)
-  --pipeline N              ws: requests in flight per WebSocket connection, so --concurrency 64
-                            --pipeline 16 is 4 sockets of 16 (default 1: a socket per request, like HTTP)
+  --protocol P              http-binary | http-json | ws | grpc | grpc-stream (default http-binary);
+                            grpc: unary ModelInfer calls, grpc-stream: ModelStreamInfer, raw tensors
+  --pipeline N              ws, grpc, grpc-stream: requests in flight per WebSocket connection or gRPC
+                            channel, so --concurrency 64 --pipeline 16 is 4 sockets of 16 (default 1:
+                            a connection per request in flight, like HTTP)
+  --grpc-url HOST:PORT      gRPC server for grpc/grpc-stream (default: --url's host, port 8001)
   --duration 5s             measurement window (ms, s or m; default 5s)
   --warmup 1s               unmeasured load before the first window (default 1s)
   --stabilize               repeat windows until throughput and p99 agree within 10%
@@ -118,7 +123,7 @@ function parseShape(text: string): [string, number[]] {
 
 const VALUE_FLAGS = new Set([
   'url', 'model', 'version', 'concurrency', 'rate', 'distribution', 'protocol', 'duration', 'warmup', 'max-windows', 'stability-pct',
-  'batch', 'shape', 'input-file', 'pipeline', 'json', 'csv', 'plot', 'workers', 'max-connections', 'timeout', 'metrics-url',
+  'batch', 'shape', 'input-file', 'pipeline', 'json', 'csv', 'plot', 'workers', 'max-connections', 'timeout', 'metrics-url', 'grpc-url',
 ]);
 const SWITCHES = new Set(['stabilize', 'no-server-metrics', 'progress', 'no-progress', 'help']);
 
@@ -168,7 +173,12 @@ export function parseArgs(argv: readonly string[]): BenchOptions | 'help' {
   if (distribution !== 'constant' && distribution !== 'poisson') throw usage(`--distribution: expected constant or poisson, got '${distribution}'`);
   if (values.has('distribution') && mode !== 'rate') throw usage('--distribution applies to --rate only');
   const protocol = one('protocol') ?? 'http-binary';
-  if (protocol !== 'http-json' && protocol !== 'http-binary' && protocol !== 'ws') throw usage(`--protocol: expected http-binary, http-json or ws, got '${protocol}'`);
+  if (protocol !== 'http-json' && protocol !== 'http-binary' && protocol !== 'ws' && protocol !== 'grpc' && protocol !== 'grpc-stream') {
+    throw usage(`--protocol: expected http-binary, http-json, ws, grpc or grpc-stream, got '${protocol}'`);
+  }
+  const grpcAddress = one('grpc-url') ?? `${parsedUrl.hostname}:8001`;
+  if (!/^(\[[0-9a-fA-F:.]+\]|[^:/\s]+):\d{1,5}$/.test(grpcAddress)) throw usage(`--grpc-url: expected HOST:PORT such as 127.0.0.1:8001, got '${grpcAddress}'`);
+  if (values.has('grpc-url') && !protocol.startsWith('grpc')) throw usage('--grpc-url applies to --protocol grpc and grpc-stream only');
 
   const shapes: Record<string, number[]> = {};
   for (const s of values.get('shape') ?? []) {
@@ -186,6 +196,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions | 'help' {
     distribution,
     protocol,
     pipeline: parseCount('--pipeline', one('pipeline') ?? '1', 1),
+    grpcAddress,
     durationMs: parseDuration('--duration', one('duration') ?? '5s'),
     warmupMs: parseDuration('--warmup', one('warmup') ?? '1s'),
     stabilize: switches.has('stabilize'),
@@ -198,7 +209,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions | 'help' {
     timeoutMs: parseDuration('--timeout', one('timeout') ?? '30s'),
     metricsUrl,
   };
-  if (values.has('pipeline') && protocol !== 'ws') throw usage(`--pipeline applies to --protocol ws only (HTTP/1.1 connections carry one request at a time)`);
+  if (values.has('pipeline') && protocol.startsWith('http')) throw usage(`--pipeline applies to --protocol ws, grpc and grpc-stream only (HTTP/1.1 connections carry one request at a time)`);
   if (options.durationMs <= 0) throw usage('--duration must be more than 0');
   if (!(options.stabilityPct > 0)) throw usage(`--stability-pct: expected a positive number, got '${one('stability-pct')}'`);
   const version = one('version');

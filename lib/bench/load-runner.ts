@@ -15,18 +15,21 @@
 import { performance } from 'node:perf_hooks';
 import { HttpConnection, type Completion, type Connection, type ConnectionEvents } from './connections';
 import { WsMux } from './ws-connection';
+import { GrpcMux } from './grpc-connection';
 import { LatencyHistogram, type HistogramData } from './histogram';
 
 /** What one runner is asked to do. Plain data: it crosses to a worker thread. */
 export interface LoadPlan {
-  protocol: 'http' | 'ws';
+  protocol: 'http' | 'ws' | 'grpc' | 'grpc-stream';
+  /** grpc, grpc-stream: host:port of the gRPC server. */
+  grpcAddress?: string;
   host: string;
   port: number;
   /** WebSocket URL (ws protocol). */
   wsUrl: string;
   /** ws protocol: requests in flight per WebSocket connection (the connections share sockets in groups of this many). Default 1. */
   pipeline?: number;
-  /** HTTP: the whole request (head and body); ws: the binary frame payload. */
+  /** HTTP: the whole request (head and body); ws: the binary frame payload; gRPC: the encoded ModelInferRequest. */
   request: Uint8Array;
   mode: 'concurrency' | 'rate';
   /** Concurrency mode: connections kept busy. Rate mode: the most connections opened. */
@@ -88,6 +91,7 @@ export class LoadRunner implements ConnectionEvents {
   private readonly readBuffer = Buffer.allocUnsafe(256 * 1024);
   /** The WebSocket that takes the next ws lane (a new one once it carries `plan.pipeline`). */
   private mux: WsMux | undefined;
+  private grpcMux: GrpcMux | undefined;
 
   constructor(private readonly plan: LoadPlan) {}
 
@@ -201,6 +205,11 @@ export class LoadRunner implements ConnectionEvents {
     if (p.protocol === 'ws') {
       if (this.mux === undefined || this.mux.full) this.mux = new WsMux(p.wsUrl, p.request, Math.max(1, p.pipeline ?? 1), this, this.readBuffer);
       conn = this.mux.addLane();
+    } else if (p.protocol === 'grpc' || p.protocol === 'grpc-stream') {
+      if (this.grpcMux === undefined || this.grpcMux.full) {
+        this.grpcMux = new GrpcMux(p.grpcAddress!, Buffer.from(p.request.buffer, p.request.byteOffset, p.request.byteLength), Math.max(1, p.pipeline ?? 1), p.protocol === 'grpc-stream', this);
+      }
+      conn = this.grpcMux.addLane();
     } else {
       conn = new HttpConnection(p.host, p.port, Buffer.from(p.request.buffer, p.request.byteOffset, p.request.byteLength), this, this.readBuffer);
     }

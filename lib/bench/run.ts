@@ -8,6 +8,7 @@ import { streamUrl } from '../client/stream-client';
 import type { BenchOptions } from './args';
 import { LatencyHistogram } from './histogram';
 import { fetchModelInfo, generateInputs, preflight, prepareRequest, readInputFile } from './inputs';
+import { encodeGrpcRequest, preflightGrpc } from './grpc-connection';
 import type { LoadPlan, RunTotals, WindowStats } from './load-runner';
 import { breakdown, scrapeServer, type ServerBreakdown, type ServerSnapshot } from './server-metrics';
 import { createDrivers, type LoadDriver } from './worker-pool';
@@ -121,12 +122,13 @@ export function isStable(windows: { throughput: number; p99: number }[], pct: nu
 export async function runBench(o: BenchOptions, io: BenchIO): Promise<BenchReport> {
   const info = await fetchModelInfo(o.url, o.model, o.version);
   const { tensors, samples } = o.inputFile ? readInputFile(o.inputFile) : generateInputs(info, o.batch, o.shapes);
-  const req = prepareRequest(o, tensors, samples);
+  const grpcProtocol = o.protocol === 'grpc' || o.protocol === 'grpc-stream';
+  const req = grpcProtocol ? { tensors, samples, path: '', bytes: encodeGrpcRequest(o.model, o.version, tensors) } : prepareRequest(o, tensors, samples);
   const report: BenchReport = {
     url: o.url,
     model: o.model,
     protocol: o.protocol,
-    ...(o.protocol === 'ws' ? { pipeline: o.pipeline } : {}),
+    ...(o.protocol === 'ws' || grpcProtocol ? { pipeline: o.pipeline } : {}),
     mode: o.mode,
     samplesPerRequest: samples,
     inputs: tensors.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape })),
@@ -137,7 +139,7 @@ export async function runBench(o: BenchOptions, io: BenchIO): Promise<BenchRepor
     levels: [],
   };
   if (o.version !== undefined) report.modelVersion = o.version;
-  const warning = await preflight(o, o.protocol, req);
+  const warning = grpcProtocol ? await preflightGrpc(o.grpcAddress, req.bytes) : await preflight(o, o.protocol, req);
   if (warning) report.warnings.push(warning);
 
   const showProgress = o.progress ?? io.stderr.isTTY === true;
@@ -145,7 +147,8 @@ export async function runBench(o: BenchOptions, io: BenchIO): Promise<BenchRepor
   const drivers = createDrivers(o.workers === 0 ? 0 : maxActive);
   const url = new URL(o.url);
   const base: Omit<LoadPlan, 'connections' | 'rate'> = {
-    protocol: o.protocol === 'ws' ? 'ws' : 'http',
+    protocol: o.protocol === 'ws' || grpcProtocol ? (o.protocol as 'ws' | 'grpc' | 'grpc-stream') : 'http',
+    grpcAddress: o.grpcAddress,
     host: url.hostname.replace(/^\[(.*)\]$/, '$1'), // IPv6 literals come bracketed
     port: Number(url.port || 80),
     wsUrl: streamUrl(o.url),

@@ -36,7 +36,7 @@ export interface Cli {
 
 /** Spawns `tensorwire serve` on a free port and waits until it is ready. */
 export async function spawnCli(repo: string, extra: string[] = []): Promise<Cli> {
-  const child = spawn(process.execPath, ['-r', join(ROOT, 'test/helpers/ts-require.cjs'), join(ROOT, 'lib/cli.ts'), 'serve', '--repo', repo, '--port', '0', '--model-control', 'poll', '--repository-poll-ms', '100', '--drain-timeout-ms', '20000', ...extra], {
+  const child = spawn(process.execPath, ['-r', join(ROOT, 'test/helpers/ts-require.cjs'), join(ROOT, 'lib/cli.ts'), 'serve', '--repo', repo, '--port', '0', '--model-control', 'poll', '--repository-poll-ms', '100', '--drain-timeout-ms', '20000', '--grpc-port', '0', ...extra], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,0 +1,39 @@
+/**
+ * What every gRPC handler sees: the core (metadata, readiness, repository), the gateway that
+ * runs inference and control actions, and the transport's own state (in-flight count for the
+ * graceful drain, open streams, limits).
+ */
+import type { InferenceService } from '../core/types';
+import type { InferGateway } from '../frontdoor/types';
+import type { InFlightTracker } from '../frontdoor/inflight';
+import { TensorwireError } from '../errors';
+import type { InferResponse } from '../protocol/types';
+
+/** An open ModelStreamInfer call, for shutdown. */
+export interface OpenStream {
+  /** The server is closing: stop reading, end with UNAVAILABLE once every answer owed has left. */
+  close(): void;
+}
+
+export interface GrpcContext {
+  readonly service: InferenceService;
+  readonly gateway: InferGateway;
+  /** Calls handed to the gateway and not settled yet (unary and stream requests). */
+  readonly inflight: InFlightTracker;
+  /** Largest message, either way (the body limit). */
+  readonly maxMessageBytes: number;
+  /** Requests read from one stream and not yet answered before the stream stops reading. */
+  readonly streamMaxInflight: number;
+  readonly streams: Set<OpenStream>;
+  /** True once a graceful shutdown began: readiness false, new work UNAVAILABLE. */
+  draining: boolean;
+}
+
+/** Refuses an answer whose tensors alone exceed the message limit (grpc-js would otherwise end the whole call, stream included, with a bare RESOURCE_EXHAUSTED). */
+export function checkAnswerSize(response: InferResponse, maxMessageBytes: number): void {
+  let bytes = 0;
+  for (const o of response.outputs) bytes += o.data.byteLength;
+  if (bytes > maxMessageBytes) {
+    throw new TensorwireError('PAYLOAD_TOO_LARGE', `the outputs of model '${response.modelName}' hold ${bytes} bytes, over the ${maxMessageBytes}-byte message limit (--max-body-bytes); ask for fewer outputs or a smaller batch`);
+  }
+}
