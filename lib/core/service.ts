@@ -14,7 +14,7 @@ import { TensorwireError, toTensorwireError } from '../errors';
 import { engineInfo, gpuStats } from '../engine';
 import { createMetrics, type TensorwireMetrics } from '../metrics/registry';
 import type { InferRequest, InferResponse, InferOutputTensor } from '../protocol/types';
-import { CONFIG_DEFAULTS, RepositoryWatcher, scanModel, scanRepository, singleFileRepository, validateConfig, type CompleteOptions, type RepositoryDiff, type RepositoryScan } from '../repository';
+import { CONFIG_DEFAULTS, RepositoryWatcher, type RoutingPolicy, scanModel, scanRepository, singleFileRepository, validateConfig, type CompleteOptions, type RepositoryDiff, type RepositoryScan } from '../repository';
 import type { BatchingChange, BatchingSettings } from './live-config';
 import type { ModelVersion } from './model-version';
 import type { ServableFactory } from './servable';
@@ -67,6 +67,12 @@ export interface TensorwireService extends InferenceService {
   updateBatching(name: string, change: BatchingChange): Promise<BatchingSettings>;
   /** The batching settings and instance count in force. */
   batchingSettings(name: string): BatchingSettings;
+  /** The traffic policy of `name`'s config in force (undefined: none, or no such model). */
+  configuredRouting(name: string): RoutingPolicy | undefined;
+  /** Keeps `versions` of `name` loaded (a live traffic policy names them); resolves once each serves or failed. */
+  keepVersions(name: string, versions: number[]): Promise<void>;
+  /** Version numbers of `name` taking traffic, ascending (none for an unknown model). */
+  servingVersions(name: string): number[];
   /** Readiness false, new requests 503, queued and running ones finish, models freed. */
   shutdown(): Promise<void>;
   /**
@@ -325,6 +331,19 @@ class Service implements TensorwireService {
 
   batchingSettings(name: string): BatchingSettings {
     return this.known(name).settings();
+  }
+
+  configuredRouting(name: string): RoutingPolicy | undefined {
+    return this.models.get(name)?.configuredRouting();
+  }
+
+  async keepVersions(name: string, versions: number[]): Promise<void> {
+    if (this.shuttingDown) throw new TensorwireError('UNAVAILABLE', 'server is shutting down', { retryAfterSeconds: 1 });
+    await this.known(name).keepVersions(versions);
+  }
+
+  servingVersions(name: string): number[] {
+    return this.models.get(name)?.servingVersions() ?? [];
   }
 
   async shutdown(): Promise<void> {

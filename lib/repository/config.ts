@@ -15,6 +15,7 @@ import { truncateForMessage } from '../util/message-text';
 import { CONFIG_LIMITS as L, maxTotalThreads } from './config-limits';
 import { checkNesting, FieldReader, join } from './field-reader';
 import { readInstanceGroups, readOptimization, readParameters } from './config-runtime';
+import { readRouting, readRoutingText, type RoutingPolicy } from './config-routing';
 
 /** Tensor override of one input or output. `dims` excludes the batch dimension when max_batch_size > 0 (as in Triton). */
 export interface TensorConfig {
@@ -134,6 +135,10 @@ export interface ModelConfig {
   parameters?: ParametersConfig;
   version_policy?: VersionPolicy;
   model_warmup?: WarmupConfig[];
+  /** tensorwire: the traffic policy between versions (config-routing.ts, docs/routing.md). */
+  routing?: RoutingPolicy;
+  /** Triton's response cache: answers of this model are cached (server-wide budget --cache-bytes). */
+  response_cache?: { enable: boolean };
 }
 
 /** KServe datatype -> Triton TYPE_* name. */
@@ -300,6 +305,7 @@ function checkThreads(r: FieldReader, c: ModelConfig): void {
 const TOP_FIELDS = [
   'name', 'platform', 'backend', 'default_model_filename', 'max_batch_size', 'input', 'output',
   'dynamic_batching', 'instance_group', 'optimization', 'parameters', 'version_policy', 'model_warmup',
+  'routing', 'response_cache',
 ] as const;
 
 /**
@@ -327,7 +333,18 @@ export function validateConfig(obj: unknown, where = 'config'): ModelConfig {
   if (o.dynamic_batching !== undefined) c.dynamic_batching = readDynamicBatching(r, o.dynamic_batching, 'dynamic_batching');
   if (o.instance_group !== undefined) c.instance_group = readInstanceGroups(r, o.instance_group, 'instance_group');
   if (o.optimization !== undefined) c.optimization = readOptimization(r, o.optimization, 'optimization');
-  if (o.parameters !== undefined) c.parameters = readParameters(r, o.parameters, 'parameters');
+  if (o.parameters !== undefined) {
+    // config.pbtxt has no place for a JSON object: its routing policy is a string parameter.
+    const { routing, ...session } = r.object(o.parameters, 'parameters');
+    if (routing !== undefined) {
+      if (o.routing !== undefined) r.error('give the traffic policy either as routing or as parameters.routing, not both');
+      const text = typeof routing === 'object' && routing !== null && !Array.isArray(routing) ? r.object(routing, 'parameters.routing', ['string_value']).string_value : routing;
+      c.routing = readRoutingText(r, text, 'parameters.routing');
+    }
+    c.parameters = readParameters(r, session, 'parameters');
+  }
+  if (o.routing !== undefined) c.routing = readRouting(r, o.routing, 'routing');
+  if (o.response_cache !== undefined) c.response_cache = { enable: r.bool(r.object(o.response_cache, 'response_cache', ['enable']).enable ?? false, 'response_cache.enable') };
   checkThreads(r, c);
   if (o.version_policy !== undefined) c.version_policy = readVersionPolicy(r, o.version_policy, 'version_policy');
   if (o.model_warmup !== undefined) c.model_warmup = readWarmup(r, o.model_warmup, 'model_warmup');
