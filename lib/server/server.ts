@@ -11,6 +11,9 @@ import { healthRoutes, metricsRoute, notFoundRoute } from './routes-health';
 import { modelRoutes } from './routes-models';
 import { repositoryRoutes } from './routes-repository';
 import { batchingRoutes } from './routes-batching';
+import { routingRoutes } from './routes-routing';
+import { isRoutingCore, RoutingTable } from '../routing/routing-table';
+import { routingStage } from '../routing/routing-stage';
 import { registerStream, type StreamRegistry } from './stream';
 import { PredictionFeed } from './prediction-feed';
 import { FrontDoor } from '../frontdoor/front-door';
@@ -114,6 +117,9 @@ export function startServer(service: InferenceService, options: ServerOptions = 
     frontDoor: options.frontDoor ?? new FrontDoor({ service, feed }),
     ...(options.metricsHandler && metricsPort === undefined ? { metricsHandler: options.metricsHandler } : {}),
   };
+  // Traffic policies (lib/routing): a stage on the front door built here, and their control routes.
+  const routing = isRoutingCore(service) ? new RoutingTable(service) : undefined;
+  if (routing !== undefined && options.frontDoor === undefined) context.frontDoor.use(routingStage(routing));
   const app = uWS.App();
   const streams: StreamRegistry = registerStream(app, context, {
     maxInflight: streamMaxInflight,
@@ -128,7 +134,7 @@ export function startServer(service: InferenceService, options: ServerOptions = 
       throw new TensorwireError('NOT_FOUND', `/metrics is served on port ${metricsBoundPort} (--metrics-port), not on this one`);
     },
   };
-  for (const spec of [...healthRoutes, ...modelRoutes, ...repositoryRoutes, ...batchingRoutes, mainMetricsRoute]) addRoute(app, context, spec);
+  for (const spec of [...healthRoutes, ...modelRoutes, ...repositoryRoutes, ...batchingRoutes, ...(routing ? routingRoutes(routing) : []), mainMetricsRoute]) addRoute(app, context, spec);
   addRoute(app, context, notFoundRoute);
   // The metrics port answers /metrics and 404s, nothing else; the handler moves there
   // (its context shares the main one's in-flight tracker).
