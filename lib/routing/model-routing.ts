@@ -25,7 +25,8 @@ export const MAX_ROUTING_EVENTS = 32;
 
 /** What GET /v2/models/{m}/routing answers. */
 export interface RoutingView {
-  policy: RoutingPolicy;
+  /** null: the model has no traffic policy. */
+  policy: RoutingPolicy | null;
   live: {
     /** Weights in force (after a rollback, the guarded version's is 0). */
     split: Record<string, number>;

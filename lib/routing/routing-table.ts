@@ -96,7 +96,7 @@ export class RoutingTable {
   }
 
   /** GET /v2/models/{m}/routing. NOT_FOUND for an unknown model. */
-  read(model: string): RoutingView | { policy: null; live: { split: Record<string, number>; state: 'active'; events: RoutingEvent[] } } {
+  read(model: string): RoutingView {
     this.core.modelReadiness(model);
     const routing = this.lookup(model);
     if (routing !== undefined) return routing.view();
