@@ -14,6 +14,8 @@ import { batchingRoutes } from './routes-batching';
 import { routingRoutes } from './routes-routing';
 import { isRoutingCore, RoutingTable } from '../routing/routing-table';
 import { routingStage } from '../routing/routing-stage';
+import { cacheStage, isCacheCore } from '../cache/cache-stage';
+import { DEFAULT_CACHE_BYTES, ResponseCache } from '../cache/response-cache';
 import { registerStream, type StreamRegistry } from './stream';
 import { PredictionFeed } from './prediction-feed';
 import { FrontDoor } from '../frontdoor/front-door';
@@ -45,6 +47,8 @@ export interface ServerOptions {
    * transports or to add stages (authorization, routing, cache).
    */
   frontDoor?: FrontDoor;
+  /** Byte budget of the response cache (models with `response_cache { enable: true }`); 0: off. Default 256 MiB. */
+  cacheBytes?: number;
   /**
    * Serve /metrics on this port of the same host instead of the main port (0 picks a free
    * one), so scrapes can be firewalled apart from inference. Default: on the main port.
@@ -120,6 +124,9 @@ export function startServer(service: InferenceService, options: ServerOptions = 
   // Traffic policies (lib/routing): a stage on the front door built here, and their control routes.
   const routing = isRoutingCore(service) ? new RoutingTable(service) : undefined;
   if (routing !== undefined && options.frontDoor === undefined) context.frontDoor.use(routingStage(routing));
+  // The response cache (lib/cache) after routing, so the version is chosen when the key is made.
+  const cacheBytes = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
+  if (cacheBytes > 0 && isCacheCore(service) && options.frontDoor === undefined) context.frontDoor.use(cacheStage(new ResponseCache(cacheBytes), service));
   const app = uWS.App();
   const streams: StreamRegistry = registerStream(app, context, {
     maxInflight: streamMaxInflight,
