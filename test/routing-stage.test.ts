@@ -56,7 +56,8 @@ async function setup(versions: number[], config: Record<string, unknown>, failin
   const service = await createInferenceService({ repository: repo, modelControl: 'none', drainMs: 1000, log: (l) => log.push(l) });
   cleanups.push(() => service.shutdown());
   await service.initialLoad;
-  const table = new RoutingTable(service, { log: (l) => log.push(l) });
+  // Shadows are never shed for load here: the test process is busy, and the tests count every copy.
+  const table = new RoutingTable(service, { log: (l) => log.push(l), shadowMaxLoopUtilization: 1 });
   const door = new FrontDoor({ service });
   door.use(routingStage(table));
   return { service, table, door, log };

@@ -17,14 +17,13 @@ export function requestKey(model: string, version: number, generation: number, r
   let total = 0;
   for (const input of request.inputs) total += input.data.byteLength;
   if (total > MAX_CACHEABLE_INPUT_BYTES) return undefined;
-  const h = createHash('sha256');
-  // Every variable-length part is preceded by its length, so no two requests share a byte stream.
-  h.update(`${model.length}:${model}|${version}|${generation}|${request.binaryDataOutput ? 1 : 0}|${request.inputs.length}`);
-  for (const input of request.inputs) {
-    h.update(`|${input.name.length}:${input.name}|${input.datatype}|${input.shape.join(',')}|${input.data.byteLength}|`);
-    h.update(input.data);
-  }
-  if (request.outputs === undefined) h.update('|all');
-  else for (const o of request.outputs) h.update(`|${o.name.length}:${o.name}|${o.binary ? 1 : 0}`);
+  // Every variable-length part is preceded by its length, so no two requests share a byte
+  // stream. The descriptive parts go in as one string (one update), then the bytes.
+  let head = `${model.length}:${model}|${version}|${generation}|${request.binaryDataOutput ? 1 : 0}|${request.inputs.length}`;
+  for (const input of request.inputs) head += `|${input.name.length}:${input.name}|${input.datatype}|${input.shape.join(',')}|${input.data.byteLength}`;
+  if (request.outputs === undefined) head += '|all';
+  else for (const o of request.outputs) head += `|${o.name.length}:${o.name}|${o.binary ? 1 : 0}`;
+  const h = createHash('sha256').update(head);
+  for (const input of request.inputs) h.update(input.data);
   return h.digest('base64');
 }

@@ -59,14 +59,27 @@ export class ResponseCache {
       this.entries.delete(key);
       this.used -= previous.bytes;
     }
-    const copies = outputs.map((o) => ({ name: o.name, datatype: o.datatype, shape: [...o.shape], data: o.data.slice(), binary: o.binary }));
+    // One allocation for every output's bytes. A plain Uint8Array, not a pooled Buffer: callers
+    // may rely on `data.slice()` copying and on `data.buffer` holding only this answer.
+    let total = 0;
+    for (const o of outputs) total += o.data.byteLength;
+    const store = new Uint8Array(total);
+    let offset = 0;
+    const copies = outputs.map((o) => {
+      store.set(o.data, offset);
+      const data = store.subarray(offset, offset + o.data.byteLength);
+      offset += o.data.byteLength;
+      return { name: o.name, datatype: o.datatype, shape: [...o.shape], data, binary: o.binary };
+    });
     this.entries.set(key, { modelVersion, outputs: copies, bytes });
     this.used += bytes;
-    for (const [oldKey, old] of this.entries) {
-      if (this.used <= this.budgetBytes) break;
-      this.entries.delete(oldKey);
-      this.used -= old.bytes;
-      this.evictions++;
+    if (this.used > this.budgetBytes) {
+      for (const [oldKey, old] of this.entries) {
+        if (this.used <= this.budgetBytes) break;
+        this.entries.delete(oldKey);
+        this.used -= old.bytes;
+        this.evictions++;
+      }
     }
     return true;
   }

@@ -48,6 +48,8 @@ export class ModelRouting {
   private readonly cells = new Map<string, CounterCell>();
   /** Shadow copies in flight for this model (bounded by the stage). */
   shadowsInFlight = 0;
+  /** Event-loop utilization above which shadow copies are shed (RoutingTableOptions). */
+  shadowMaxLoopUtilization = 0.8;
 
   constructor(
     readonly model: string,

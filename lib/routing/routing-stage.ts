@@ -7,8 +7,11 @@
  * Ordering guarantees: the shadow copy starts in a setImmediate after the primary's promise
  * settled (so after the transport wrote the answer); its errors and latency are only
  * recorded, never seen by the client. At most MAX_SHADOWS_IN_FLIGHT copies per model run at
- * once; beyond that copies are skipped (and counted), so a slow shadow cannot pile work up.
+ * once, and none while the event loop is over SHADOW_MAX_LOOP_UTILIZATION busy; beyond that
+ * copies are skipped (and counted), so a slow shadow cannot pile work up or take the
+ * primary's capacity.
  */
+import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { toTensorwireError, type ErrorCode } from '../errors';
 import type { InferCall, InferStage } from '../frontdoor/types';
 import type { InferResponse } from '../protocol/types';
@@ -18,6 +21,32 @@ import { compareOutputs } from './shadow-compare';
 
 /** Shadow copies one model may have in flight. */
 export const MAX_SHADOWS_IN_FLIGHT = 32;
+/**
+ * Event-loop utilization (0..1, over the last ~100 ms) above which shadow copies are shed
+ * (counted as skipped): a shadow is best-effort work and must not take the primary's
+ * capacity when the server is saturated.
+ */
+export const SHADOW_MAX_LOOP_UTILIZATION = 0.8;
+
+/** Samples the event loop's utilization at most every 100 ms (one call to perf_hooks). */
+class LoopLoad {
+  private last: EventLoopUtilization = performance.eventLoopUtilization();
+  private sampledAt = performance.now();
+  private value = 0;
+
+  get utilization(): number {
+    const now = performance.now();
+    if (now - this.sampledAt >= 100) {
+      const current = performance.eventLoopUtilization();
+      this.value = performance.eventLoopUtilization(current, this.last).utilization;
+      this.last = current;
+      this.sampledAt = now;
+    }
+    return this.value;
+  }
+}
+const loopLoad = new LoopLoad();
+
 /** Longest routing key used (the rest is ignored; keys are hashed, never stored). */
 export const MAX_ROUTE_KEY_CHARS = 256;
 
@@ -83,7 +112,7 @@ function afterAnswer(routing: ModelRouting, call: InferCall, primary: InferRespo
   if (shadow === undefined || shadow.version === primary.modelVersion) return;
   if (shadow.percent < 100 && Math.random() * 100 >= shadow.percent) return;
   const metrics = routing.metrics;
-  if (routing.shadowsInFlight >= MAX_SHADOWS_IN_FLIGHT) {
+  if (routing.shadowsInFlight >= MAX_SHADOWS_IN_FLIGHT || loopLoad.utilization > routing.shadowMaxLoopUtilization) {
     metrics?.shadowRequests.child(routing.model, shadow.version, 'skipped').inc();
     return;
   }

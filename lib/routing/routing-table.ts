@@ -45,6 +45,8 @@ export interface RoutingTableOptions {
   log?: (line: string) => void;
   /** Clock of the guard's windows, ms (default performance.now). */
   now?: () => number;
+  /** Event-loop utilization (0..1) above which shadow copies are shed; default SHADOW_MAX_LOOP_UTILIZATION (0.8); 1: never. */
+  shadowMaxLoopUtilization?: number;
 }
 
 export class RoutingTable {
@@ -52,6 +54,7 @@ export class RoutingTable {
   readonly metrics: RoutingMetrics | undefined;
   private readonly log: (line: string) => void;
   private readonly now: () => number;
+  private readonly shadowMaxLoopUtilization: number;
 
   constructor(
     private readonly core: RoutingCore,
@@ -60,6 +63,7 @@ export class RoutingTable {
     this.metrics = core.registry === undefined ? undefined : routingMetrics(core.registry);
     this.log = options.log ?? ((line) => console.log(line));
     this.now = options.now ?? (() => performance.now());
+    this.shadowMaxLoopUtilization = options.shadowMaxLoopUtilization ?? 0.8;
   }
 
   /** The routing state of `model` now, or undefined when it has no policy (the hot path). */
@@ -91,6 +95,7 @@ export class RoutingTable {
 
   private build(model: string, e: Entry, policy: RoutingPolicy, why: string): ModelRouting {
     const routing = new ModelRouting(model, policy, e.events, this.metrics, this.log, this.now);
+    routing.shadowMaxLoopUtilization = this.shadowMaxLoopUtilization;
     routing.addEvent({ time: new Date().toISOString(), kind: 'policy', reason: why });
     return routing;
   }
