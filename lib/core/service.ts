@@ -19,6 +19,8 @@ import type { BatchingChange, BatchingSettings } from './live-config';
 import type { ModelVersion } from './model-version';
 import type { ServableFactory } from './servable';
 import { ServedModel } from './served-model';
+import { withEnsembles } from './ensemble-servable';
+import { loadOnnxServable } from './onnx-servable';
 import type { InferenceService, ModelMetadataResponse, ModelStatistics, Readiness, RepositoryIndexEntry } from './types';
 
 export type ModelControl = 'none' | 'poll' | 'explicit';
@@ -121,7 +123,8 @@ class Service implements TensorwireService {
         name,
         {
           metrics: this.metrics,
-          ...(this.options.servables ? { servables: this.options.servables } : {}),
+          // Ensembles run their steps through this service's own infer (each step's batcher).
+          servables: withEnsembles(this.options.servables ?? loadOnnxServable, (model, version, request, signal) => this.infer(model, version, request, signal)),
           complete: { ...this.options.modelDefaults, trtCacheDir: this.trtCacheDir() },
           onState: (v) => this.log(`model ${v.name} version ${v.version}: ${v.state}${v.state === 'failed' ? ` (${v.reason})` : ''}`),
         },
@@ -203,7 +206,7 @@ class Service implements TensorwireService {
     const m = this.known(name);
     const v = m.resolve(version);
     const e = v.effective!;
-    return { name, versions: m.servingVersions().map(String), platform: 'onnxruntime_onnx', inputs: e.inputs, outputs: e.outputs };
+    return { name, versions: m.servingVersions().map(String), platform: e.config.platform === 'ensemble' ? 'ensemble' : 'onnxruntime_onnx', inputs: e.inputs, outputs: e.outputs };
   }
 
   servingMetadata(name: string, version?: string) {

@@ -66,6 +66,8 @@ export const CONFIG_LIMITS = Object.freeze({
   nestingDepth: 64,
   /** Size of a config.json / config.pbtxt file, and of a load request's config override. */
   configBytes: 1024 * 1024,
+  /** ensemble_scheduling.step: steps of an ensemble. */
+  ensembleSteps: 64,
   /** routing.weights / routing.labels: versions (and labels) one traffic policy names. */
   routingVersions: 16,
   /** routing weights: each an integer share of 0..100 (a split sums them; nothing else is implied). */
