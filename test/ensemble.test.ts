@@ -13,6 +13,7 @@ import { parseConfigPbtxt, validateConfig } from '../lib/repository';
 import { initializer, node, writeModel } from './fixtures/onnx-builder';
 import { tempDir } from './helpers/engine-run';
 import { failsToRunModel, float32, publishVersion, publishVersioned, writeConfig } from './helpers/hotswap';
+import { versionedModel } from './fixtures/models';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -135,3 +136,50 @@ describe('ensembles', () => {
     expect(parseConfigPbtxt(PIPELINE_PBTXT).ensemble_scheduling!.step[2]!.input_map).toEqual({ a: 'shifted', b: 'INPUT' });
   });
 });
+
+describe('cascades', () => {
+  async function serveCascade(): Promise<TensorwireService> {
+    const { dir: repo, cleanup } = tempDir('tw-cascade-');
+    cleanups.push(cleanup);
+    await publishVersion(repo, 'small', 1, (dir) => versionedModelAt(dir, 1)); // y = x + 1
+    await publishVersion(repo, 'large', 1, (dir) => versionedModelAt(dir, 5)); // y = x + 5
+    mkdirSync(join(repo, 'cascade', '1'), { recursive: true });
+    writeConfig(repo, 'cascade', {
+      platform: 'tensorwire_cascade',
+      max_batch_size: 8,
+      input: [{ name: 'x', data_type: 'TYPE_FP32', dims: [4] }],
+      output: [{ name: 'y', data_type: 'TYPE_FP32', dims: [4] }],
+      cascade: { stages: [{ model: 'small', confidence: { output: 'y', min: 10 } }, { model: 'large' }] },
+    });
+    const service = await createInferenceService({ repository: repo, modelControl: 'none', drainMs: 1000, log: () => undefined });
+    cleanups.push(() => service.shutdown());
+    await service.initialLoad;
+    return service;
+  }
+
+  it('answers with the first stage when it is confident, else escalates the whole request', async () => {
+    const service = await serveCascade();
+    const sure = await service.infer('cascade', undefined, request('x', [[20, 20, 20, 20]]));
+    expect(Array.from(float32(sure.outputs[0]!.data))).toEqual([21, 21, 21, 21]); // small: max 21 >= 10
+    const unsure = await service.infer('cascade', undefined, request('x', [[0, 1, 2, 3]]));
+    expect(Array.from(float32(unsure.outputs[0]!.data))).toEqual([5, 6, 7, 8]); // small's max 4 < 10: large answered
+    const mixed = await service.infer('cascade', undefined, request('x', [[20, 0, 0, 0], [0, 0, 0, 0]]));
+    expect(Array.from(float32(mixed.outputs[0]!.data))).toEqual([25, 5, 5, 5, 5, 5, 5, 5]); // one row unsure: all from large
+    expect(service.modelMetadata('cascade').platform).toBe('tensorwire_cascade');
+    const text = await service.registry.metrics();
+    expect(text).toMatch(/tensorwire_cascade_answers_total\{model="cascade",stage="0",stage_model="small"\} 1/);
+    expect(text).toMatch(/tensorwire_cascade_answers_total\{model="cascade",stage="1",stage_model="large"\} 2/);
+  });
+
+  it('validates the cascade config', () => {
+    const io = { input: [{ name: 'x', data_type: 'FP32', dims: [4] }], output: [{ name: 'y', data_type: 'FP32', dims: [4] }] };
+    expect(() => validateConfig({ platform: 'tensorwire_cascade', ...io, cascade: { stages: [{ model: 'a' }] } })).toThrow(/at least 2 stages/);
+    expect(() => validateConfig({ platform: 'tensorwire_cascade', ...io, cascade: { stages: [{ model: 'a' }, { model: 'b' }] } })).toThrow(/every stage but the last needs confidence/);
+    expect(() => validateConfig({ platform: 'tensorwire_cascade', cascade: { stages: [{ model: 'a', confidence: { output: 'y', min: 0.9 } }, { model: 'b' }] } })).toThrow(/lists its input and output/);
+    expect(() => validateConfig({ ...io, cascade: { stages: [{ model: 'a', confidence: { output: 'y', min: 0.9 } }, { model: 'b' }] } })).toThrow(/go together/);
+  });
+});
+
+function versionedModelAt(dir: string, offset: number): Promise<string> {
+  return versionedModel(dir, offset);
+}

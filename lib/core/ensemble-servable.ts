@@ -16,7 +16,9 @@ import type { InferInputTensor, InferRequest, InferResponse } from '../protocol/
 import { completeConfig, type CompleteOptions, type EffectiveConfig, type ModelConfig } from '../repository';
 import type { EnsembleStep } from '../repository/config-ensemble';
 import type { RunnerResult } from '../scheduler/batch-runner';
+import type { Registry } from 'prom-client';
 import type { Servable, ServableFactory } from './servable';
+import { CascadeServable } from './cascade-servable';
 
 /** How an ensemble runs a step: the service's own infer (model, version or undefined, request). */
 export type StepRunner = (model: string, version: string | undefined, request: InferRequest, signal?: AbortSignal) => Promise<InferResponse>;
@@ -24,22 +26,22 @@ export type StepRunner = (model: string, version: string | undefined, request: I
 const NO_TIMINGS = Object.freeze({ queueUs: 0, computeInputUs: 0, computeInferUs: 0, computeOutputUs: 0 });
 
 /** The metadata an ensemble's config declares (its tensors are not read from any file). */
-function declaredMetadata(config: ModelConfig): ModelMetadata {
+export function declaredMetadata(config: ModelConfig): ModelMetadata {
   const batch = (config.max_batch_size ?? 0) > 0;
   const spec = (t: { name: string; data_type?: string; dims?: number[] }) => ({ name: t.name, datatype: t.data_type as ModelMetadata['inputs'][number]['datatype'], shape: batch ? [-1, ...t.dims!] : [...t.dims!] });
   return { inputs: (config.input ?? []).map(spec), outputs: (config.output ?? []).map(spec), batchable: batch };
 }
 
 /** The effective config of an ensemble: completed like a model's, shown as Triton shows an ensemble. */
-function ensembleEffective(config: ModelConfig, name: string, complete: CompleteOptions & { where: string }): EffectiveConfig {
+export function ensembleEffective(config: ModelConfig, name: string, complete: CompleteOptions & { where: string }): EffectiveConfig {
   // The default max_batch_size of the server applies to models read from files, not to an ensemble's declared tensors.
-  const declared: ModelConfig = { ...config, max_batch_size: config.max_batch_size ?? 0, platform: undefined, ensemble_scheduling: undefined, routing: undefined, response_cache: undefined };
+  const declared: ModelConfig = { ...config, max_batch_size: config.max_batch_size ?? 0, platform: undefined, ensemble_scheduling: undefined, cascade: undefined, routing: undefined, response_cache: undefined };
   const effective = completeConfig(declared, declaredMetadata(declared), name, complete);
   const { backend: _b, instance_group: _i, optimization: _o, default_model_filename: _f, ...shown } = effective.tritonConfig as Record<string, unknown>;
   return {
     ...effective,
-    config: { ...effective.config, platform: 'ensemble', ensemble_scheduling: config.ensemble_scheduling! },
-    tritonConfig: { ...shown, platform: 'ensemble', ensemble_scheduling: config.ensemble_scheduling },
+    config: { ...effective.config, platform: config.platform, ...(config.ensemble_scheduling ? { ensemble_scheduling: config.ensemble_scheduling } : {}), ...(config.cascade ? { cascade: config.cascade } : {}) },
+    tritonConfig: { ...shown, platform: config.platform, ...(config.ensemble_scheduling ? { ensemble_scheduling: config.ensemble_scheduling } : {}), ...(config.cascade ? { cascade: config.cascade } : {}) },
     warmup: [],
   };
 }
@@ -122,7 +124,7 @@ export class EnsembleServable implements Servable {
   }
 
   checkConfig(config: ModelConfig | undefined): EffectiveConfig {
-    if (config === undefined || config.platform !== 'ensemble') throw new TensorwireError('INVALID_INPUT', `${this.complete.where}: an ensemble's config stays an ensemble`);
+    if (config === undefined || config.platform !== 'ensemble' || config.ensemble_scheduling === undefined) throw new TensorwireError('INVALID_INPUT', `${this.complete.where}: an ensemble's config stays an ensemble`);
     return ensembleEffective(config, this.name, this.complete);
   }
 
@@ -155,12 +157,14 @@ export class EnsembleServable implements Servable {
 }
 
 /**
- * A factory that builds ensembles for `platform: "ensemble"` configs and leaves every other
+ * A factory that builds ensembles for `platform: "ensemble"` configs (and cascades for
+ * `platform: "tensorwire_cascade"`, cascade-servable.ts) and leaves every other
  * model to `base`. `run` is the service's infer (bound late: the service exists by the time
  * a request runs).
  */
-export function withEnsembles(base: ServableFactory, run: StepRunner): ServableFactory {
+export function withEnsembles(base: ServableFactory, run: StepRunner, registry?: Registry): ServableFactory {
   return async (spec) => {
+    if (spec.config?.platform === 'tensorwire_cascade') return new CascadeServable(spec.name, ensembleEffective(spec.config, spec.name, spec.complete), spec.config.cascade!.stages, run, spec.complete, registry);
     if (spec.config?.platform !== 'ensemble') return base(spec);
     const effective = ensembleEffective(spec.config, spec.name, spec.complete);
     return new EnsembleServable(spec.name, effective, spec.config.ensemble_scheduling!.step, run, spec.complete);

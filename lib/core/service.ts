@@ -124,7 +124,7 @@ class Service implements TensorwireService {
         {
           metrics: this.metrics,
           // Ensembles run their steps through this service's own infer (each step's batcher).
-          servables: withEnsembles(this.options.servables ?? loadOnnxServable, (model, version, request, signal) => this.infer(model, version, request, signal)),
+          servables: withEnsembles(this.options.servables ?? loadOnnxServable, (model, version, request, signal) => this.infer(model, version, request, signal), this.registry),
           complete: { ...this.options.modelDefaults, trtCacheDir: this.trtCacheDir() },
           onState: (v) => this.log(`model ${v.name} version ${v.version}: ${v.state}${v.state === 'failed' ? ` (${v.reason})` : ''}`),
         },
@@ -206,7 +206,7 @@ class Service implements TensorwireService {
     const m = this.known(name);
     const v = m.resolve(version);
     const e = v.effective!;
-    return { name, versions: m.servingVersions().map(String), platform: e.config.platform === 'ensemble' ? 'ensemble' : 'onnxruntime_onnx', inputs: e.inputs, outputs: e.outputs };
+    return { name, versions: m.servingVersions().map(String), platform: e.config.platform ?? 'onnxruntime_onnx', inputs: e.inputs, outputs: e.outputs };
   }
 
   servingMetadata(name: string, version?: string) {

@@ -54,8 +54,49 @@ export function readEnsembleScheduling(r: FieldReader, v: unknown, path: string)
   };
 }
 
-/** Checks that platform and ensemble_scheduling agree and that the step graph is complete. */
+/** One stage of a cascade: a model, and (all but the last) when its answer is confident enough. */
+export interface CascadeStage {
+  model: string;
+  /** Version of the model; absent: the one serving unversioned requests. */
+  version?: string;
+  /** The answer stands when every row's max of `output` is at least `min`; else the next stage answers. */
+  confidence?: { output: string; min: number };
+}
+
+/** tensorwire's cascades (`platform: "tensorwire_cascade"`). */
+export interface CascadeConfig {
+  stages: CascadeStage[];
+}
+
+/** Reads `cascade`. */
+export function readCascade(r: FieldReader, v: unknown, path: string): CascadeConfig {
+  const o = r.object(v, path, ['stages']);
+  const stages = r.array(o.stages, join(path, 'stages'), L.cascadeStages);
+  if (stages.length < 2) r.fail(join(path, 'stages'), 'a list of at least 2 stages', o.stages);
+  return {
+    stages: stages.map((item, i) => {
+      const at = join(join(path, 'stages'), i);
+      const s = r.object(item, at, ['model', 'version', 'confidence']);
+      const stage: CascadeStage = { model: r.string(s.model, join(at, 'model'), 256) };
+      if (s.version !== undefined) stage.version = String(r.int(typeof s.version === 'number' ? String(s.version) : s.version, join(at, 'version'), 1, L.versionNumber));
+      if (s.confidence !== undefined) {
+        const c = r.object(s.confidence, join(at, 'confidence'), ['output', 'min']);
+        const min = c.min;
+        if (typeof min !== 'number' || !Number.isFinite(min)) r.fail(join(at, 'confidence.min'), 'a finite number', min);
+        stage.confidence = { output: r.string(c.output, join(at, 'confidence.output'), 256), min };
+      }
+      if (i < stages.length - 1 && stage.confidence === undefined) r.error(`${at}: every stage but the last needs confidence {output, min} (when to escalate)`);
+      return stage;
+    }),
+  };
+}
+
+/** Checks that platform and ensemble_scheduling (or cascade) agree and that the step graph is complete. */
 export function checkEnsemble(r: FieldReader, c: ModelConfig): void {
+  if ((c.platform === 'tensorwire_cascade') !== (c.cascade !== undefined)) r.error('platform "tensorwire_cascade" and cascade go together');
+  if (c.platform === 'tensorwire_cascade') {
+    if (!c.input?.length || !c.output?.length) r.error('a cascade lists its input and output tensors (with data_type and dims), as its stages take and answer them');
+  }
   if (c.platform !== 'ensemble') {
     if (c.ensemble_scheduling !== undefined) r.error('ensemble_scheduling is set but platform is not "ensemble"');
     return;

@@ -68,6 +68,8 @@ export const CONFIG_LIMITS = Object.freeze({
   configBytes: 1024 * 1024,
   /** ensemble_scheduling.step: steps of an ensemble. */
   ensembleSteps: 64,
+  /** cascade.stages: models of a cascade. */
+  cascadeStages: 8,
   /** routing.weights / routing.labels: versions (and labels) one traffic policy names. */
   routingVersions: 16,
   /** routing weights: each an integer share of 0..100 (a split sums them; nothing else is implied). */

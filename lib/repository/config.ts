@@ -16,7 +16,7 @@ import { CONFIG_LIMITS as L, maxTotalThreads } from './config-limits';
 import { checkNesting, FieldReader, join } from './field-reader';
 import { readInstanceGroups, readOptimization, readParameters } from './config-runtime';
 import { readRouting, readRoutingText, type RoutingPolicy } from './config-routing';
-import { checkEnsemble, readEnsembleScheduling, type EnsembleScheduling } from './config-ensemble';
+import { checkEnsemble, readCascade, readEnsembleScheduling, type CascadeConfig, type EnsembleScheduling } from './config-ensemble';
 
 /** Tensor override of one input or output. `dims` excludes the batch dimension when max_batch_size > 0 (as in Triton). */
 export interface TensorConfig {
@@ -123,7 +123,7 @@ export interface WarmupConfig {
 /** A validated, normalised model configuration. Every field is optional: completion fills the rest from the model. */
 export interface ModelConfig {
   name?: string;
-  platform?: 'onnxruntime_onnx' | 'ensemble';
+  platform?: 'onnxruntime_onnx' | 'ensemble' | 'tensorwire_cascade';
   backend?: 'onnxruntime';
   /** File inside each version directory; default `model.onnx`. */
   default_model_filename?: string;
@@ -138,6 +138,8 @@ export interface ModelConfig {
   model_warmup?: WarmupConfig[];
   /** Triton's ensemble: the steps of a `platform: "ensemble"` model (config-ensemble.ts). */
   ensemble_scheduling?: EnsembleScheduling;
+  /** tensorwire: the stages of a `platform: "tensorwire_cascade"` model (config-ensemble.ts). */
+  cascade?: CascadeConfig;
   /** tensorwire: the traffic policy between versions (config-routing.ts, docs/routing.md). */
   routing?: RoutingPolicy;
   /** Triton's response cache: answers of this model are cached (server-wide budget --cache-bytes). */
@@ -308,7 +310,7 @@ function checkThreads(r: FieldReader, c: ModelConfig): void {
 const TOP_FIELDS = [
   'name', 'platform', 'backend', 'default_model_filename', 'max_batch_size', 'input', 'output',
   'dynamic_batching', 'instance_group', 'optimization', 'parameters', 'version_policy', 'model_warmup',
-  'routing', 'response_cache', 'ensemble_scheduling',
+  'routing', 'response_cache', 'ensemble_scheduling', 'cascade',
 ] as const;
 
 /**
@@ -322,8 +324,8 @@ export function validateConfig(obj: unknown, where = 'config'): ModelConfig {
   const c: ModelConfig = {};
   if (o.name !== undefined) c.name = r.string(o.name, 'name');
   if (o.platform !== undefined) {
-    if (o.platform !== 'onnxruntime_onnx' && o.platform !== 'ensemble') r.fail('platform', '"onnxruntime_onnx" (tensorwire serves ONNX models with ONNX Runtime) or "ensemble"', o.platform);
-    c.platform = o.platform as 'onnxruntime_onnx' | 'ensemble';
+    if (o.platform !== 'onnxruntime_onnx' && o.platform !== 'ensemble' && o.platform !== 'tensorwire_cascade') r.fail('platform', '"onnxruntime_onnx" (tensorwire serves ONNX models with ONNX Runtime), "ensemble" or "tensorwire_cascade"', o.platform);
+    c.platform = o.platform as ModelConfig['platform'];
   }
   if (o.backend !== undefined) {
     if (o.backend !== 'onnxruntime') r.fail('backend', '"onnxruntime" (tensorwire serves ONNX models with ONNX Runtime)', o.backend);
@@ -348,6 +350,7 @@ export function validateConfig(obj: unknown, where = 'config'): ModelConfig {
   }
   if (o.routing !== undefined) c.routing = readRouting(r, o.routing, 'routing');
   if (o.ensemble_scheduling !== undefined) c.ensemble_scheduling = readEnsembleScheduling(r, o.ensemble_scheduling, 'ensemble_scheduling');
+  if (o.cascade !== undefined) c.cascade = readCascade(r, o.cascade, 'cascade');
   checkEnsemble(r, c);
   if (o.response_cache !== undefined) c.response_cache = { enable: r.bool(r.object(o.response_cache, 'response_cache', ['enable']).enable ?? false, 'response_cache.enable') };
   checkThreads(r, c);

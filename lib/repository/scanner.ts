@@ -154,8 +154,8 @@ async function scanVersion(model: ScannedModel, entry: string, modelFilename: st
   const dir = path.join(model.dir, entry);
   const modelPath = path.join(dir, modelFilename);
   const s = await statOrUndefined(modelPath);
-  if (!s && model.config?.platform === 'ensemble') {
-    // An ensemble's version directory is empty (Triton's layout): the steps name the models.
+  if (!s && (model.config?.platform === 'ensemble' || model.config?.platform === 'tensorwire_cascade')) {
+    // An ensemble's (or cascade's) version directory is empty (Triton's layout): its steps name the models.
     return { version: Number(entry), dir, modelPath: dir, size: 0, mtimeMs: 0, fingerprint: hash(await listingLines(dir)) };
   }
   if (!s) return { path: dir, reason: `no ${modelFilename} in it` };
