@@ -81,10 +81,12 @@ export function cacheStage(cache: ResponseCache, core: CacheCore): InferStage {
     if (g === undefined) generations.set(v, (g = nextGeneration++));
     return g;
   };
-  const families = core.registry === undefined ? undefined : cacheMetrics(core.registry, cache);
+  // Registered on the first lookup: a server where no model enables the cache exposes no cache series.
+  let families: CacheFamilies | undefined;
   const cells = new Map<string, CacheCells>();
   const cellsOf = (model: string, version: string): CacheCells | undefined => {
-    if (families === undefined) return undefined;
+    if (core.registry === undefined) return undefined;
+    families ??= cacheMetrics(core.registry, cache);
     const k = `${model}\u0000${version}`;
     let c = cells.get(k);
     if (c === undefined) {

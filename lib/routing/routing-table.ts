@@ -51,7 +51,7 @@ export interface RoutingTableOptions {
 
 export class RoutingTable {
   private readonly entries = new Map<string, Entry>();
-  readonly metrics: RoutingMetrics | undefined;
+  private families: RoutingMetrics | undefined;
   private readonly log: (line: string) => void;
   private readonly now: () => number;
   private readonly shadowMaxLoopUtilization: number;
@@ -60,10 +60,15 @@ export class RoutingTable {
     private readonly core: RoutingCore,
     options: RoutingTableOptions = {},
   ) {
-    this.metrics = core.registry === undefined ? undefined : routingMetrics(core.registry);
     this.log = options.log ?? ((line) => console.log(line));
     this.now = options.now ?? (() => performance.now());
     this.shadowMaxLoopUtilization = options.shadowMaxLoopUtilization ?? 0.8;
+  }
+
+  /** The routing families, registered when the first policy is built (a server without policies exposes none). */
+  get metrics(): RoutingMetrics | undefined {
+    if (this.families === undefined && this.core.registry !== undefined) this.families = routingMetrics(this.core.registry);
+    return this.families;
   }
 
   /** The routing state of `model` now, or undefined when it has no policy (the hot path). */
