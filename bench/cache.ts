@@ -2,7 +2,7 @@
  * The response cache's effect on the MLP (256-1024-16) when half the requests repeat one of
  * 64 hot inputs, against the same model and the same mix with the cache off, in one run.
  *
- *   npx tsc -p tsconfig.json && node dist/bench/cache.js [-- --seconds 2 --concurrency 16 --rounds 2]
+ *   npx tsc -p tsconfig.json && node dist/bench/cache.js [-- --model small|large --seconds 2 --concurrency 16 --rounds 2]
  */
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,10 +12,13 @@ import { mlpModel } from '../test/fixtures/models';
 import { closedLoop, mlpRequest, serveInProcess, type LoadResult } from './inprocess-load';
 import { formatTable } from './table';
 
-const { values: args } = parseArgs({ options: { seconds: { type: 'string', default: '2' }, concurrency: { type: 'string', default: '16' }, rounds: { type: 'string', default: '2' }, repeat: { type: 'string', default: '0.5' } } });
+const { values: args } = parseArgs({ options: { seconds: { type: 'string', default: '2' }, concurrency: { type: 'string', default: '16' }, rounds: { type: 'string', default: '2' }, model: { type: 'string', default: 'small' }, repeat: { type: 'string', default: '0.5' } } });
 const SECONDS = Number(args.seconds);
 const CONCURRENCY = Number(args.concurrency);
 const ROUNDS = Number(args.rounds);
+/** small: the MLP 256-1024-16 of design.md; large: 1024-4096-1024 (inference dominates). */
+const SIZES = args.model === 'large' ? { inputDim: 1024, hidden: 4096, outputDim: 1024 } : { inputDim: 256, hidden: 1024, outputDim: 16 };
+const LABEL = `MLP ${SIZES.inputDim}-${SIZES.hidden}-${SIZES.outputDim}`;
 const REPEAT = Number(args.repeat);
 const HOT = 64;
 
@@ -24,13 +27,13 @@ async function main(): Promise<void> {
   try {
     for (const [name, config] of [['cached', { response_cache: { enable: true } }], ['uncached', {}]] as const) {
       mkdirSync(join(repo, name, '1'), { recursive: true });
-      await mlpModel(join(repo, name, '1'), { file: 'model.onnx' });
+      await mlpModel(join(repo, name, '1'), { file: 'model.onnx', ...SIZES });
       writeFileSync(join(repo, name, 'config.json'), JSON.stringify(config));
     }
     const { service, door, cache } = await serveInProcess(repo);
     let fresh = 1_000_000;
     // The same mix for both: REPEAT of the requests are one of HOT inputs, the rest never seen before.
-    const mix = () => (Math.random() < REPEAT ? mlpRequest(256, 1 + Math.floor(Math.random() * HOT)) : mlpRequest(256, fresh++));
+    const mix = () => (Math.random() < REPEAT ? mlpRequest(SIZES.inputDim, 1 + Math.floor(Math.random() * HOT)) : mlpRequest(SIZES.inputDim, fresh++));
     const best = new Map<string, LoadResult>();
     for (let r = 0; r < ROUNDS; r++) {
       for (const model of ['uncached', 'cached']) {
@@ -43,7 +46,7 @@ async function main(): Promise<void> {
     const misses = stats.cache_miss!.count;
     const none = best.get('uncached')!;
     const on = best.get('cached')!;
-    console.log(`MLP 256-1024-16, batch 1, ${CONCURRENCY} callers in-process, ${Math.round(REPEAT * 100)}% of requests repeat one of ${HOT} inputs; best of ${ROUNDS} x ${SECONDS}s`);
+    console.log(`${LABEL}, batch 1, ${CONCURRENCY} callers in-process, ${Math.round(REPEAT * 100)}% of requests repeat one of ${HOT} inputs; best of ${ROUNDS} x ${SECONDS}s`);
     console.log(
       formatTable(
         ['cache', 'req/s', 'p50 ms', 'p99 ms', 'hit rate', 'vs off'],
