@@ -229,6 +229,12 @@ describe('GET/POST /v2/models/{m}/routing', () => {
     expect(read.policy).toEqual({ weights: { '3': 95, '2': 5 }, labels: { stable: '3' } });
     expect(read.live.events.at(-1)).toMatchObject({ kind: 'policy' });
 
+    // Two POSTs at once: each answers once its own versions serve, the later one stays in force.
+    const [first, second] = await Promise.all([post({ weights: { '3': 100, '1': 0 } }), post({ weights: { '3': 100, '2': 0 } })]);
+    expect([first.status, second.status]).toEqual([200, 200]);
+    expect(first.body.live.split).toEqual({ '1': 0, '3': 100 });
+    expect(((await (await fetch(base)).json()) as any).policy).toEqual({ weights: { '3': 100, '2': 0 } });
+
     // An empty policy turns routing off; version 2 is let go again.
     expect((await post({})).status).toBe(200);
     await waitFor(() => service.servingVersions('m').join() === '3', 5000, 'version 2 retired');

@@ -5,7 +5,7 @@
  * outlive it (they belong to the model, see RoutingTable).
  */
 import type { RoutingPolicy } from '../repository/config-routing';
-import type { CounterCell } from '../metrics/families';
+import type { CounterCell, HistogramCell } from '../metrics/families';
 import { judge, VersionWindow, type WindowSummary } from './guard-window';
 import type { RoutingMetrics } from './routing-metrics';
 import { WeightedSplit } from './split';
@@ -46,6 +46,7 @@ export class ModelRouting {
   state: 'active' | 'rolled_back' = 'active';
   private readonly windows = new Map<string, VersionWindow>();
   private readonly cells = new Map<string, CounterCell>();
+  private readonly histograms = new Map<string, HistogramCell>();
   /** Shadow copies in flight for this model (bounded by the stage). */
   shadowsInFlight = 0;
   /** Event-loop utilization above which shadow copies are shed (RoutingTableOptions). */
@@ -68,6 +69,32 @@ export class ModelRouting {
   /** The version for an unversioned request (by `key` when given), or undefined: no split, the core's default. */
   choose(key: string | undefined): string | undefined {
     return this.split?.pick(key);
+  }
+
+  /** The cell of `family` for this model and `labels` (cached: child() allocates a key). */
+  cell(family: 'shadowRequests' | 'shadowArgmax', ...labels: string[]): CounterCell | undefined {
+    const metrics = this.metrics;
+    if (metrics === undefined) return undefined;
+    const key = `${family}\u0000${labels.join('\u0000')}`;
+    let cell = this.cells.get(key);
+    if (cell === undefined) {
+      cell = metrics[family].child(this.model, ...labels);
+      this.cells.set(key, cell);
+    }
+    return cell;
+  }
+
+  /** The histogram cell of `family` for this model and `labels` (cached like `cell`). */
+  histogram(family: 'shadowDiff' | 'shadowDuration', ...labels: string[]): HistogramCell | undefined {
+    const metrics = this.metrics;
+    if (metrics === undefined) return undefined;
+    const key = `${family}\u0000${labels.join('\u0000')}`;
+    let cell = this.histograms.get(key);
+    if (cell === undefined) {
+      cell = metrics[family].child(this.model, ...labels);
+      this.histograms.set(key, cell);
+    }
+    return cell;
   }
 
   /** Counts an answer in the split metric. */

@@ -113,7 +113,7 @@ function afterAnswer(routing: ModelRouting, call: InferCall, primary: InferRespo
   if (shadow.percent < 100 && Math.random() * 100 >= shadow.percent) return;
   const metrics = routing.metrics;
   if (routing.shadowsInFlight >= MAX_SHADOWS_IN_FLIGHT || loopLoad.utilization > routing.shadowMaxLoopUtilization) {
-    metrics?.shadowRequests.child(routing.model, shadow.version, 'skipped').inc();
+    routing.cell('shadowRequests', shadow.version, 'skipped')?.inc();
     return;
   }
   routing.shadowsInFlight++;
@@ -131,18 +131,18 @@ function afterAnswer(routing: ModelRouting, call: InferCall, primary: InferRespo
       (answer) => {
         routing.shadowsInFlight--;
         if (metrics === undefined) return;
-        metrics.shadowRequests.child(routing.model, shadow.version, 'success').inc();
-        metrics.shadowDuration.child(routing.model, shadow.version).observe((performance.now() - start) / 1000);
+        routing.cell('shadowRequests', shadow.version, 'success')!.inc();
+        routing.histogram('shadowDuration', shadow.version)!.observe((performance.now() - start) / 1000);
         for (const c of compareOutputs(primary.outputs, answer.outputs)) {
           if (c.maxAbsDiff === undefined) continue;
-          metrics.shadowDiff.child(routing.model, shadow.version, c.name).observe(c.maxAbsDiff);
-          if (c.argmaxAgree > 0) metrics.shadowArgmax.child(routing.model, shadow.version, c.name, 'true').inc(c.argmaxAgree);
-          if (c.rows > c.argmaxAgree) metrics.shadowArgmax.child(routing.model, shadow.version, c.name, 'false').inc(c.rows - c.argmaxAgree);
+          routing.histogram('shadowDiff', shadow.version, c.name)!.observe(c.maxAbsDiff);
+          if (c.argmaxAgree > 0) routing.cell('shadowArgmax', shadow.version, c.name, 'true')!.inc(c.argmaxAgree);
+          if (c.rows > c.argmaxAgree) routing.cell('shadowArgmax', shadow.version, c.name, 'false')!.inc(c.rows - c.argmaxAgree);
         }
       },
       () => {
         routing.shadowsInFlight--;
-        metrics?.shadowRequests.child(routing.model, shadow.version, 'failure').inc();
+        routing.cell('shadowRequests', shadow.version, 'failure')?.inc();
       },
     );
   });

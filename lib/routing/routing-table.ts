@@ -51,6 +51,8 @@ export interface RoutingTableOptions {
 
 export class RoutingTable {
   private readonly entries = new Map<string, Entry>();
+  /** POSTs of one model run one after the other (each pins its versions, then checks them). */
+  private readonly updating = new Map<string, Promise<unknown>>();
   private families: RoutingMetrics | undefined;
   private readonly log: (line: string) => void;
   private readonly now: () => number;
@@ -118,7 +120,17 @@ export class RoutingTable {
    * puts it in force once each of them serves (INVALID_INPUT naming a version that does not
    * exist or failed; the policy in force then stays).
    */
-  async update(model: string, body: unknown): Promise<RoutingView> {
+  update(model: string, body: unknown): Promise<RoutingView> {
+    const run = (this.updating.get(model) ?? Promise.resolve()).then(() => this.replace(model, body));
+    const settled = run.catch(() => undefined);
+    this.updating.set(model, settled);
+    void settled.then(() => {
+      if (this.updating.get(model) === settled) this.updating.delete(model);
+    });
+    return run;
+  }
+
+  private async replace(model: string, body: unknown): Promise<RoutingView> {
     const policy = validateRoutingPolicy(body, `routing policy of model '${truncateForMessage(model)}'`);
     this.core.modelReadiness(model); // NOT_FOUND for an unknown model, before anything loads
     this.lookup(model);
