@@ -183,3 +183,26 @@ describe('cascades', () => {
 function versionedModelAt(dir: string, offset: number): Promise<string> {
   return versionedModel(dir, offset);
 }
+
+describe('composition cycles', () => {
+  it('refuses ensembles whose steps form a cycle instead of recursing without end', async () => {
+    const { dir: repo, cleanup } = tempDir('tw-ensemble-cycle-');
+    cleanups.push(cleanup);
+    for (const [name, other] of [['loop_a', 'loop_b'], ['loop_b', 'loop_a']]) {
+      mkdirSync(join(repo, name!, '1'), { recursive: true });
+      writeConfig(repo, name!, {
+        platform: 'ensemble',
+        max_batch_size: 8,
+        input: [{ name: 'X', data_type: 'TYPE_FP32', dims: [4] }],
+        output: [{ name: 'Y', data_type: 'TYPE_FP32', dims: [4] }],
+        ensemble_scheduling: { step: [{ model_name: other, input_map: { X: 'X' }, output_map: { Y: 'Y' } }] },
+      });
+    }
+    const service = await createInferenceService({ repository: repo, modelControl: 'none', drainMs: 1000, log: () => undefined });
+    cleanups.push(() => service.shutdown());
+    await service.initialLoad;
+    await expect(service.infer('loop_a', undefined, request('X', [[1, 2, 3, 4]]))).rejects.toThrow(/nest deeper than 8 \(do their steps form a cycle\?\)/);
+    // The server keeps serving.
+    expect(service.isReady()).toBe(true);
+  });
+});

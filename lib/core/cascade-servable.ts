@@ -15,7 +15,7 @@ import type { InferInputTensor, InferOutputTensor, InferRequest, InferResponse }
 import type { CompleteOptions, EffectiveConfig, ModelConfig } from '../repository';
 import type { CascadeStage } from '../repository/config-ensemble';
 import type { RunnerResult } from '../scheduler/batch-runner';
-import { declaredMetadata, ensembleEffective, type StepRunner } from './ensemble-servable';
+import { COMPOSITION_DEPTH_PARAMETER, declaredMetadata, ensembleEffective, nextDepth, type StepRunner } from './ensemble-servable';
 import type { Servable } from './servable';
 
 const NO_TIMINGS = Object.freeze({ queueUs: 0, computeInputUs: 0, computeInferUs: 0, computeOutputUs: 0 });
@@ -85,22 +85,24 @@ export class CascadeServable implements Servable {
   infer(request: InferRequest, signal?: AbortSignal): Promise<RunnerResult> {
     if (this.closedReason !== undefined) return Promise.reject(new TensorwireError('UNAVAILABLE', `cascade "${this.name}": ${this.closedReason}`, { retryAfterSeconds: 1 }));
     let inputs: InferInputTensor[];
+    let depth: number;
     try {
+      depth = nextDepth(request, `cascade "${this.name}"`);
       inputs = validateRequest(request, this.served, this.current.maxBatchSize).inputs as InferInputTensor[];
     } catch (e) {
       return Promise.reject(e);
     }
     this.inflight++;
-    return this.escalate(request, inputs, signal).finally(() => {
+    return this.escalate(request, inputs, depth, signal).finally(() => {
       if (--this.inflight === 0) for (const wake of this.idle.splice(0)) wake();
     });
   }
 
-  private async escalate(request: InferRequest, inputs: InferInputTensor[], signal: AbortSignal | undefined): Promise<RunnerResult> {
+  private async escalate(request: InferRequest, inputs: InferInputTensor[], depth: number, signal: AbortSignal | undefined): Promise<RunnerResult> {
     const wanted = request.outputs?.map((o) => o.name) ?? this.served.outputs.map((o) => o.name);
     for (let i = 0; i < this.stages.length; i++) {
       const stage = this.stages[i]!;
-      const stageRequest: InferRequest = { inputs, binaryDataOutput: true, parameters: {}, ...(request.timeoutUs !== undefined ? { timeoutUs: request.timeoutUs } : {}), ...(request.priority !== undefined ? { priority: request.priority } : {}) };
+      const stageRequest: InferRequest = { inputs, binaryDataOutput: true, parameters: { [COMPOSITION_DEPTH_PARAMETER]: depth }, ...(request.timeoutUs !== undefined ? { timeoutUs: request.timeoutUs } : {}), ...(request.priority !== undefined ? { priority: request.priority } : {}) };
       let answer: InferResponse;
       try {
         answer = await this.run(stage.model, stage.version, stageRequest, signal);

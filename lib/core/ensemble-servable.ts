@@ -25,6 +25,22 @@ export type StepRunner = (model: string, version: string | undefined, request: I
 
 const NO_TIMINGS = Object.freeze({ queueUs: 0, computeInputUs: 0, computeInferUs: 0, computeOutputUs: 0 });
 
+/**
+ * Ensembles and cascades may name each other; a cycle (A's step is B, B's step is A) would
+ * recurse without end. Each composed request carries its depth in this request parameter
+ * and is refused past MAX_COMPOSITION_DEPTH.
+ */
+export const COMPOSITION_DEPTH_PARAMETER = 'tensorwire_composition_depth';
+export const MAX_COMPOSITION_DEPTH = 8;
+
+/** The depth of `request` plus one, or INVALID_INPUT naming `what` when that is too deep. */
+export function nextDepth(request: InferRequest, what: string): number {
+  const given = request.parameters[COMPOSITION_DEPTH_PARAMETER];
+  const depth = (typeof given === 'number' && Number.isSafeInteger(given) && given >= 0 ? given : 0) + 1;
+  if (depth > MAX_COMPOSITION_DEPTH) throw new TensorwireError('INVALID_INPUT', `${what}: ensembles and cascades nest deeper than ${MAX_COMPOSITION_DEPTH} (do their steps form a cycle?)`);
+  return depth;
+}
+
 /** The metadata an ensemble's config declares (its tensors are not read from any file). */
 export function declaredMetadata(config: ModelConfig): ModelMetadata {
   const batch = (config.max_batch_size ?? 0) > 0;
@@ -78,18 +94,20 @@ export class EnsembleServable implements Servable {
   infer(request: InferRequest, signal?: AbortSignal): Promise<RunnerResult> {
     if (this.closedReason !== undefined) return Promise.reject(new TensorwireError('UNAVAILABLE', `ensemble "${this.name}": ${this.closedReason}`, { retryAfterSeconds: 1 }));
     let inputs: InferInputTensor[];
+    let depth: number;
     try {
+      depth = nextDepth(request, `ensemble "${this.name}"`);
       inputs = validateRequest(request, this.served, this.current.maxBatchSize).inputs as InferInputTensor[];
     } catch (e) {
       return Promise.reject(e);
     }
     this.inflight++;
-    return this.runSteps(request, inputs, signal).finally(() => {
+    return this.runSteps(request, inputs, depth, signal).finally(() => {
       if (--this.inflight === 0) for (const wake of this.idle.splice(0)) wake();
     });
   }
 
-  private async runSteps(request: InferRequest, inputs: InferInputTensor[], signal: AbortSignal | undefined): Promise<RunnerResult> {
+  private async runSteps(request: InferRequest, inputs: InferInputTensor[], depth: number, signal: AbortSignal | undefined): Promise<RunnerResult> {
     const tensors = new Map<string, InferInputTensor>();
     for (const t of inputs) tensors.set(t.name, t);
     for (let i = 0; i < this.steps.length; i++) {
@@ -98,7 +116,7 @@ export class EnsembleServable implements Servable {
         inputs: Object.entries(step.input_map).map(([stepInput, tensor]) => ({ ...tensors.get(tensor)!, name: stepInput })),
         outputs: Object.keys(step.output_map).map((name) => ({ name, binary: true })),
         binaryDataOutput: true,
-        parameters: {},
+        parameters: { [COMPOSITION_DEPTH_PARAMETER]: depth },
         ...(request.priority !== undefined ? { priority: request.priority } : {}),
         ...(request.timeoutUs !== undefined ? { timeoutUs: request.timeoutUs } : {}),
       };
