@@ -198,6 +198,27 @@ describe('fallback and guard', () => {
   });
 });
 
+describe('hot swap under a policy', () => {
+  it('a new version directory joins the split at weight 0 and is raised live', async () => {
+    const { dir: repo, cleanup } = tempDir('tw-routing-swap-');
+    cleanups.push(cleanup);
+    await publishVersioned(repo, 'm', 1);
+    writeConfig(repo, 'm', { routing: { weights: { '1': 100, '2': 0 } } });
+    const service = await createInferenceService({ repository: repo, modelControl: 'poll', pollMs: 50, drainMs: 1000, log: () => undefined });
+    cleanups.push(() => service.shutdown());
+    await service.initialLoad;
+    const s: Setup = { service, table: new RoutingTable(service, { log: () => undefined }), door: new FrontDoor({ service }), log: [] };
+    s.door.use(routingStage(s.table));
+    await publishVersioned(repo, 'm', 2);
+    await waitFor(() => service.servingVersions('m').join() === '1,2', 10_000, 'version 2 loaded for the policy');
+    for (let i = 0; i < 50; i++) expect(versionOf(await infer(s))).toBe(1); // weight 0: no traffic yet
+    await s.table.update('m', { weights: { '1': 50, '2': 50 } });
+    const seen = new Set<number>();
+    for (let i = 0; i < 100; i++) seen.add(versionOf(await infer(s)));
+    expect([...seen].sort()).toEqual([1, 2]);
+  });
+});
+
 describe('GET/POST /v2/models/{m}/routing', () => {
   it('replaces the policy live, loading the versions it names; 400 naming a version that does not exist or failed', async () => {
     const { dir: repo, cleanup } = tempDir('tw-routing-http-');
