@@ -13,6 +13,7 @@ import type { InferResponse } from '../lib/protocol/types';
 import { RoutingTable } from '../lib/routing/routing-table';
 import { routingStage } from '../lib/routing/routing-stage';
 import { startServer, type RunningServer } from '../lib/server/server';
+import { StreamClient } from '../lib/client/stream-client';
 import { writeCorruptModel } from './fixtures/models';
 import { tempDir } from './helpers/engine-run';
 import { initializer, node, writeModel } from './fixtures/onnx-builder';
@@ -262,5 +263,27 @@ describe('GET/POST /v2/models/{m}/routing', () => {
     expect((await post({})).status).toBe(200);
     await waitFor(() => service.servingVersions('m').join() === '3', 5000, 'version 2 retired');
     expect((await fetch(`http://127.0.0.1:${server.port}/v2/models/nope/routing`)).status).toBe(404);
+  });
+
+  it('the server registers the routing stage: a stream request follows the split', async () => {
+    const { dir: repo, cleanup } = tempDir('tw-routing-stream-');
+    cleanups.push(cleanup);
+    for (const v of [1, 2]) await publishVersioned(repo, 'm', v);
+    // Without the policy the latest version (2) would answer.
+    writeConfig(repo, 'm', { routing: { weights: { '1': 100, '2': 0 } } });
+    const service = await createInferenceService({ repository: repo, modelControl: 'none', drainMs: 1000, log: () => undefined });
+    await service.initialLoad;
+    const server = await startServer(service, { host: '127.0.0.1', port: 0 });
+    const client = await StreamClient.connect(`http://127.0.0.1:${server.port}`);
+    cleanups.push(async () => {
+      await client.close();
+      await server.close();
+      await service.shutdown();
+    });
+    for (let i = 0; i < 5; i++) {
+      const r = await client.infer('m', { x: { datatype: 'FP32', shape: [1, 4], data: [0, 0, 0, 0] } });
+      expect(r.modelVersion).toBe('1');
+      expect(Array.from(r.outputs['y']!.data as Float32Array)).toEqual([1, 1, 1, 1]);
+    }
   });
 });
