@@ -12,6 +12,8 @@ import { FrontDoor } from '../lib/frontdoor/front-door';
 import { createRequestContext } from '../lib/frontdoor/request-context';
 import type { InferRequest, InferResponse } from '../lib/protocol/types';
 import { parseConfigPbtxt } from '../lib/repository';
+import { StreamClient } from '../lib/client/stream-client';
+import { startServer } from '../lib/server/server';
 import { versionedModel } from './fixtures/models';
 import { tempDir } from './helpers/engine-run';
 import { float32, publishVersion, publishVersioned, rowsRequest, waitFor, writeConfig } from './helpers/hotswap';
@@ -110,6 +112,21 @@ describe('response cache', () => {
     await infer(on, rowsRequest(rows, 0));
     expect(on.cache.size).toBe(0);
     expect(on.service.statistics('m', '1')[0]!.inference_stats.cache_miss!.count).toBe(0);
+  });
+
+  it('the server registers the cache stage (stream requests hit it; /stats shows cache_hit)', async () => {
+    const s = await setup({ response_cache: { enable: true } });
+    const server = await startServer(s.service, { host: '127.0.0.1', port: 0, cacheBytes: 1024 * 1024 });
+    const client = await StreamClient.connect(`http://127.0.0.1:${server.port}`);
+    cleanups.push(async () => {
+      await client.close();
+      await server.close();
+    });
+    for (let i = 0; i < 3; i++) await client.infer('m', { x: { datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] } });
+    const stats = (await (await fetch(`http://127.0.0.1:${server.port}/v2/models/m/stats`)).json()) as any;
+    expect(stats.model_stats[0].inference_stats.cache_hit.count).toBe(2);
+    expect(stats.model_stats[0].inference_stats.cache_miss.count).toBe(1);
+    expect(stats.model_stats[0].execution_count).toBe(1);
   });
 
   it('reads response_cache from config.pbtxt', () => {
