@@ -8,6 +8,7 @@ import { cacheStage } from '../lib/cache/cache-stage';
 import { MAX_CACHEABLE_INPUT_BYTES } from '../lib/cache/request-key';
 import { ResponseCache } from '../lib/cache/response-cache';
 import { createInferenceService, type TensorwireService } from '../lib/core/service';
+import type { ModelStatistics } from '../lib/core/types';
 import { FrontDoor } from '../lib/frontdoor/front-door';
 import { createRequestContext } from '../lib/frontdoor/request-context';
 import type { InferRequest, InferResponse } from '../lib/protocol/types';
@@ -123,10 +124,10 @@ describe('response cache', () => {
       await server.close();
     });
     for (let i = 0; i < 3; i++) await client.infer('m', { x: { datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] } });
-    const stats = (await (await fetch(`http://127.0.0.1:${server.port}/v2/models/m/stats`)).json()) as any;
-    expect(stats.model_stats[0].inference_stats.cache_hit.count).toBe(2);
-    expect(stats.model_stats[0].inference_stats.cache_miss.count).toBe(1);
-    expect(stats.model_stats[0].execution_count).toBe(1);
+    const stats = (await (await fetch(`http://127.0.0.1:${server.port}/v2/models/m/stats`)).json()) as { model_stats: ModelStatistics[] };
+    expect(stats.model_stats[0]!.inference_stats.cache_hit!.count).toBe(2);
+    expect(stats.model_stats[0]!.inference_stats.cache_miss!.count).toBe(1);
+    expect(stats.model_stats[0]!.execution_count).toBe(1);
   });
 
   it('reads response_cache from config.pbtxt', () => {

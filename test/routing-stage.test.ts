@@ -33,6 +33,13 @@ function oneRowModel(dir: string, version: number): string {
   });
 }
 
+/** What the routing route answers (a view, or an error). */
+interface RoutingAnswer {
+  error?: string;
+  policy?: unknown;
+  live: { split: Record<string, number>; state: string; events: { kind: string }[] };
+}
+
 interface Setup {
   service: TensorwireService;
   table: RoutingTable;
@@ -235,7 +242,7 @@ describe('GET/POST /v2/models/{m}/routing', () => {
       await service.shutdown();
     });
     const base = `http://127.0.0.1:${server.port}/v2/models/m/routing`;
-    const post = (body: unknown) => fetch(base, { method: 'POST', body: JSON.stringify(body) }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
+    const post = (body: unknown) => fetch(base, { method: 'POST', body: JSON.stringify(body) }).then(async (r) => ({ status: r.status, body: (await r.json()) as RoutingAnswer }));
 
     const none = await (await fetch(base)).json();
     expect(none).toMatchObject({ policy: null, live: { state: 'active' } });
@@ -255,7 +262,7 @@ describe('GET/POST /v2/models/{m}/routing', () => {
     expect(ok.body.live.split).toEqual({ '2': 5, '3': 95 });
     // Version 2 was loaded for the policy although the version policy selects only 3.
     expect(service.servingVersions('m')).toEqual([2, 3]);
-    const read = (await (await fetch(base)).json()) as any;
+    const read = (await (await fetch(base)).json()) as RoutingAnswer;
     expect(read.policy).toEqual({ weights: { '3': 95, '2': 5 }, labels: { stable: '3' } });
     expect(read.live.events.at(-1)).toMatchObject({ kind: 'policy' });
 

@@ -15,7 +15,7 @@ import type { InferInputTensor, InferOutputTensor, InferRequest, InferResponse }
 import type { CompleteOptions, EffectiveConfig, ModelConfig } from '../repository';
 import type { CascadeStage } from '../repository/config-ensemble';
 import type { RunnerResult } from '../scheduler/batch-runner';
-import { COMPOSITION_DEPTH_PARAMETER, declaredMetadata, ensembleEffective, nextDepth, type StepRunner } from './ensemble-servable';
+import { COMPOSITION_DEPTH_PARAMETER, declaredMetadata, ensembleEffective, nextDepth, type StepRunner } from './composed-config';
 import type { Servable } from './servable';
 
 const NO_TIMINGS = Object.freeze({ queueUs: 0, computeInputUs: 0, computeInferUs: 0, computeOutputUs: 0 });
