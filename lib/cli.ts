@@ -43,6 +43,7 @@ const USAGE = `usage:
                    [--default-instances 1 (1-${OPTION_BOUNDS.defaultInstances[1]})]
                    [--default-max-batch-size 64 (0-${OPTION_BOUNDS.defaultMaxBatchSize[1]})]
                    [--max-output-bytes N (default: --max-body-bytes)]
+                   [--cache-bytes N (response cache budget, default 268435456; 0: off)]
                    [--trt-cache-dir DIR (default: <repo>/.tensorwire-trt-cache)]
                    [--max-connections ${DEFAULT_MAX_CONNECTIONS} (lowered to fit the open-file limit)]
                    [--grpc-port ${DEFAULT_GRPC_PORT}|off (KServe v2 / Triton gRPC on --host)]
@@ -90,6 +91,7 @@ export function parseServeArgs(args: string[]): ServeOptions {
       'default-max-batch-size': { type: 'string' },
       'trt-cache-dir': { type: 'string' },
       'max-output-bytes': { type: 'string' },
+      'cache-bytes': { type: 'string' },
       'max-connections': { type: 'string', default: String(DEFAULT_MAX_CONNECTIONS) },
       ...SECURITY_FLAGS,
       'grpc-port': { type: 'string', default: String(DEFAULT_GRPC_PORT) },
@@ -126,6 +128,7 @@ export function parseServeArgs(args: string[]): ServeOptions {
     ...(given('defaultInstances') ? { defaultInstances: integer('defaultInstances') } : {}),
     ...(given('defaultMaxBatchSize') ? { defaultMaxBatchSize: integer('defaultMaxBatchSize') } : {}),
     ...(given('maxOutputBytes') ? { maxOutputBytes: integer('maxOutputBytes') } : {}),
+    ...(given('cacheBytes') ? { cacheBytes: integer('cacheBytes') } : {}),
     ...(values['trt-cache-dir'] !== undefined ? { trtCacheDir: values['trt-cache-dir'] } : {}),
     maxConnections: integer('maxConnections'),
     ...(security ? { security } : {}),

@@ -62,6 +62,12 @@ export interface TensorwireOptions {
    * Default 10,000, lowered to what the open-file limit allows.
    */
   maxConnections?: number;
+  /**
+   * Byte budget of the response cache, shared by every model whose config has
+   * `response_cache { enable: true }` (least recently used answers go first). 0 turns the
+   * cache off. Default 256 MiB.
+   */
+  cacheBytes?: number;
   /** How long a retired version drains after a hot swap or unload, milliseconds. Default 30000. */
   versionDrainMs?: number;
   /** State-change lines (model loaded, failed, swapped); default console.log. */
@@ -95,6 +101,8 @@ export const OPTION_BOUNDS = {
   maxConnections: [1, 10_000_000],
   /** Largest output of one batch (the addon's ceiling is 16 GiB). */
   maxOutputBytes: [1, 16 * 1024 ** 3],
+  /** The response cache's budget (memory it may hold), 0 (off) to 1 TiB. */
+  cacheBytes: [0, 2 ** 40],
 } as const satisfies Record<string, readonly [number, number]>;
 
 export type NumericOption = keyof typeof OPTION_BOUNDS;

@@ -77,6 +77,7 @@ export async function createTensorwire(options: TensorwireOptions & CreateOption
       ...(options.streamMaxInflight !== undefined ? { streamMaxInflight: options.streamMaxInflight } : {}),
       ...(options.streamFeed !== undefined ? { streamFeed: options.streamFeed } : {}),
       ...(options.metricsPort !== undefined ? { metricsPort: options.metricsPort } : {}),
+      ...(options.cacheBytes !== undefined ? { cacheBytes: options.cacheBytes } : {}),
       metricsHandler: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
     });
   } catch (e) {

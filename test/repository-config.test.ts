@@ -103,7 +103,7 @@ describe('config.json', () => {
 
   it('rejects other platforms and string tensors', () => {
     expect(errorOf(() => parseConfigJson('{"platform":"tensorrt_plan"}', WHERE))).toBe(
-      'models/iris/config.json: platform must be "onnxruntime_onnx" (tensorwire serves ONNX models with ONNX Runtime), got "tensorrt_plan"',
+      'models/iris/config.json: platform must be "onnxruntime_onnx" (tensorwire serves ONNX models with ONNX Runtime), "ensemble" or "tensorwire_cascade", got "tensorrt_plan"',
     );
     expect(errorOf(() => parseConfigJson('{"backend":"python"}', WHERE))).toMatch(/backend must be "onnxruntime"/);
     expect(errorOf(() => parseConfigJson('{"input":[{"name":"t","data_type":"TYPE_STRING"}]}', WHERE))).toBe(
@@ -281,7 +281,7 @@ describe('config.pbtxt', () => {
 
   it('validates with the same messages as JSON, naming the pbtxt file', () => {
     expect(errorOf(() => parseConfigPbtxt('platform: "tensorflow_savedmodel"', 'models/tf/config.pbtxt'))).toBe(
-      'models/tf/config.pbtxt: platform must be "onnxruntime_onnx" (tensorwire serves ONNX models with ONNX Runtime), got "tensorflow_savedmodel"',
+      'models/tf/config.pbtxt: platform must be "onnxruntime_onnx" (tensorwire serves ONNX models with ONNX Runtime), "ensemble" or "tensorwire_cascade", got "tensorflow_savedmodel"',
     );
     expect(errorOf(() => parseConfigPbtxt('backend: "pytorch"', 'models/pt/config.pbtxt'))).toMatch(/^models\/pt\/config\.pbtxt: backend must be "onnxruntime"/);
     expect(errorOf(() => parseConfigPbtxt('dynamic_batching { max_queue_delay_microseconds: fast }', 'c.pbtxt'))).toBe(

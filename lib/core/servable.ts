@@ -19,6 +19,8 @@ export interface Servable {
   readonly effective: EffectiveConfig;
   /** What the model itself declares (the codecs and the front ends' validation use it). */
   readonly metadata: ModelMetadata;
+  /** False when the version must not be warmed up before it serves (an ensemble: its steps warm themselves). Default true. */
+  readonly runsWarmup?: boolean;
   /** Sessions (or their equivalent) answering in parallel. */
   readonly instanceCount: number;
   /**

@@ -23,7 +23,7 @@
  * loading, else the failed one, else the one draining.
  */
 import { TensorwireError } from '../errors';
-import { selectVersions, type ModelConfig, type ScannedModel } from '../repository';
+import { routingVersions, selectVersions, type ModelConfig, type RoutingPolicy, type ScannedModel } from '../repository';
 import { batchingSettings, mergeLive, validateChange, type BatchingSettings, type LiveConfig } from './live-config';
 import { ModelVersion, type VersionContext } from './model-version';
 import type { Readiness, RepositoryIndexEntry, VersionState } from './types';
@@ -68,6 +68,8 @@ export class ServedModel {
   private chain: Promise<unknown> = Promise.resolve();
   /** Version numbers the policy selects from the last scan. */
   private wanted: number[] = [];
+  /** Versions a live traffic policy names: kept loaded whatever the version policy says. */
+  private pinned: number[] = [];
   /** What the last apply worked from: a reload (new instance count) starts from it again. */
   private last: { scanned: ScannedModel; override: ModelConfig | undefined } | undefined;
   /** Live changes (POST .../batching) in force, and the config they were made on. */
@@ -133,7 +135,9 @@ export class ServedModel {
       this.log(`model ${this.name}: its configuration changed; live batching changes are dropped in favour of it`);
     }
     const available = new Map(scanned.versions.map((v) => [v.version, v.fingerprint]));
-    this.wanted = selectVersions(config?.version_policy, [...available.keys()]);
+    // Versions a traffic policy names (config or live) serve beside what the version policy selects.
+    const routed = [...routingVersions(config?.routing), ...this.pinned].filter((n) => available.has(n));
+    this.wanted = [...new Set([...selectVersions(config?.version_policy, [...available.keys()]), ...routed])].sort((a, b) => a - b);
     if (this.wanted.length === 0) {
       this.modelError = available.size === 0 ? `no version directory with a model file in ${this.name}/` : 'the version policy selects no available version';
     }
@@ -222,6 +226,7 @@ export class ServedModel {
       const failed = [...this.failed.keys()];
       this.failed.clear();
       this.wanted = [];
+      this.pinned = [];
       this.live = undefined;
       for (const n of failed) this.publish(n);
       for (const v of all) this.retire(v);
@@ -235,6 +240,24 @@ export class ServedModel {
   async settled(): Promise<void> {
     await this.chain;
     await Promise.all([...this.retiring].map((v) => v.retire(this.drainMs)));
+  }
+
+  // ---- traffic policy ----------------------------------------------------------------------
+
+  /** The traffic policy of the config in force (undefined: none); lib/routing layers live changes over it. */
+  configuredRouting(): RoutingPolicy | undefined {
+    return this.last ? (this.last.override ?? this.last.scanned.config)?.routing : undefined;
+  }
+
+  /**
+   * Keeps `versions` loaded (a live traffic policy names them) and resolves once a reconcile
+   * with them is done: each then serves, or failed (see readiness).
+   */
+  keepVersions(versions: number[]): Promise<ApplyResult> {
+    this.pinned = [...versions];
+    const last = this.last;
+    if (last === undefined) return Promise.resolve(NO_RESULT);
+    return this.enqueue(() => this.reconcile(last.scanned, last.override, true));
   }
 
   // ---- live configuration ------------------------------------------------------------------

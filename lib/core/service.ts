@@ -14,11 +14,13 @@ import { TensorwireError, toTensorwireError } from '../errors';
 import { engineInfo, gpuStats } from '../engine';
 import { createMetrics, type TensorwireMetrics } from '../metrics/registry';
 import type { InferRequest, InferResponse, InferOutputTensor } from '../protocol/types';
-import { CONFIG_DEFAULTS, RepositoryWatcher, scanModel, scanRepository, singleFileRepository, validateConfig, type CompleteOptions, type RepositoryDiff, type RepositoryScan } from '../repository';
+import { CONFIG_DEFAULTS, RepositoryWatcher, type RoutingPolicy, scanModel, scanRepository, singleFileRepository, validateConfig, type CompleteOptions, type RepositoryDiff, type RepositoryScan } from '../repository';
 import type { BatchingChange, BatchingSettings } from './live-config';
 import type { ModelVersion } from './model-version';
 import type { ServableFactory } from './servable';
 import { ServedModel } from './served-model';
+import { withEnsembles } from './ensemble-servable';
+import { loadOnnxServable } from './onnx-servable';
 import type { InferenceService, ModelMetadataResponse, ModelStatistics, Readiness, RepositoryIndexEntry } from './types';
 
 export type ModelControl = 'none' | 'poll' | 'explicit';
@@ -67,6 +69,12 @@ export interface TensorwireService extends InferenceService {
   updateBatching(name: string, change: BatchingChange): Promise<BatchingSettings>;
   /** The batching settings and instance count in force. */
   batchingSettings(name: string): BatchingSettings;
+  /** The traffic policy of `name`'s config in force (undefined: none, or no such model). */
+  configuredRouting(name: string): RoutingPolicy | undefined;
+  /** Keeps `versions` of `name` loaded (a live traffic policy names them); resolves once each serves or failed. */
+  keepVersions(name: string, versions: number[]): Promise<void>;
+  /** Version numbers of `name` taking traffic, ascending (none for an unknown model). */
+  servingVersions(name: string): number[];
   /** Readiness false, new requests 503, queued and running ones finish, models freed. */
   shutdown(): Promise<void>;
   /**
@@ -115,7 +123,8 @@ class Service implements TensorwireService {
         name,
         {
           metrics: this.metrics,
-          ...(this.options.servables ? { servables: this.options.servables } : {}),
+          // Ensembles run their steps through this service's own infer (each step's batcher).
+          servables: withEnsembles(this.options.servables ?? loadOnnxServable, (model, version, request, signal) => this.infer(model, version, request, signal), this.registry),
           complete: { ...this.options.modelDefaults, trtCacheDir: this.trtCacheDir() },
           onState: (v) => this.log(`model ${v.name} version ${v.version}: ${v.state}${v.state === 'failed' ? ` (${v.reason})` : ''}`),
         },
@@ -197,7 +206,7 @@ class Service implements TensorwireService {
     const m = this.known(name);
     const v = m.resolve(version);
     const e = v.effective!;
-    return { name, versions: m.servingVersions().map(String), platform: 'onnxruntime_onnx', inputs: e.inputs, outputs: e.outputs };
+    return { name, versions: m.servingVersions().map(String), platform: e.config.platform ?? 'onnxruntime_onnx', inputs: e.inputs, outputs: e.outputs };
   }
 
   servingMetadata(name: string, version?: string) {
@@ -325,6 +334,19 @@ class Service implements TensorwireService {
 
   batchingSettings(name: string): BatchingSettings {
     return this.known(name).settings();
+  }
+
+  configuredRouting(name: string): RoutingPolicy | undefined {
+    return this.models.get(name)?.configuredRouting();
+  }
+
+  async keepVersions(name: string, versions: number[]): Promise<void> {
+    if (this.shuttingDown) throw new TensorwireError('UNAVAILABLE', 'server is shutting down', { retryAfterSeconds: 1 });
+    await this.known(name).keepVersions(versions);
+  }
+
+  servingVersions(name: string): number[] {
+    return this.models.get(name)?.servingVersions() ?? [];
   }
 
   async shutdown(): Promise<void> {

@@ -46,7 +46,8 @@ export interface ModelStatistics {
   last_inference: number;
   inference_count: number;
   execution_count: number;
-  inference_stats: Record<'success' | 'fail' | 'queue' | 'compute_input' | 'compute_infer' | 'compute_output', { count: number; ns: number }>;
+    /** cache_hit / cache_miss: Triton's response cache fields (the core always writes them). */
+  inference_stats: Record<'success' | 'fail' | 'queue' | 'compute_input' | 'compute_infer' | 'compute_output', { count: number; ns: number }> & Partial<Record<'cache_hit' | 'cache_miss', { count: number; ns: number }>>;
   batch_stats: { batch_size: number; compute_input: { count: number; ns: number }; compute_infer: { count: number; ns: number }; compute_output: { count: number; ns: number } }[];
 }
 

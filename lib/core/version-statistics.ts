@@ -32,6 +32,8 @@ export class VersionStatistics implements BatchRunnerListener {
   private readonly computeInput = zero();
   private readonly computeInfer = zero();
   private readonly computeOutput = zero();
+  private readonly cacheHit = zero();
+  private readonly cacheMiss = zero();
   private readonly batches = new Map<number, BatchSizeStats>();
   private inferenceCount = 0;
   private executionCount = 0;
@@ -82,6 +84,22 @@ export class VersionStatistics implements BatchRunnerListener {
     this.metrics?.recordSuccess(timings, samples, totalUs);
   }
 
+  /**
+   * A request answered from the response cache (Triton's meaning: a success and an inference,
+   * not an execution); `us` is the lookup's time.
+   */
+  recordCacheHit(samples: number, us: number): void {
+    add(this.cacheHit, us);
+    add(this.success, us);
+    this.inferenceCount += samples;
+    this.lastInferenceMs = Date.now();
+  }
+
+  /** A cache lookup that missed; `us` is the lookup's and the insertion's time (the inference is recorded as usual). */
+  recordCacheMiss(us: number): void {
+    add(this.cacheMiss, us);
+  }
+
   /** A request answered with an error of code `reason`. */
   recordFailure(reason: string, totalUs: number): void {
     add(this.fail, totalUs);
@@ -102,6 +120,8 @@ export class VersionStatistics implements BatchRunnerListener {
         compute_input: { ...this.computeInput },
         compute_infer: { ...this.computeInfer },
         compute_output: { ...this.computeOutput },
+        cache_hit: { ...this.cacheHit },
+        cache_miss: { ...this.cacheMiss },
       },
       batch_stats: [...this.batches.entries()]
         .sort((a, b) => a[0] - b[0])

@@ -36,6 +36,7 @@ export function warmupRequest(sample: WarmupSample, data: Uint8Array[]): InferRe
  * MODEL_LOAD_FAILED naming the sample that failed.
  */
 export async function warmUp(servable: Servable, modelDir: string): Promise<void> {
+  if (servable.runsWarmup === false) return;
   const effective = servable.effective;
   const samples = effective.warmup.length > 0 ? effective.warmup : generatedWarmup(effective.inputs, effective.maxBatchSize);
   for (const sample of samples) {

@@ -66,6 +66,22 @@ export const CONFIG_LIMITS = Object.freeze({
   nestingDepth: 64,
   /** Size of a config.json / config.pbtxt file, and of a load request's config override. */
   configBytes: 1024 * 1024,
+  /** ensemble_scheduling.step: steps of an ensemble. */
+  ensembleSteps: 64,
+  /** cascade.stages: models of a cascade. */
+  cascadeStages: 8,
+  /** routing.weights / routing.labels: versions (and labels) one traffic policy names. */
+  routingVersions: 16,
+  /** routing weights: each an integer share of 0..100 (a split sums them; nothing else is implied). */
+  routingWeight: 100,
+  /** routing.guard.window_s: seconds of history the guard compares (1 hour). */
+  routingWindowS: 3600,
+  /** routing.guard.min_requests: requests of the guarded version before it is judged. */
+  routingMinRequests: 1_000_000,
+  /** routing.guard.max_p99_ratio: p99 of the guarded version over the stable one's. */
+  routingMaxP99Ratio: 1000,
+  /** routing labels and the route_key header name: characters. */
+  routingNameChars: 64,
   /** Keys longer than this get no "did you mean" hint (the edit distance is quadratic). */
   hintKeyChars: 64,
 });

@@ -15,6 +15,8 @@ import { truncateForMessage } from '../util/message-text';
 import { CONFIG_LIMITS as L, maxTotalThreads } from './config-limits';
 import { checkNesting, FieldReader, join } from './field-reader';
 import { readInstanceGroups, readOptimization, readParameters } from './config-runtime';
+import { readRouting, readRoutingText, type RoutingPolicy } from './config-routing';
+import { checkEnsemble, readCascade, readEnsembleScheduling, type CascadeConfig, type EnsembleScheduling } from './config-ensemble';
 
 /** Tensor override of one input or output. `dims` excludes the batch dimension when max_batch_size > 0 (as in Triton). */
 export interface TensorConfig {
@@ -121,7 +123,7 @@ export interface WarmupConfig {
 /** A validated, normalised model configuration. Every field is optional: completion fills the rest from the model. */
 export interface ModelConfig {
   name?: string;
-  platform?: 'onnxruntime_onnx';
+  platform?: 'onnxruntime_onnx' | 'ensemble' | 'tensorwire_cascade';
   backend?: 'onnxruntime';
   /** File inside each version directory; default `model.onnx`. */
   default_model_filename?: string;
@@ -134,6 +136,14 @@ export interface ModelConfig {
   parameters?: ParametersConfig;
   version_policy?: VersionPolicy;
   model_warmup?: WarmupConfig[];
+  /** Triton's ensemble: the steps of a `platform: "ensemble"` model (config-ensemble.ts). */
+  ensemble_scheduling?: EnsembleScheduling;
+  /** tensorwire: the stages of a `platform: "tensorwire_cascade"` model (config-ensemble.ts). */
+  cascade?: CascadeConfig;
+  /** tensorwire: the traffic policy between versions (config-routing.ts, docs/routing.md). */
+  routing?: RoutingPolicy;
+  /** Triton's response cache: answers of this model are cached (server-wide budget --cache-bytes). */
+  response_cache?: { enable: boolean };
 }
 
 /** KServe datatype -> Triton TYPE_* name. */
@@ -300,6 +310,7 @@ function checkThreads(r: FieldReader, c: ModelConfig): void {
 const TOP_FIELDS = [
   'name', 'platform', 'backend', 'default_model_filename', 'max_batch_size', 'input', 'output',
   'dynamic_batching', 'instance_group', 'optimization', 'parameters', 'version_policy', 'model_warmup',
+  'routing', 'response_cache', 'ensemble_scheduling', 'cascade',
 ] as const;
 
 /**
@@ -313,8 +324,8 @@ export function validateConfig(obj: unknown, where = 'config'): ModelConfig {
   const c: ModelConfig = {};
   if (o.name !== undefined) c.name = r.string(o.name, 'name');
   if (o.platform !== undefined) {
-    if (o.platform !== 'onnxruntime_onnx') r.fail('platform', '"onnxruntime_onnx" (tensorwire serves ONNX models with ONNX Runtime)', o.platform);
-    c.platform = 'onnxruntime_onnx';
+    if (o.platform !== 'onnxruntime_onnx' && o.platform !== 'ensemble' && o.platform !== 'tensorwire_cascade') r.fail('platform', '"onnxruntime_onnx" (tensorwire serves ONNX models with ONNX Runtime), "ensemble" or "tensorwire_cascade"', o.platform);
+    c.platform = o.platform as ModelConfig['platform'];
   }
   if (o.backend !== undefined) {
     if (o.backend !== 'onnxruntime') r.fail('backend', '"onnxruntime" (tensorwire serves ONNX models with ONNX Runtime)', o.backend);
@@ -327,7 +338,21 @@ export function validateConfig(obj: unknown, where = 'config'): ModelConfig {
   if (o.dynamic_batching !== undefined) c.dynamic_batching = readDynamicBatching(r, o.dynamic_batching, 'dynamic_batching');
   if (o.instance_group !== undefined) c.instance_group = readInstanceGroups(r, o.instance_group, 'instance_group');
   if (o.optimization !== undefined) c.optimization = readOptimization(r, o.optimization, 'optimization');
-  if (o.parameters !== undefined) c.parameters = readParameters(r, o.parameters, 'parameters');
+  if (o.parameters !== undefined) {
+    // config.pbtxt has no place for a JSON object: its routing policy is a string parameter.
+    const { routing, ...session } = r.object(o.parameters, 'parameters');
+    if (routing !== undefined) {
+      if (o.routing !== undefined) r.error('give the traffic policy either as routing or as parameters.routing, not both');
+      const text = typeof routing === 'object' && routing !== null && !Array.isArray(routing) ? r.object(routing, 'parameters.routing', ['string_value']).string_value : routing;
+      c.routing = readRoutingText(r, text, 'parameters.routing');
+    }
+    c.parameters = readParameters(r, session, 'parameters');
+  }
+  if (o.routing !== undefined) c.routing = readRouting(r, o.routing, 'routing');
+  if (o.ensemble_scheduling !== undefined) c.ensemble_scheduling = readEnsembleScheduling(r, o.ensemble_scheduling, 'ensemble_scheduling');
+  if (o.cascade !== undefined) c.cascade = readCascade(r, o.cascade, 'cascade');
+  checkEnsemble(r, c);
+  if (o.response_cache !== undefined) c.response_cache = { enable: r.bool(r.object(o.response_cache, 'response_cache', ['enable']).enable ?? false, 'response_cache.enable') };
   checkThreads(r, c);
   if (o.version_policy !== undefined) c.version_policy = readVersionPolicy(r, o.version_policy, 'version_policy');
   if (o.model_warmup !== undefined) c.model_warmup = readWarmup(r, o.model_warmup, 'model_warmup');

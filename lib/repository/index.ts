@@ -12,3 +12,4 @@ export * from './version-policy';
 export * from './warmup';
 export * from './scanner';
 export * from './watcher';
+export { readRouting, routingVersions, validateRoutingPolicy, GUARD_DEFAULTS, type RoutingGuard, type RoutingPolicy } from './config-routing';

@@ -232,6 +232,8 @@ const MODEL_CONFIG = msg({
     output_pinned_memory: msg({ enable: one }),
   }),
   parameters: map(msg({ string_value: one })),
+  response_cache: msg({ enable: one }),
+  ensemble_scheduling: msg({ step: rep(msg({ model_name: one, model_version: one, input_map: map(one), output_map: map(one) })) }),
   version_policy: msg({ latest: msg({ num_versions: one }), all: msg({}), specific: msg({ versions: rep(one) }) }),
   model_warmup: rep(msg({
     name: one, batch_size: one, count: one,

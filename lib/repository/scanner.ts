@@ -154,6 +154,10 @@ async function scanVersion(model: ScannedModel, entry: string, modelFilename: st
   const dir = path.join(model.dir, entry);
   const modelPath = path.join(dir, modelFilename);
   const s = await statOrUndefined(modelPath);
+  if (!s && (model.config?.platform === 'ensemble' || model.config?.platform === 'tensorwire_cascade')) {
+    // An ensemble's (or cascade's) version directory is empty (Triton's layout): its steps name the models.
+    return { version: Number(entry), dir, modelPath: dir, size: 0, mtimeMs: 0, fingerprint: hash(await listingLines(dir)) };
+  }
   if (!s) return { path: dir, reason: `no ${modelFilename} in it` };
   if (!s.isFile()) return { path: dir, reason: `${modelFilename} is not a file` };
   const lines = await listingLines(dir);

@@ -14,8 +14,11 @@ import type { HttpExchange } from './http-response';
 import { httpContext, shuttingDown, type RouteHandler, type RouteSpec } from './router';
 import type { InferRequest } from '../protocol/types';
 
-/** Headers the infer route reads (copied synchronously from uWS's request). */
-const INFER_HEADERS = ['content-length', 'inference-header-content-length', 'content-encoding'] as const;
+/**
+ * Headers the infer route reads (copied synchronously from uWS's request); the front door's
+ * stages see them too (x-tensorwire-route-key: the routing stage's sticky key, docs/routing.md).
+ */
+export const INFER_HEADERS = ['content-length', 'inference-header-content-length', 'content-encoding', 'x-tensorwire-route-key'] as const;
 
 /** The model name and optional version of a route matched with or without /versions/{v}. */
 function target(x: HttpExchange): [string, string | undefined] {
@@ -54,14 +57,19 @@ const stats: RouteHandler = (x, ctx) => {
  * extension (application/octet-stream + Inference-Header-Content-Length) as soon as one
  * output is to be sent as binary data, JSON otherwise.
  */
-const infer: RouteHandler = async (x, ctx) => {
+const infer: RouteHandler = (x, ctx) => inferAt(x, ctx, target(x));
+
+/**
+ * The infer route's work for a model and version already known (a version label resolves to
+ * one before this runs: routes-routing.ts).
+ */
+export async function inferAt(x: HttpExchange, ctx: Parameters<RouteHandler>[1], [name, version]: [string, string | undefined]): Promise<void> {
   const frontDoor = ctx.frontDoor;
   // Refused before the body is read: a draining server does not buffer new bodies.
   if (frontDoor.isDraining) throw shuttingDown();
   // readBody must be called before the first await: uWS delivers data only to a handler
   // attached synchronously.
   const body = await x.readBody(ctx.maxBodyBytes);
-  const [name, version] = target(x);
   let request: InferRequest;
   try {
     const encoding = x.headers['content-encoding'];
@@ -84,7 +92,7 @@ const infer: RouteHandler = async (x, ctx) => {
     if (encoded.headerLength === undefined) x.send(200, encoded.body, encoded.contentType);
     else x.send(200, encoded.body, encoded.contentType, ['Inference-Header-Content-Length', String(encoded.headerLength)]);
   }
-};
+}
 
 /** Registers `handler` for `/v2/models/:model{suffix}` and `/v2/models/:model/versions/:version{suffix}`. */
 function both(method: 'get' | 'post', suffix: string, handler: RouteHandler, headers?: readonly string[]): RouteSpec[] {

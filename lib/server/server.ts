@@ -11,6 +11,11 @@ import { healthRoutes, metricsRoute, notFoundRoute } from './routes-health';
 import { modelRoutes } from './routes-models';
 import { repositoryRoutes } from './routes-repository';
 import { batchingRoutes } from './routes-batching';
+import { routingRoutes } from './routes-routing';
+import { isRoutingCore, RoutingTable } from '../routing/routing-table';
+import { routingStage } from '../routing/routing-stage';
+import { cacheStage, isCacheCore } from '../cache/cache-stage';
+import { DEFAULT_CACHE_BYTES, ResponseCache } from '../cache/response-cache';
 import { registerStream, type StreamRegistry } from './stream';
 import { PredictionFeed } from './prediction-feed';
 import { FrontDoor } from '../frontdoor/front-door';
@@ -42,6 +47,8 @@ export interface ServerOptions {
    * transports or to add stages (authorization, routing, cache).
    */
   frontDoor?: FrontDoor;
+  /** Byte budget of the response cache (models with `response_cache { enable: true }`); 0: off. Default 256 MiB. */
+  cacheBytes?: number;
   /**
    * Serve /metrics on this port of the same host instead of the main port (0 picks a free
    * one), so scrapes can be firewalled apart from inference. Default: on the main port.
@@ -114,6 +121,12 @@ export function startServer(service: InferenceService, options: ServerOptions = 
     frontDoor: options.frontDoor ?? new FrontDoor({ service, feed }),
     ...(options.metricsHandler && metricsPort === undefined ? { metricsHandler: options.metricsHandler } : {}),
   };
+  // Traffic policies (lib/routing): a stage on the front door built here, and their control routes.
+  const routing = isRoutingCore(service) ? new RoutingTable(service) : undefined;
+  if (routing !== undefined && options.frontDoor === undefined) context.frontDoor.use(routingStage(routing));
+  // The response cache (lib/cache) after routing, so the version is chosen when the key is made.
+  const cacheBytes = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
+  if (cacheBytes > 0 && isCacheCore(service) && options.frontDoor === undefined) context.frontDoor.use(cacheStage(new ResponseCache(cacheBytes), service));
   const app = uWS.App();
   const streams: StreamRegistry = registerStream(app, context, {
     maxInflight: streamMaxInflight,
@@ -128,7 +141,7 @@ export function startServer(service: InferenceService, options: ServerOptions = 
       throw new TensorwireError('NOT_FOUND', `/metrics is served on port ${metricsBoundPort} (--metrics-port), not on this one`);
     },
   };
-  for (const spec of [...healthRoutes, ...modelRoutes, ...repositoryRoutes, ...batchingRoutes, mainMetricsRoute]) addRoute(app, context, spec);
+  for (const spec of [...healthRoutes, ...modelRoutes, ...repositoryRoutes, ...batchingRoutes, ...(routing ? routingRoutes(routing) : []), mainMetricsRoute]) addRoute(app, context, spec);
   addRoute(app, context, notFoundRoute);
   // The metrics port answers /metrics and 404s, nothing else; the handler moves there
   // (its context shares the main one's in-flight tracker).

@@ -1,0 +1,333 @@
+/**
+ * Traffic policies on real models whose answers name the version (y = x + version): the
+ * split's ratio over thousands of requests, stickiness per key, shadows (compared, never
+ * returned, free for the primary when they fail), fallback, the guard's automatic rollback,
+ * and the live policy over HTTP (GET/POST /v2/models/{m}/routing). The ratio runs in-process
+ * through the front door (the same stage every transport passes), so it stays fast.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { createInferenceService, type TensorwireService } from '../lib/core/service';
+import { FrontDoor } from '../lib/frontdoor/front-door';
+import { createRequestContext } from '../lib/frontdoor/request-context';
+import type { InferResponse } from '../lib/protocol/types';
+import { RoutingTable } from '../lib/routing/routing-table';
+import { routingStage } from '../lib/routing/routing-stage';
+import { startServer, type RunningServer } from '../lib/server/server';
+import { StreamClient } from '../lib/client/stream-client';
+import { writeCorruptModel } from './fixtures/models';
+import { tempDir } from './helpers/engine-run';
+import { initializer, node, writeModel } from './fixtures/onnx-builder';
+import { failsToRunModel, float32, publishVersion, publishVersioned, rowsRequest, waitFor, writeConfig } from './helpers/hotswap';
+
+/**
+ * A canary that serves (its warm-up, one row, passes) and fails every request of two rows:
+ * y = Reshape(x, [1, 4]) + version.
+ */
+function oneRowModel(dir: string, version: number): string {
+  return writeModel(`${dir}/model.onnx`, {
+    name: `one_row_v${version}`,
+    inputs: [{ name: 'x', type: 'FP32', dims: [-1, 4] }],
+    outputs: [{ name: 'y', type: 'FP32', dims: [-1, 4] }],
+    initializers: [initializer('shape', 'INT64', [2], new BigInt64Array([1n, 4n])), initializer('version', 'FP32', [], new Float32Array([version]))],
+    nodes: [node('Reshape', ['x', 'shape'], ['r']), node('Add', ['r', 'version'], ['y'])],
+  });
+}
+
+/** What the routing route answers (a view, or an error). */
+interface RoutingAnswer {
+  error?: string;
+  policy?: unknown;
+  live: { split: Record<string, number>; state: string; events: { kind: string }[] };
+}
+
+interface Setup {
+  service: TensorwireService;
+  table: RoutingTable;
+  door: FrontDoor;
+  log: string[];
+}
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+/** A repository with model "m": versionedModel at `versions`, failsToRunModel at `failing`, config `config`. */
+async function setup(versions: number[], config: Record<string, unknown>, failing: number[] = [], oneRow: number[] = []): Promise<Setup> {
+  const { dir: repo, cleanup } = tempDir('tw-routing-');
+  cleanups.push(cleanup);
+  for (const v of versions) await publishVersioned(repo, 'm', v);
+  for (const v of failing) await publishVersion(repo, 'm', v, (dir) => failsToRunModel(dir));
+  for (const v of oneRow) await publishVersion(repo, 'm', v, (dir) => oneRowModel(dir, v));
+  writeConfig(repo, 'm', config);
+  const log: string[] = [];
+  const service = await createInferenceService({ repository: repo, modelControl: 'none', drainMs: 1000, log: (l) => log.push(l) });
+  cleanups.push(() => service.shutdown());
+  await service.initialLoad;
+  // Shadows are never shed for load here: the test process is busy, and the tests count every copy.
+  const table = new RoutingTable(service, { log: (l) => log.push(l), shadowMaxLoopUtilization: 1 });
+  const door = new FrontDoor({ service });
+  door.use(routingStage(table));
+  return { service, table, door, log };
+}
+
+/** One call through the front door; `headers` as a transport would have copied them. */
+function infer(s: Setup, options: { version?: string; headers?: Record<string, string>; parameters?: Record<string, unknown>; rows?: number } = {}): Promise<InferResponse> {
+  const request = rowsRequest(options.rows ?? 1, 0);
+  if (options.parameters) request.parameters = options.parameters;
+  return s.door.infer({ model: 'm', version: options.version, request, context: createRequestContext('http', '127.0.0.1', options.headers ?? {}), signal: new AbortController().signal });
+}
+
+/** The version a response's values show (y = x + version, x = 0). */
+function versionOf(r: InferResponse): number {
+  const y = float32(r.outputs[0]!.data)[0]!;
+  expect(String(y)).toBe(r.modelVersion); // the answer says which version produced it
+  return y;
+}
+
+async function metricValue(s: Setup, family: string, labels: Record<string, string>): Promise<number> {
+  const text = await s.service.registry.metrics();
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${family}{`) && !line.startsWith(`${family} `)) continue;
+    if (want.every((w) => line.includes(w))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
+describe('weighted split', () => {
+  it('splits unversioned requests by weight within a statistical bound, and keeps named versions loaded', async () => {
+    // The default version policy (latest 1) would load only version 3; the policy names 1 and 3.
+    const s = await setup([1, 2, 3], { routing: { weights: { '1': 80, '3': 20 } } });
+    expect(s.service.servingVersions('m')).toEqual([1, 3]);
+    const n = 4000;
+    const counts = new Map<number, number>();
+    for (let i = 0; i < n; i += 200) {
+      const answers = await Promise.all(Array.from({ length: 200 }, () => infer(s)));
+      for (const a of answers) counts.set(versionOf(a), (counts.get(versionOf(a)) ?? 0) + 1);
+    }
+    expect([...counts.keys()].sort()).toEqual([1, 3]);
+    // 5 standard deviations of a binomial(4000, 0.2): flaky once in millions of runs.
+    const sd = Math.sqrt(0.2 * 0.8 / n);
+    expect(Math.abs(counts.get(3)! / n - 0.2)).toBeLessThan(5 * sd);
+    expect(await metricValue(s, 'tensorwire_routing_requests_total', { model: 'm', version: '3', via: 'split' })).toBe(counts.get(3));
+    // A request naming a version gets that one.
+    expect(versionOf(await infer(s, { version: '1' }))).toBe(1);
+  });
+
+  it('keeps one routing key on one version (header or request parameter)', async () => {
+    const s = await setup([1, 2], { routing: { weights: { '1': 50, '2': 50 }, route_key: 'header:x-tensorwire-route-key' } });
+    const byKey = new Map<string, Set<number>>();
+    for (let k = 0; k < 100; k++) {
+      const key = `user-${k}`;
+      const seen = new Set<number>();
+      for (let i = 0; i < 4; i++) {
+        seen.add(versionOf(await infer(s, { headers: { 'x-tensorwire-route-key': key } })));
+        seen.add(versionOf(await infer(s, { parameters: { route_key: key } })));
+      }
+      byKey.set(key, seen);
+    }
+    for (const [key, seen] of byKey) expect(seen.size, key).toBe(1);
+    const versions = [...byKey.values()].map((v) => [...v][0]);
+    expect(versions.filter((v) => v === 1).length).toBeGreaterThan(25);
+    expect(versions.filter((v) => v === 2).length).toBeGreaterThan(25);
+  });
+});
+
+describe('shadow', () => {
+  it('compares the shadow with the primary and never returns it', async () => {
+    const s = await setup([1, 3], { routing: { weights: { '1': 100 }, shadow: { version: '3', percent: 100 } } });
+    for (let i = 0; i < 20; i++) expect(versionOf(await infer(s))).toBe(1);
+    await waitFor(async () => (await metricValue(s, 'tensorwire_shadow_requests_total', { version: '3', outcome: 'success' })) === 20, 5000, 'shadow copies');
+    // y differs by exactly 2 everywhere (x+3 vs x+1): every diff lands in the bucket holding 2 and above 1.
+    expect(await metricValue(s, 'tensorwire_shadow_max_abs_diff_bucket', { version: '3', output: 'y', le: '1' })).toBe(0);
+    expect(await metricValue(s, 'tensorwire_shadow_max_abs_diff_bucket', { version: '3', output: 'y', le: '10' })).toBe(20);
+    expect(await metricValue(s, 'tensorwire_shadow_argmax_rows_total', { version: '3', output: 'y', agree: 'true' })).toBe(20);
+    const stats = s.service.statistics('m', '3')[0]!;
+    expect(stats.inference_stats.success.count).toBe(20);
+  });
+
+  it('a failing shadow costs the primary nothing', async () => {
+    const s = await setup([1], { routing: { weights: { '1': 100 }, shadow: { version: '4', percent: 100 } } }, [4]);
+    for (let i = 0; i < 30; i++) expect(versionOf(await infer(s))).toBe(1);
+    await waitFor(async () => (await metricValue(s, 'tensorwire_shadow_requests_total', { version: '4', outcome: 'failure' })) === 30, 5000, 'failed shadow copies');
+    expect(s.service.statistics('m', '1')[0]!.inference_stats.fail.count).toBe(0);
+  });
+});
+
+describe('fallback and guard', () => {
+  it('retries once on the fallback when the chosen version fails; a named version gets its own error', async () => {
+    const s = await setup([1], { routing: { weights: { '4': 100 }, fallback: '1' } }, [], [4]);
+    expect(s.service.servingVersions('m')).toEqual([1, 4]);
+    // One row: version 4 answers. Two rows: it fails and version 1 answers instead.
+    expect(versionOf(await infer(s))).toBe(4);
+    for (let i = 0; i < 10; i++) expect(versionOf(await infer(s, { rows: 2 }))).toBe(1);
+    expect(await metricValue(s, 'tensorwire_routing_fallbacks_total', { model: 'm', from: '4', to: '1' })).toBe(10);
+    await expect(infer(s, { version: '4', rows: 2 })).rejects.toMatchObject({ code: 'ENGINE_FAILURE' });
+    // A version that does not serve falls back too (503 of the chosen one).
+    const t = await setup([1], { routing: { weights: { '5': 100 }, fallback: '1' } }, [5]);
+    expect(versionOf(await infer(t))).toBe(1);
+  });
+
+  it('rolls a failing canary back automatically (weight 0), logged, counted and visible', async () => {
+    const s = await setup([1], { routing: { weights: { '1': 50, '4': 50 }, fallback: '1', guard: { version: '4', min_requests: 20, window_s: 60 } } }, [], [4]);
+    let sent = 0;
+    for (; sent < 500 && s.table.lookup('m')!.state === 'active'; sent++) expect(versionOf(await infer(s, { rows: 2 }))).toBe(1);
+    // Judged only after min_requests of the canary: about 40 requests at a 50% split.
+    expect(sent).toBeGreaterThanOrEqual(20);
+    const view = s.table.read('m');
+    expect(view.live.state).toBe('rolled_back');
+    expect(view.live.split).toEqual({ '1': 50, '4': 0 });
+    expect(view.live.events.at(-1)).toMatchObject({ kind: 'rolled_back', version: '4' });
+    expect(view.live.events.at(-1)!.reason).toMatch(/error rate 100\.0% vs 0\.0%/);
+    expect(view.live.window!['4']!.requests).toBe(20);
+    expect(s.log.some((l) => /rolled back/.test(l))).toBe(true);
+    expect(await metricValue(s, 'tensorwire_routing_rollbacks_total', { model: 'm', version: '4' })).toBe(1);
+    // From now on nothing goes to version 4, so nothing falls back either.
+    const before = await metricValue(s, 'tensorwire_routing_fallbacks_total', { model: 'm' });
+    for (let i = 0; i < 50; i++) expect(versionOf(await infer(s, { rows: 2 }))).toBe(1);
+    expect(await metricValue(s, 'tensorwire_routing_fallbacks_total', { model: 'm' })).toBe(before);
+  });
+
+  it('runs two live changes of one model one after the other, each checking its own versions', async () => {
+    const s = await setup([1, 2, 3], { version_policy: { specific: { versions: [3] } } });
+    const [first, second] = await Promise.allSettled([s.table.update('m', { weights: { '3': 100, '1': 0 } }), s.table.update('m', { weights: { '3': 100, '2': 0 } })]);
+    expect(first.status).toBe('fulfilled');
+    expect(second.status).toBe('fulfilled');
+    expect(s.table.read('m').policy).toEqual({ weights: { '3': 100, '2': 0 } });
+  });
+
+  it('resolves labels to versions', async () => {
+    const s = await setup([1, 2], { routing: { labels: { stable: '1', canary: '2' } } });
+    expect(s.table.resolveLabel('m', 'canary')).toBe('2');
+    expect(() => s.table.resolveLabel('m', 'nope')).toThrow(/no version label "nope"/);
+    expect(s.service.servingVersions('m')).toEqual([1, 2]);
+  });
+});
+
+describe('hot swap under a policy', () => {
+  it('a new version directory joins the split at weight 0 and is raised live', async () => {
+    const { dir: repo, cleanup } = tempDir('tw-routing-swap-');
+    cleanups.push(cleanup);
+    await publishVersioned(repo, 'm', 1);
+    writeConfig(repo, 'm', { routing: { weights: { '1': 100, '2': 0 } } });
+    const service = await createInferenceService({ repository: repo, modelControl: 'poll', pollMs: 50, drainMs: 1000, log: () => undefined });
+    cleanups.push(() => service.shutdown());
+    await service.initialLoad;
+    const s: Setup = { service, table: new RoutingTable(service, { log: () => undefined }), door: new FrontDoor({ service }), log: [] };
+    s.door.use(routingStage(s.table));
+    await publishVersioned(repo, 'm', 2);
+    await waitFor(() => service.servingVersions('m').join() === '1,2', 10_000, 'version 2 loaded for the policy');
+    for (let i = 0; i < 50; i++) expect(versionOf(await infer(s))).toBe(1); // weight 0: no traffic yet
+    await s.table.update('m', { weights: { '1': 50, '2': 50 } });
+    const seen = new Set<number>();
+    for (let i = 0; i < 100; i++) seen.add(versionOf(await infer(s)));
+    expect([...seen].sort()).toEqual([1, 2]);
+  });
+});
+
+describe('GET/POST /v2/models/{m}/routing', () => {
+  it('replaces the policy live, loading the versions it names; 400 naming a version that does not exist or failed', async () => {
+    const { dir: repo, cleanup } = tempDir('tw-routing-http-');
+    cleanups.push(cleanup);
+    for (const v of [1, 2, 3]) await publishVersioned(repo, 'm', v);
+    await publishVersion(repo, 'm', 5, (dir) => writeCorruptModel(`${dir}/model.onnx`));
+    writeConfig(repo, 'm', { version_policy: { specific: { versions: [3] } } });
+    const service = await createInferenceService({ repository: repo, modelControl: 'none', drainMs: 1000, log: () => undefined });
+    await service.initialLoad;
+    const server: RunningServer = await startServer(service, { host: '127.0.0.1', port: 0 });
+    cleanups.push(async () => {
+      await server.close();
+      await service.shutdown();
+    });
+    const base = `http://127.0.0.1:${server.port}/v2/models/m/routing`;
+    const post = (body: unknown) => fetch(base, { method: 'POST', body: JSON.stringify(body) }).then(async (r) => ({ status: r.status, body: (await r.json()) as RoutingAnswer }));
+
+    const none = await (await fetch(base)).json();
+    expect(none).toMatchObject({ policy: null, live: { state: 'active' } });
+
+    const missing = await post({ weights: { '3': 90, '9': 10 } });
+    expect(missing.status).toBe(400);
+    expect(missing.body.error).toMatch(/version 9 does not exist/);
+    const failed = await post({ weights: { '3': 90, '5': 10 } });
+    expect(failed.status).toBe(400);
+    expect(failed.body.error).toMatch(/version 5 does not serve/);
+    const invalid = await post({ weights: { '3': 900 } });
+    expect(invalid.status).toBe(400);
+    expect(invalid.body.error).toMatch(/weights\.3 must be an integer from 0 to 100/);
+
+    const ok = await post({ weights: { '3': 95, '2': 5 }, labels: { stable: '3' } });
+    expect(ok.status).toBe(200);
+    expect(ok.body.live.split).toEqual({ '2': 5, '3': 95 });
+    // Version 2 was loaded for the policy although the version policy selects only 3.
+    expect(service.servingVersions('m')).toEqual([2, 3]);
+    const read = (await (await fetch(base)).json()) as RoutingAnswer;
+    expect(read.policy).toEqual({ weights: { '3': 95, '2': 5 }, labels: { stable: '3' } });
+    expect(read.live.events.at(-1)).toMatchObject({ kind: 'policy' });
+
+    // An empty policy turns routing off; version 2 is let go again.
+    expect((await post({})).status).toBe(200);
+    await waitFor(() => service.servingVersions('m').join() === '3', 5000, 'version 2 retired');
+    expect((await fetch(`http://127.0.0.1:${server.port}/v2/models/nope/routing`)).status).toBe(404);
+  });
+
+  it('the server registers the routing stage: a stream request follows the split', async () => {
+    const { dir: repo, cleanup } = tempDir('tw-routing-stream-');
+    cleanups.push(cleanup);
+    for (const v of [1, 2]) await publishVersioned(repo, 'm', v);
+    // Without the policy the latest version (2) would answer.
+    writeConfig(repo, 'm', { routing: { weights: { '1': 100, '2': 0 } } });
+    const service = await createInferenceService({ repository: repo, modelControl: 'none', drainMs: 1000, log: () => undefined });
+    await service.initialLoad;
+    const server = await startServer(service, { host: '127.0.0.1', port: 0 });
+    const client = await StreamClient.connect(`http://127.0.0.1:${server.port}`);
+    cleanups.push(async () => {
+      await client.close();
+      await server.close();
+      await service.shutdown();
+    });
+    for (let i = 0; i < 5; i++) {
+      const r = await client.infer('m', { x: { datatype: 'FP32', shape: [1, 4], data: [0, 0, 0, 0] } });
+      expect(r.modelVersion).toBe('1');
+      expect(Array.from(r.outputs['y']!.data as Float32Array)).toEqual([1, 1, 1, 1]);
+    }
+  });
+
+  it('HTTP follows the split and the sticky key header, and serves /labels/{label}/infer', async () => {
+    const { dir: repo, cleanup } = tempDir('tw-routing-http-');
+    cleanups.push(cleanup);
+    for (const v of [1, 2]) await publishVersioned(repo, 'm', v);
+    writeConfig(repo, 'm', { routing: { weights: { '1': 50, '2': 50 }, route_key: 'header:x-tensorwire-route-key', labels: { stable: '1', canary: '2' } } });
+    const service = await createInferenceService({ repository: repo, modelControl: 'none', drainMs: 1000, log: () => undefined });
+    await service.initialLoad;
+    const server = await startServer(service, { host: '127.0.0.1', port: 0 });
+    cleanups.push(async () => {
+      await server.close();
+      await service.shutdown();
+    });
+    const base = `http://127.0.0.1:${server.port}`;
+    const body = JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [0, 0, 0, 0] }] });
+    const post = async (path: string, headers: Record<string, string> = {}) => {
+      const res = await fetch(`${base}${path}`, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } });
+      return { status: res.status, json: (await res.json()) as { model_version?: string; outputs?: { data: number[] }[]; code?: string } };
+    };
+    for (const [label, version] of [['stable', '1'], ['canary', '2']] as const) {
+      const r = await post(`/v2/models/m/labels/${label}/infer`);
+      expect(r.status).toBe(200);
+      expect(r.json.model_version).toBe(version);
+      expect(r.json.outputs![0]!.data).toEqual([Number(version), Number(version), Number(version), Number(version)]);
+    }
+    expect((await post('/v2/models/m/labels/nope/infer')).json.code).toBe('NOT_FOUND');
+    // One key, one version, every time; across keys both versions answer.
+    const byKey = new Map<string, Set<string>>();
+    for (let i = 0; i < 60; i++) {
+      const key = `user-${i % 12}`;
+      const r = await post('/v2/models/m/infer', { 'x-tensorwire-route-key': key });
+      expect(r.status).toBe(200);
+      byKey.set(key, (byKey.get(key) ?? new Set()).add(r.json.model_version!));
+    }
+    expect([...byKey.values()].every((versions) => versions.size === 1)).toBe(true);
+    expect(new Set([...byKey.values()].flatMap((v) => [...v]))).toEqual(new Set(['1', '2']));
+  });
+});
