@@ -6,7 +6,10 @@ import uWS from 'uWebSockets.js';
 import type { InferenceService } from '../core/types';
 import { InFlightTracker } from '../frontdoor/inflight';
 import { TensorwireError } from '../errors';
-import { addRoute, type RouteSpec, type ServerContext } from './router';
+import { addPreflightRoute, addRoute, type RouteSecurity, type RouteSpec, type ServerContext } from './router';
+import type { SecuritySetup } from '../auth/serve-flags';
+import { Gate } from '../frontdoor/authorize';
+import { ANONYMOUS } from '../frontdoor/request-context';
 import { healthRoutes, metricsRoute, notFoundRoute } from './routes-health';
 import { modelRoutes } from './routes-models';
 import { repositoryRoutes } from './routes-repository';
@@ -53,6 +56,12 @@ export interface ServerOptions {
    * `RunningServer.maxConnections` and lib/server/connection-limit.ts.
    */
   maxConnections?: number;
+  /**
+   * Access control, browser checks, CORS and TLS (lib/auth/serve-flags.ts `createSecurity`).
+   * Absent: nothing is checked (an embedding application's own choice; `tensorwire serve`
+   * always passes one, so its defaults apply without flags).
+   */
+  security?: SecuritySetup;
 }
 
 /** A listening server. */
@@ -106,15 +115,29 @@ export function startServer(service: InferenceService, options: ServerOptions = 
   }
 
   const feed = new PredictionFeed();
+  const setup = options.security;
+  const security: RouteSecurity | undefined = setup === undefined ? undefined : {
+    gate: new Gate(setup, ANONYMOUS),
+    hosts: setup.hosts,
+    cors: setup.cors,
+    allowedOrigins: setup.allowedOrigins,
+    tls: setup.tls !== undefined,
+  };
+  const frontDoor = options.frontDoor ?? new FrontDoor({ service, feed, ...(setup ? { audit: setup.audit } : {}) });
+  // Inference of transports that do not admit calls themselves (the stream, gRPC) is
+  // authorized here; HTTP routes were admitted by the router and pass straight through.
+  if (security !== undefined) frontDoor.use(security.gate.inferStage());
   const context: ServerContext = {
     service,
     maxBodyBytes,
     inflight: new InFlightTracker(),
     feed,
-    frontDoor: options.frontDoor ?? new FrontDoor({ service, feed }),
+    frontDoor,
     ...(options.metricsHandler && metricsPort === undefined ? { metricsHandler: options.metricsHandler } : {}),
+    ...(security ? { security } : {}),
   };
-  const app = uWS.App();
+  const newApp = (): uWS.TemplatedApp => (setup?.tls !== undefined ? uWS.SSLApp(setup.tls.appOptions) : uWS.App());
+  const app = newApp();
   const streams: StreamRegistry = registerStream(app, context, {
     maxInflight: streamMaxInflight,
     feed: options.streamFeed ?? false,
@@ -130,13 +153,15 @@ export function startServer(service: InferenceService, options: ServerOptions = 
   };
   for (const spec of [...healthRoutes, ...modelRoutes, ...repositoryRoutes, ...batchingRoutes, mainMetricsRoute]) addRoute(app, context, spec);
   addRoute(app, context, notFoundRoute);
+  if (security !== undefined) addPreflightRoute(app, security);
   // The metrics port answers /metrics and 404s, nothing else; the handler moves there
   // (its context shares the main one's in-flight tracker).
-  const metricsApp = metricsPort === undefined ? undefined : uWS.App();
+  const metricsApp = metricsPort === undefined ? undefined : newApp();
   if (metricsApp !== undefined) {
     const metricsContext: ServerContext = { ...context, ...(options.metricsHandler ? { metricsHandler: options.metricsHandler } : {}) };
     addRoute(metricsApp, metricsContext, metricsRoute);
     addRoute(metricsApp, metricsContext, notFoundRoute);
+    if (security !== undefined) addPreflightRoute(metricsApp, security);
   }
 
   return (async (): Promise<RunningServer> => {
