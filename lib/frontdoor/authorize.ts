@@ -24,8 +24,14 @@ export interface Admitted {
   readonly release: () => void;
 }
 
-/** The outcome of `admit`: let in, or the error to answer with (401: add WWW-Authenticate). */
-export type Admission = Admitted | TensorwireError;
+/** A call turned away: the error to answer with (401: add WWW-Authenticate), and who it was when known (for audit). */
+export interface Refused {
+  readonly refused: TensorwireError;
+  readonly principal: Principal | undefined;
+}
+
+/** The outcome of `admit`. */
+export type Admission = Admitted | Refused;
 
 /** The parts of a SecuritySetup the gate uses. */
 export interface GateParts {
@@ -37,8 +43,8 @@ export interface GateParts {
 const NOTHING = (): void => undefined;
 
 /** True when `admission` refused the call. */
-export function isRefusal(admission: Admission): admission is TensorwireError {
-  return admission instanceof TensorwireError;
+export function isRefusal(admission: Admission): admission is Refused {
+  return (admission as Refused).refused !== undefined;
 }
 
 /** Authentication, authorization and per-principal limits of every call. */
@@ -74,22 +80,22 @@ export class Gate {
   admit(authorization: string | undefined, info: AuthenticationInfo, need: Need): Admission | Promise<Admission> {
     if (need.scope === 'open') return this.open;
     const who = this.access.authenticate(authorization, info);
-    if (who instanceof Promise) return who.then((p) => (isAuthFailure(p) ? p.error : this.admitPrincipal(p, need)));
-    if (isAuthFailure(who)) return who.error;
+    if (who instanceof Promise) return who.then((p) => (isAuthFailure(p) ? { refused: p.error, principal: undefined } : this.admitPrincipal(p, need)));
+    if (isAuthFailure(who)) return { refused: who.error, principal: undefined };
     return this.admitPrincipal(who, need);
   }
 
   /** Authorizes a principal already authenticated (a stream connection's) and applies its limits. */
   admitPrincipal(principal: Principal, need: Need): Admission {
     const refused = this.access.authorize(principal, need);
-    if (refused !== undefined) return refused;
+    if (refused !== undefined) return { refused, principal };
     const limits = (principal as Partial<AuthPrincipal>).limits;
     if (limits === undefined || (limits.requestsPerSecond === undefined && limits.concurrent === undefined)) return { principal, release: NOTHING };
     const key = (principal as AuthPrincipal).limiterKey;
     const limited = this.limiter.admit(key, limits);
     if (limited !== undefined) {
       this.audit.countRequest('rate_limited');
-      return limited;
+      return { refused: limited, principal };
     }
     if (limits.concurrent === undefined) return { principal, release: NOTHING };
     let released = false;
@@ -130,7 +136,7 @@ export class Gate {
   }
 
   private proceed<R>(call: InferCall, admission: Admission, next: (call: InferCall) => Promise<R>): Promise<R> {
-    if (isRefusal(admission)) return Promise.reject(admission);
+    if (isRefusal(admission)) return Promise.reject(admission.refused);
     call.context.principal = admission.principal;
     call.context.authorized = true;
     if (admission.release === NOTHING) return next(call);

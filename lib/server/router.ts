@@ -11,7 +11,7 @@ import type { InFlightTracker } from '../frontdoor/inflight';
 import type { PredictionFeed } from './prediction-feed';
 import type { FrontDoor } from '../frontdoor/front-door';
 import { createRequestContext } from '../frontdoor/request-context';
-import type { ControlCall, RequestContext } from '../frontdoor/types';
+import type { ControlCall, Principal, RequestContext } from '../frontdoor/types';
 import { isRefusal, type Admission, type Gate } from '../frontdoor/authorize';
 import type { HostAllowList } from '../auth/browser-checks';
 import { checkJsonContentType } from '../auth/browser-checks';
@@ -125,9 +125,12 @@ function addSecuredRoute(app: TemplatedApp, context: ServerContext, spec: RouteS
       if (list !== undefined) exchange.extraHeaders = list.flat();
     }
     const h = exchange.headers;
-    const refuse = (error: TensorwireError): void => {
+    const refuse = (error: TensorwireError, principal?: Principal): void => {
       if (hasBody) exchange.discardBody();
-      if (spec.control !== undefined) context.frontDoor.controlRefused(controlCall(exchange, spec.control.action, paramCount), error);
+      if (spec.control !== undefined) {
+        exchange.principal = principal;
+        context.frontDoor.controlRefused(controlCall(exchange, spec.control.action, paramCount), error);
+      }
       exchange.sendError(error);
     };
     const badHost = security.hosts.check(h['host']);
@@ -138,13 +141,13 @@ function addSecuredRoute(app: TemplatedApp, context: ServerContext, spec: RouteS
     const admission = gate.admit(h['authorization'], exchange, fixedNeed ?? needOf(need, exchange.params[0]));
     const proceed = (a: Admission): void => {
       if (isRefusal(a)) {
-        refuse(a);
+        refuse(a.refused, a.principal);
         return;
       }
       const wrongType = changesState ? checkJsonContentType(h['content-type']) : undefined;
       if (wrongType !== undefined) {
         a.release();
-        refuse(wrongType);
+        refuse(wrongType, a.principal);
         return;
       }
       exchange.principal = a.principal;

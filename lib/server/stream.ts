@@ -166,12 +166,12 @@ export function registerStream(app: uWS.TemplatedApp, context: ServerContext, op
       if (admission instanceof Promise) {
         const next = i + 1;
         return admission.then((a) => {
-          if (isRefusal(a)) return a;
+          if (isRefusal(a)) return a.refused;
           a.release();
           return admitAll(connection, needs, next);
         });
       }
-      if (isRefusal(admission)) return admission;
+      if (isRefusal(admission)) return admission.refused;
       admission.release();
     }
     return undefined;
