@@ -4,7 +4,7 @@
  * of a server that accepts connections and fails every handshake.
  *
  * What uWebSockets.js 20.30 (our @trufflesuite build) can and cannot do, checked by
- * test/auth-tls.test.ts and by hand (docs/security-auth.md, "TLS"):
+ * test/auth-tls.test.ts and by hand (docs/security.md, "Access control", "TLS"):
  * - SSLApp({key_file_name, cert_file_name, passphrase}) serves HTTPS and WSS.
  * - ca_file_name turns on client-certificate *verification* but does not *require* one: a
  *   client without a certificate is served; one whose certificate another CA signed fails
