@@ -156,6 +156,17 @@ describe('JWT bearer tokens', () => {
     expect((await raw(h.base, 'GET', '/v2/models/mlp', bearer(unsigned))).status).toBe(401);
   });
 
+  it('verifies a new token on the stream upgrade (asynchronously), and refuses a forged one', async () => {
+    const s = await openStream(h.base, bearer(await sign({ scope: 'infer:mlp' })));
+    expect(s.ws).toBeDefined();
+    s.ws!.send(JSON.stringify({ id: 'j', model_name: 'mlp', inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] }));
+    await frameCount(s.frames, 1);
+    expect(s.frames[0]).toHaveProperty('outputs');
+    s.ws!.close();
+    const forged = await new SignJWT({ scope: 'infer' }).setProtectedHeader({ alg: 'HS256' }).setSubject('svc').setExpirationTime('5m').sign(new TextEncoder().encode('another secret of at least thirty-two bytes'));
+    expect((await openStream(h.base, bearer(forged))).status).toBe(401);
+  });
+
   it('refuses a state change whose token verifies but lacks the scope, without running it', async () => {
     const token = await sign({ scope: 'monitor' });
     const r = await raw(h.base, 'POST', '/v2/repository/models/spare/unload', { ...bearer(token), 'content-type': 'application/json' }, '{}');
