@@ -154,6 +154,15 @@ async function serve(args: string[]): Promise<number> {
     console.log(`  --max-connections ${options.maxConnections} lowered to ${tw.server.maxConnections}: the open-file limit (ulimit -n) leaves no room for more`);
   }
   installShutdown(tw, options.drainTimeoutMs);
+  if (security.tls !== undefined) {
+    // Certificate renewal (e.g. a certbot deploy hook): `kill -HUP <pid>` serves the new files.
+    process.on('SIGHUP', () => {
+      tw.server.reloadTls().then(
+        () => console.log('SIGHUP: TLS certificate reloaded'),
+        (e: unknown) => console.error(`SIGHUP: TLS certificate not reloaded, the old one stays in force: ${(e as Error).message}`),
+      );
+    });
+  }
   await tw.initialLoad;
   const index = tw.service.repositoryIndex();
   if (index.length === 0) console.log('  no models');

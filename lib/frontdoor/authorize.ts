@@ -11,7 +11,7 @@
  * the first time is verified asynchronously and `admit` returns a Promise then.
  */
 import { TensorwireError } from '../errors';
-import { isAuthFailure, type AccessControl, type AuthenticationInfo, type AuthPrincipal } from '../auth/access-control';
+import { isAuthFailure, LOOPBACK_PRINCIPAL, type AccessControl, type AuthenticationInfo, type AuthPrincipal } from '../auth/access-control';
 import type { AuditLog } from '../auth/audit';
 import type { PrincipalLimiter } from '../auth/principal-limiter';
 import { needOf } from '../auth/route-scopes';
@@ -54,12 +54,19 @@ export class Gate {
   private readonly audit: AuditLog;
   /** What open needs (health probes) get: no credential read, no limit applied. */
   private readonly open: Admitted;
+  /**
+   * Set on a server without credentials bound to loopback: every client is then a loopback
+   * client, so the per-request read of the client address (a native call) is skipped.
+   */
+  private readonly everyoneLoopback: Principal | undefined;
 
-  constructor(parts: GateParts, anonymous: Principal) {
+  /** `loopbackBind`: the server listens on a loopback address only. */
+  constructor(parts: GateParts, anonymous: Principal, loopbackBind = false) {
     this.access = parts.access;
     this.limiter = parts.limiter;
     this.audit = parts.audit;
     this.open = Object.freeze({ principal: anonymous, release: NOTHING });
+    this.everyoneLoopback = loopbackBind && !parts.access.enabled ? LOOPBACK_PRINCIPAL : undefined;
   }
 
   /** True when credentials are configured (then only health probes are open). */
@@ -79,6 +86,7 @@ export class Gate {
    */
   admit(authorization: string | undefined, info: AuthenticationInfo, need: Need): Admission | Promise<Admission> {
     if (need.scope === 'open') return this.open;
+    if (this.everyoneLoopback !== undefined) return this.admitPrincipal(this.everyoneLoopback, need);
     const who = this.access.authenticate(authorization, info);
     if (who instanceof Promise) return who.then((p) => (isAuthFailure(p) ? { refused: p.error, principal: undefined } : this.admitPrincipal(p, need)));
     if (isAuthFailure(who)) return { refused: who.error, principal: undefined };

@@ -10,6 +10,8 @@ import { addPreflightRoute, addRoute, type RouteSecurity, type RouteSpec, type S
 import type { SecuritySetup } from '../auth/serve-flags';
 import { Gate } from '../frontdoor/authorize';
 import { ANONYMOUS } from '../frontdoor/request-context';
+import { tlsAppOptions } from '../auth/tls-options';
+import { isLoopbackHost } from '../auth/bind-policy';
 import { healthRoutes, metricsRoute, notFoundRoute } from './routes-health';
 import { modelRoutes } from './routes-models';
 import { repositoryRoutes } from './routes-repository';
@@ -88,6 +90,13 @@ export interface RunningServer {
   drain(timeoutMs: number): Promise<boolean>;
   /** Stops listening and closes every connection (in-flight requests are cancelled). */
   close(): Promise<void>;
+  /**
+   * Re-reads the TLS certificate and key files (--tls-cert, --tls-key, --tls-ca) and serves
+   * new connections with them, without refusing any or closing open ones (those finish on
+   * the old certificate). Rejects, leaving the old certificate in force, when the files are
+   * not usable; rejects on a server without TLS.
+   */
+  reloadTls(): Promise<void>;
 }
 
 /** 64 MiB. */
@@ -117,7 +126,7 @@ export function startServer(service: InferenceService, options: ServerOptions = 
   const feed = new PredictionFeed();
   const setup = options.security;
   const security: RouteSecurity | undefined = setup === undefined ? undefined : {
-    gate: new Gate(setup, ANONYMOUS),
+    gate: new Gate(setup, ANONYMOUS, isLoopbackHost(host)),
     hosts: setup.hosts,
     cors: setup.cors,
     allowedOrigins: setup.allowedOrigins,
@@ -137,12 +146,6 @@ export function startServer(service: InferenceService, options: ServerOptions = 
     ...(security ? { security } : {}),
   };
   const newApp = (): uWS.TemplatedApp => (setup?.tls !== undefined ? uWS.SSLApp(setup.tls.appOptions) : uWS.App());
-  const app = newApp();
-  const streams: StreamRegistry = registerStream(app, context, {
-    maxInflight: streamMaxInflight,
-    feed: options.streamFeed ?? false,
-    ...(options.streamHighWaterBytes !== undefined ? { highWaterBytes: options.streamHighWaterBytes } : {}),
-  });
   let metricsBoundPort: number | undefined;
   // With a metrics port, a scrape of the main port is told where to go instead.
   const mainMetricsRoute: RouteSpec = metricsPort === undefined ? metricsRoute : {
@@ -151,18 +154,44 @@ export function startServer(service: InferenceService, options: ServerOptions = 
       throw new TensorwireError('NOT_FOUND', `/metrics is served on port ${metricsBoundPort} (--metrics-port), not on this one`);
     },
   };
-  for (const spec of [...healthRoutes, ...modelRoutes, ...repositoryRoutes, ...batchingRoutes, mainMetricsRoute]) addRoute(app, context, spec);
-  addRoute(app, context, notFoundRoute);
-  if (security !== undefined) addPreflightRoute(app, security);
+  /** Every stream registry made (a certificate reload makes a new app with its own). */
+  const streamRegistries: StreamRegistry[] = [];
+  /** Every app made, for close (apps replaced by a reload keep serving their open connections). */
+  const apps: uWS.TemplatedApp[] = [];
+  const buildMainApp = (): uWS.TemplatedApp => {
+    const app = newApp();
+    streamRegistries.push(registerStream(app, context, {
+      maxInflight: streamMaxInflight,
+      feed: options.streamFeed ?? false,
+      ...(options.streamHighWaterBytes !== undefined ? { highWaterBytes: options.streamHighWaterBytes } : {}),
+    }));
+    for (const spec of [...healthRoutes, ...modelRoutes, ...repositoryRoutes, ...batchingRoutes, mainMetricsRoute]) addRoute(app, context, spec);
+    addRoute(app, context, notFoundRoute);
+    if (security !== undefined) addPreflightRoute(app, security);
+    apps.push(app);
+    return app;
+  };
   // The metrics port answers /metrics and 404s, nothing else; the handler moves there
   // (its context shares the main one's in-flight tracker).
-  const metricsApp = metricsPort === undefined ? undefined : newApp();
-  if (metricsApp !== undefined) {
-    const metricsContext: ServerContext = { ...context, ...(options.metricsHandler ? { metricsHandler: options.metricsHandler } : {}) };
+  const metricsContext: ServerContext = { ...context, ...(options.metricsHandler ? { metricsHandler: options.metricsHandler } : {}) };
+  const buildMetricsApp = (): uWS.TemplatedApp => {
+    const metricsApp = newApp();
     addRoute(metricsApp, metricsContext, metricsRoute);
     addRoute(metricsApp, metricsContext, notFoundRoute);
     if (security !== undefined) addPreflightRoute(metricsApp, security);
-  }
+    apps.push(metricsApp);
+    return metricsApp;
+  };
+  let app = buildMainApp();
+  const metricsApp = metricsPort === undefined ? undefined : buildMetricsApp();
+  const streams: StreamRegistry = {
+    get size() {
+      return streamRegistries.reduce((n, r) => n + r.size, 0);
+    },
+    closeAll() {
+      for (const r of streamRegistries) r.closeAll();
+    },
+  };
 
   return (async (): Promise<RunningServer> => {
     let listenSocket: uWS.us_listen_socket | false = await listen(app, host, port);
@@ -216,6 +245,29 @@ export function startServer(service: InferenceService, options: ServerOptions = 
       },
       feed: context.feed,
       frontDoor: context.frontDoor,
+      async reloadTls(): Promise<void> {
+        if (setup?.tls === undefined) throw new TensorwireError('INVALID_INPUT', 'this server does not serve TLS (--tls-cert, --tls-key)');
+        if (closed !== undefined) return;
+        // Checked first: a bad new certificate leaves the running one in force.
+        const o = setup.tls.appOptions;
+        tlsAppOptions({ cert: o.cert_file_name as string, key: o.key_file_name as string, ...(o.ca_file_name !== undefined ? { ca: o.ca_file_name as string } : {}), ...(o.passphrase !== undefined ? { passphrase: o.passphrase as string } : {}) });
+        // uSockets listens with SO_REUSEPORT: the new app listens on the same port before the
+        // old one stops, so no connection attempt is refused; connections the old app holds
+        // keep being served by it (with the old certificate) until they close.
+        const next = buildMainApp();
+        const nextSocket = await listen(next, host, boundMainPort);
+        // Let the loop accept what already queued on the old listener before it closes.
+        await new Promise((r) => setImmediate(r));
+        if (listenSocket !== false) uWS.us_listen_socket_close(listenSocket);
+        listenSocket = nextSocket;
+        app = next;
+        if (metricsSocket !== undefined) {
+          const nextMetrics = buildMetricsApp();
+          const socket = await listen(nextMetrics, host, metricsBoundPort!);
+          uWS.us_listen_socket_close(metricsSocket);
+          metricsSocket = socket;
+        }
+      },
       async drain(timeoutMs: number): Promise<boolean> {
         context.frontDoor.beginDrain();
         const [exchanges, calls] = await Promise.all([context.inflight.idle(timeoutMs), context.frontDoor.calls.idle(timeoutMs)]);
@@ -231,7 +283,7 @@ export function startServer(service: InferenceService, options: ServerOptions = 
           streams.closeAll();
           // app.close() (in the binary, not in the typings of 20.30) closes the remaining
           // HTTP connections, keep-alive ones included; pending responses see onAborted.
-          for (const a of [app, metricsApp]) (a as unknown as { close?: () => void } | undefined)?.close?.();
+          for (const a of apps) (a as unknown as { close?: () => void }).close?.();
         })();
         return closed;
       },
