@@ -18,6 +18,8 @@ import { createSecurity } from '../lib/auth/serve-flags';
 import { mlpModel } from './fixtures/models';
 import { frameCount, openStream, raw } from './helpers/auth-client';
 import { metricValue, startHarness, type Harness } from './helpers/server-harness';
+import { createRequestContext } from '../lib/frontdoor/request-context';
+import { decodeJsonRequest } from '../lib/protocol/json-codec';
 
 const MLP = { inputDim: 4, hidden: 8, outputDim: 2, file: 'model.onnx' };
 const INFER_BODY = JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [0.1, 0.2, 0.3, 0.4] }] });
@@ -250,6 +252,24 @@ describe('the stream', () => {
     await frameCount(feeder.frames, 1);
     expect(feeder.frames[0]).toEqual({ id: 'c', subscribed: 'mlp' });
     feeder.ws!.close();
+  });
+});
+
+describe('other transports (gRPC) through the front door', () => {
+  const call = (headers: Record<string, string>) => ({
+    model: 'mlp',
+    version: undefined,
+    request: decodeJsonRequest(INFER_BODY),
+    context: createRequestContext('grpc', '127.0.0.1', headers),
+    signal: new AbortController().signal,
+  });
+
+  it('authorizes a call by its authorization metadata, with the same answers as HTTP', async () => {
+    const ok = await h.server.frontDoor.infer(call(bearer(keys.mlpOnly)));
+    expect(ok.outputs).toHaveLength(1);
+    await expect(h.server.frontDoor.infer(call({}))).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    await expect(h.server.frontDoor.infer(call(bearer(keys.monitor)))).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    await expect(h.server.frontDoor.infer({ ...call(bearer(keys.mlpOnly)), model: 'spare' })).rejects.toMatchObject({ code: 'FORBIDDEN' });
   });
 });
 
