@@ -145,7 +145,7 @@ async function serve(args: string[]): Promise<number> {
     return 1;
   }
   // Refuses an unauthenticated non-loopback bind and reads the auth/JWT/TLS files, before
-  // anything listens. Enforcement is the front door's (it receives `security`).
+  // anything listens. Enforcement is the front door's and the router's (they receive `security`).
   let security;
   try {
     security = createSecurity(options.security, options.host, process.env);
@@ -155,13 +155,22 @@ async function serve(args: string[]): Promise<number> {
   }
   for (const warning of security.warnings) console.error(warning);
   // Listening comes first: requests are answered (503 until ready) while the models load.
-  const tw = await createTensorwire({ ...options, waitForModels: false });
+  const tw = await createTensorwire({ ...options, security, waitForModels: false });
   console.log(`tensorwire serving on ${tw.url} (KServe v2 REST at ${tw.url}/v2, stream at ${tw.url.replace('http', 'ws')}/v2/stream, metrics at ${tw.metricsUrl})`);
   if (tw.server.maxConnections < options.maxConnections) {
     console.log(`  --max-connections ${options.maxConnections} lowered to ${tw.server.maxConnections}: the open-file limit (ulimit -n) leaves no room for more`);
   }
   if (tw.grpc) console.log(`gRPC (KServe v2 / Triton GRPCInferenceService, grpc.health.v1) on ${tw.grpc.address}`);
   installShutdown(tw, options.drainTimeoutMs);
+  if (security.tls !== undefined) {
+    // Certificate renewal (e.g. a certbot deploy hook): `kill -HUP <pid>` serves the new files.
+    process.on('SIGHUP', () => {
+      tw.server.reloadTls().then(
+        () => console.log('SIGHUP: TLS certificate reloaded'),
+        (e: unknown) => console.error(`SIGHUP: TLS certificate not reloaded, the old one stays in force: ${(e as Error).message}`),
+      );
+    });
+  }
   await tw.initialLoad;
   const index = tw.service.repositoryIndex();
   if (index.length === 0) console.log('  no models');

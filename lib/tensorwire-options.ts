@@ -8,6 +8,7 @@
 import type { ModelControl } from './core/service';
 import type { ProviderOptions } from './engine/types';
 import { TensorwireError } from './errors';
+import type { SecurityOptions, SecuritySetup } from './auth/serve-flags';
 
 /** Execution providers a model can default to. */
 export type ProviderKind = ProviderOptions['kind'];
@@ -70,6 +71,13 @@ export interface TensorwireOptions {
   cacheBytes?: number;
   /** How long a retired version drains after a hot swap or unload, milliseconds. Default 30000. */
   versionDrainMs?: number;
+  /**
+   * Access control, browser checks, CORS and TLS: the security flags parsed (SecurityOptions;
+   * the files they name are read at start) or a setup built with `createSecurity`. Absent:
+   * nothing is checked. `tensorwire serve` always passes one, so its defaults (management
+   * only from loopback, the loopback Host allow-list) hold without flags.
+   */
+  security?: SecurityOptions | SecuritySetup;
   /** State-change lines (model loaded, failed, swapped); default console.log. */
   log?: (line: string) => void;
 }

@@ -14,6 +14,12 @@ import type { InferenceService } from './core/types';
 import type { RunningGrpcServer } from './grpc/server';
 import { startServer, type RunningServer } from './server/server';
 import { checkOptions, modelDefaults, type TensorwireOptions } from './tensorwire-options';
+import { createSecurity, type SecurityOptions, type SecuritySetup } from './auth/serve-flags';
+
+/** True when `security` is a built setup rather than the flags it is built from. */
+function isSetup(security: SecurityOptions | SecuritySetup): security is SecuritySetup {
+  return (security as SecuritySetup).access !== undefined;
+}
 
 /** A running tensorwire server. */
 export interface Tensorwire {
@@ -56,7 +62,14 @@ export type ShutdownableService = InferenceService & { shutdown?: () => Promise<
 export async function createTensorwire(options: TensorwireOptions & CreateOptions): Promise<Tensorwire> {
   checkOptions(options);
   const defaults = modelDefaults(options);
-  const service = await createInferenceService({
+  const host = options.host ?? '127.0.0.1';
+  // Built before the core: a bad auth file or certificate fails before any model loads.
+  const given = options.security;
+  const security = given === undefined ? undefined : isSetup(given) ? given : createSecurity(given, host, process.env);
+  const ownsSecurity = given !== undefined && !isSetup(given);
+  let service: TensorwireService;
+  try {
+    service = await createInferenceService({
     repository: options.repository,
     modelControl: options.modelControl ?? 'poll',
     loadModels: options.loadModels ?? [],
@@ -65,12 +78,18 @@ export async function createTensorwire(options: TensorwireOptions & CreateOption
     ...(options.log !== undefined ? { log: options.log } : {}),
     ...(Object.keys(defaults).length > 0 ? { modelDefaults: defaults } : {}),
     ...(options.trtCacheDir !== undefined ? { trtCacheDir: options.trtCacheDir } : {}),
-  });
+    });
+  } catch (e) {
+    if (ownsSecurity) security?.close();
+    throw e;
+  }
   const registry = service.registry;
+  // tensorwire_auth_requests_total and tensorwire_audit_events_total in /metrics.
+  security?.audit.registerWith(registry);
   let server: RunningServer;
   try {
     server = await startServer(service, {
-      host: options.host ?? '127.0.0.1',
+      host,
       port: options.port ?? 8000,
       ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
       ...(options.maxConnections !== undefined ? { maxConnections: options.maxConnections } : {}),
@@ -79,10 +98,12 @@ export async function createTensorwire(options: TensorwireOptions & CreateOption
       ...(options.metricsPort !== undefined ? { metricsPort: options.metricsPort } : {}),
       ...(options.cacheBytes !== undefined ? { cacheBytes: options.cacheBytes } : {}),
       metricsHandler: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
+      ...(security !== undefined ? { security } : {}),
     });
   } catch (e) {
     // Nothing listens: free what the core loaded before reporting the failure.
     await service.shutdown().catch(() => undefined);
+    if (ownsSecurity) security?.close();
     throw e;
   }
   let grpc: RunningGrpcServer | undefined;
@@ -105,12 +126,13 @@ export async function createTensorwire(options: TensorwireOptions & CreateOption
       throw e;
     }
   }
-  const url = urlOf(server.host, server.port);
+  const tls = security?.tls !== undefined;
+  const url = urlOf(server.host, server.port, tls);
   const drainTimeoutMs = options.drainTimeoutMs ?? 30_000;
   let closing: Promise<boolean> | undefined;
   const tw: Tensorwire = {
     url,
-    metricsUrl: server.metricsPort === undefined ? `${url}/metrics` : `${urlOf(server.host, server.metricsPort)}/metrics`,
+    metricsUrl: server.metricsPort === undefined ? `${url}/metrics` : `${urlOf(server.host, server.metricsPort, tls)}/metrics`,
     service,
     metrics: registry,
     server,
@@ -123,8 +145,8 @@ export async function createTensorwire(options: TensorwireOptions & CreateOption
 }
 
 /** `http://host:port`, brackets around an IPv6 address. */
-function urlOf(host: string, port: number): string {
-  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+function urlOf(host: string, port: number, tls = false): string {
+  return `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 /**

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { Registry } from 'prom-client';
 import { createMetrics } from '../lib/metrics/registry';
+import { AuditLog } from '../lib/auth/audit';
 
 interface Documented {
   type: string;
@@ -31,6 +32,8 @@ async function registered(): Promise<Map<string, Documented>> {
   const metrics = createMetrics(new Registry(), {
     gpuProvider: () => [{ gpu: '0', utilization: 0.5, memoryUsedBytes: 1, memoryTotalBytes: 2 }],
   });
+  // The access-control counters (registered by createTensorwire when security is on).
+  new AuditLog({ registry: metrics.registry, write: () => undefined });
   const out = new Map<string, Documented>();
   for (const metric of metrics.registry.getMetricsAsArray()) {
     // getMetricsAsArray() is typed as bare MetricObjects; every registered metric has get().

@@ -97,7 +97,7 @@ function failure(message: string): AuthFailure {
 }
 
 /** True when `outcome` is a failure rather than a principal. */
-export function isAuthFailure(outcome: AuthPrincipal | AuthFailure): outcome is AuthFailure {
+export function isAuthFailure(outcome: Principal | AuthFailure): outcome is AuthFailure {
   return (outcome as AuthFailure).failed === true;
 }
 

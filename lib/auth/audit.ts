@@ -64,10 +64,13 @@ export class AuditLog {
     this.now = options.now ?? Date.now;
     this.maxFailureLines = options.maxFailureLinesPerSecond ?? DEFAULT_MAX_FAILURE_LINES_PER_SECOND;
     this.resultCells = Object.fromEntries(AUTH_RESULTS.map((r) => [r, this.authRequests.child(r)])) as Record<AuthResult, CounterCell>;
-    if (options.registry) {
-      this.authRequests.registerWith(options.registry);
-      this.auditEvents.registerWith(options.registry);
-    }
+    if (options.registry) this.registerWith(options.registry);
+  }
+
+  /** Registers the two counters with `registry` (the server's, for /metrics). */
+  registerWith(registry: Registry): void {
+    this.authRequests.registerWith(registry);
+    this.auditEvents.registerWith(registry);
   }
 
   /** Counts one request's access outcome (hot path: one increment). */

@@ -63,6 +63,8 @@ export class HostAllowList {
   private readonly exact: Set<string> | undefined;
   /** `*.example.com` entries, as `.example.com`. */
   private readonly suffixes: string[] = [];
+  /** The last Host header allowed: clients repeat theirs on every request, so one compare answers most. */
+  private lastAllowed = '';
 
   /** `allowedHosts`: the --allowed-hosts entries, if given; `bindHost`: the address the server listens on. */
   constructor(bindHost: string, allowedHosts?: readonly string[]) {
@@ -84,10 +86,12 @@ export class HostAllowList {
 
   /** Undefined when `host` (the Host header; absent for non-browser clients) is allowed, else the 403. */
   check(host: string | undefined): TensorwireError | undefined {
-    if (this.exact === undefined || host === undefined || host === '') return undefined;
+    if (this.exact === undefined || host === undefined || host === '' || host === this.lastAllowed) return undefined;
     const name = hostName(host);
-    if (this.exact.has(name)) return undefined;
-    for (const suffix of this.suffixes) if (name.endsWith(suffix) && name.length > suffix.length) return undefined;
+    if (this.exact.has(name) || this.suffixes.some((suffix) => name.endsWith(suffix) && name.length > suffix.length)) {
+      this.lastAllowed = host;
+      return undefined;
+    }
     return new TensorwireError('FORBIDDEN', `Host '${clip(host)}' is not one this server answers to (--allowed-hosts)`);
   }
 }

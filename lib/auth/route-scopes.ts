@@ -44,6 +44,9 @@ export const HTTP_ROUTE_SCOPES: readonly RouteScope[] = Object.freeze([
   ...perModel('post', '/infer', 'infer-model'),
   { method: 'get', pattern: '/v2/models/:model/batching', need: 'monitor', changesState: false },
   { method: 'post', pattern: '/v2/models/:model/batching', need: 'manage', changesState: true },
+  { method: 'get', pattern: '/v2/models/:model/routing', need: 'monitor', changesState: false },
+  { method: 'post', pattern: '/v2/models/:model/routing', need: 'manage', changesState: true },
+  { method: 'post', pattern: '/v2/models/:model/labels/:label/infer', need: 'infer-model', changesState: false },
   // A POST only because KServe says so: it reads the index.
   { method: 'post', pattern: '/v2/repository/index', need: 'monitor', changesState: false },
   { method: 'post', pattern: '/v2/repository/models/:model/load', need: 'manage', changesState: true },

@@ -4,7 +4,7 @@
  * of a server that accepts connections and fails every handshake.
  *
  * What uWebSockets.js 20.30 (our @trufflesuite build) can and cannot do, checked by
- * test/auth-tls.test.ts and by hand (docs/security-auth.md, "TLS"):
+ * test/auth-tls.test.ts and by hand (docs/security.md, "Access control", "TLS"):
  * - SSLApp({key_file_name, cert_file_name, passphrase}) serves HTTPS and WSS.
  * - ca_file_name turns on client-certificate *verification* but does not *require* one: a
  *   client without a certificate is served; one whose certificate another CA signed fails
@@ -13,11 +13,9 @@
  *   peer certificate access later), so `mtls` principals of the auth file cannot be
  *   identified over this HTTP server: terminate mTLS at a proxy, or use gRPC.
  * - Certificates cannot be replaced in a running app for clients that send no SNI: the
- *   default context is fixed at construction. addServerName/removeServerName can swap the
- *   certificate of a named host, but each name has its own router (every route registered
- *   again). A second app cannot listen on the same port while the first does (no
- *   SO_REUSEPORT here). Reloading a certificate therefore means a restart (graceful: the
- *   drain of SIGTERM) or a new app after closing the old listen socket.
+ *   default context is fixed at construction. A second app can listen on the same port
+ *   (uSockets sets SO_REUSEPORT), which is how RunningServer.reloadTls swaps certificates
+ *   (lib/server/server.ts).
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -86,7 +84,7 @@ export function tlsAppOptions(flags: TlsFlags, now = Date.now()): TlsSetup {
   const notAfter = Date.parse(cert.validTo);
   if (notAfter <= now) throw new TensorwireError('INVALID_INPUT', `--tls-cert ${basename(flags.cert)} expired on ${cert.validTo}`);
   const warnings: string[] = [];
-  if (notAfter - now < EXPIRY_WARNING_DAYS * 86_400_000) warnings.push(`TLS certificate expires on ${cert.validTo}; renew it and restart tensorwire`);
+  if (notAfter - now < EXPIRY_WARNING_DAYS * 86_400_000) warnings.push(`TLS certificate expires on ${cert.validTo}; renew it and send SIGHUP (or restart tensorwire)`);
   const appOptions: AppOptions = { key_file_name: flags.key, cert_file_name: flags.cert };
   if (flags.passphrase !== undefined) appOptions.passphrase = flags.passphrase;
   if (flags.ca !== undefined) {

@@ -20,6 +20,7 @@
 import { TensorwireError, toTensorwireError } from '../errors';
 import type { InferenceService } from '../core/types';
 import type { InferResponse } from '../protocol/types';
+import type { AuditLog } from '../auth/audit';
 import { InFlightTracker } from './inflight';
 import type { ControlCall, InferCall, InferGateway, InferStage, RequestContext, Transport } from './types';
 
@@ -34,6 +35,8 @@ export interface PredictionSink {
 export interface FrontDoorOptions {
   service: InferenceService;
   feed?: PredictionSink;
+  /** Where management actions are recorded (lib/auth/audit.ts), when access control is on. */
+  audit?: AuditLog;
 }
 
 /** The error every call gets once a graceful shutdown began. */
@@ -55,10 +58,12 @@ export class FrontDoor implements InferGateway {
   /** The stages folded into one function, rebuilt when a stage is added. */
   private pipeline: (call: InferCall) => Promise<InferResponse>;
   private draining = false;
+  private readonly audit: AuditLog | undefined;
 
   constructor(options: FrontDoorOptions) {
     this.service = options.service;
     this.feed = options.feed;
+    this.audit = options.audit;
     this.pipeline = this.core;
   }
 
@@ -137,12 +142,37 @@ export class FrontDoor implements InferGateway {
    * state-changing action is refused while draining; reads are served.
    */
   control<T>(call: ControlCall, run: () => T | Promise<T>): Promise<T> {
-    if (this.draining && !READ_ONLY_ACTION.test(call.action)) return Promise.reject(shuttingDown());
-    try {
-      return Promise.resolve(run());
-    } catch (e) {
-      return Promise.reject(e);
+    const changes = !READ_ONLY_ACTION.test(call.action);
+    const audit = changes ? this.audit : undefined;
+    if (this.draining && changes) {
+      audit?.control(call, 'UNAVAILABLE');
+      return Promise.reject(shuttingDown());
     }
+    let pending: Promise<T>;
+    try {
+      pending = Promise.resolve(run());
+    } catch (e) {
+      pending = Promise.reject(e);
+    }
+    if (audit === undefined) return pending;
+    return pending.then(
+      (value) => {
+        audit.control(call, 'ok');
+        return value;
+      },
+      (e: unknown) => {
+        audit.control(call, toTensorwireError(e).code);
+        throw e;
+      },
+    );
+  }
+
+  /**
+   * Records a management action refused before it ran (authentication, scope, browser
+   * checks: the transport refused it before calling `control`). Reads are not recorded.
+   */
+  controlRefused(call: ControlCall, error: TensorwireError): void {
+    if (this.audit !== undefined && !READ_ONLY_ACTION.test(call.action)) this.audit.control(call, error.code);
   }
 
   /** The last stage: the core (which admits: unknown model or version 404, not ready 503). */

@@ -17,6 +17,7 @@ const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
 
 class LazyContext implements RequestContext {
   principal: Principal = ANONYMOUS;
+  authorized = false;
   private id: string | undefined;
   private trace: string | undefined;
   private addressText: string | undefined;

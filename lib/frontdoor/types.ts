@@ -27,6 +27,11 @@ export interface RequestContext {
   readonly transport: Transport;
   /** Set by the authorization stage; anonymous until then. */
   principal: Principal;
+  /**
+   * True once the transport authenticated, authorized and admitted the call itself (HTTP
+   * routes do, before reading the body): the front door's access stage then lets it pass.
+   */
+  authorized?: boolean;
   /** The client's address (IP, without port), as the transport saw it. */
   readonly address: string;
   /**

@@ -26,12 +26,15 @@
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { TensorwireError, toTensorwireError } from '../errors';
 import { RequestSignal } from './request-signal';
+import { WWW_AUTHENTICATE } from '../auth/access-control';
+import type { Principal } from '../frontdoor/types';
 
 /** Bodies the exchange can send as they are. */
 export type ResponseBody = string | Uint8Array | ArrayBuffer;
 
 const STATUS_LINES: Record<number, string> = {
   200: '200 OK',
+  204: '204 No Content',
   400: '400 Bad Request',
   401: '401 Unauthorized',
   403: '403 Forbidden',
@@ -99,8 +102,18 @@ export class HttpExchange {
    */
   readonly framingError: string | undefined;
 
+  /** Who the router admitted this request as (access control on), for the front door's context. */
+  principal: Principal | undefined;
+  /**
+   * Headers every answer of this exchange carries (CORS), flat name, value list; set by the
+   * router when configured, so an exchange without them pays nothing.
+   */
+  extraHeaders: readonly string[] | undefined;
+
   private readonly res: HttpResponse;
-  private address: string | undefined;
+  private addressText: string | undefined;
+  /** A body read started before the handler ran (see prefetchBody). */
+  private prefetched: Promise<Buffer> | undefined;
   private cancel: RequestSignal | undefined;
   private aborted = false;
   private ended = false;
@@ -144,8 +157,13 @@ export class HttpExchange {
    * and a decode that most requests never need).
    */
   get remoteAddress(): string {
-    if (this.address === undefined) this.address = this.aborted ? '' : Buffer.from(this.res.getRemoteAddressAsText()).toString('latin1');
-    return this.address;
+    if (this.addressText === undefined) this.addressText = this.aborted ? '' : Buffer.from(this.res.getRemoteAddressAsText()).toString('latin1');
+    return this.addressText;
+  }
+
+  /** The same as remoteAddress: lets the exchange stand for AuthenticationInfo without a copy. */
+  get address(): string {
+    return this.remoteAddress;
   }
 
   /** Fires (reason: CANCELLED) when the client goes away before the response is sent. */
@@ -182,6 +200,35 @@ export class HttpExchange {
    * The returned Buffer is the server's own copy; views into it stay valid.
    */
   readBody(maxBytes: number): Promise<Buffer> {
+    if (this.prefetched !== undefined) return this.prefetched;
+    return this.startBodyRead(maxBytes);
+  }
+
+  /**
+   * Starts reading the body now, for a handler that runs later (after an asynchronous access
+   * check): uWS drops data that arrives before a reader is attached. The handler's
+   * `readBody` then gets this read. A refusal answered meanwhile lingers as usual.
+   */
+  prefetchBody(maxBytes: number): void {
+    if (this.prefetched !== undefined) return;
+    const read = this.startBodyRead(maxBytes);
+    read.catch(ignoreChunk); // a refused request never looks at it
+    this.prefetched = read;
+  }
+
+  /**
+   * Reads and drops the body of a request refused before its handler ran, so the refusal
+   * can go out while the body still arrives without the connection being reset (LINGER_MS).
+   */
+  discardBody(): void {
+    if (this.prefetched !== undefined || this.bodyPending || this.aborted || this.ended) return;
+    this.bodyPending = true;
+    this.res.onData((_chunk, isLast) => {
+      if (isLast) this.bodyEnded();
+    });
+  }
+
+  private startBodyRead(maxBytes: number): Promise<Buffer> {
     const announced = this.headers['content-length'];
     let expected = -1;
     let refused: TensorwireError | undefined;
@@ -263,6 +310,8 @@ export class HttpExchange {
         res.writeStatus(statusLine(status));
         if (contentType !== undefined) res.writeHeader('Content-Type', contentType);
         if (headers !== undefined) for (let i = 0; i + 1 < headers.length; i += 2) res.writeHeader(headers[i]!, headers[i + 1]!);
+        const extra = this.extraHeaders;
+        if (extra !== undefined) for (let i = 0; i + 1 < extra.length; i += 2) res.writeHeader(extra[i]!, extra[i + 1]!);
         res.write(typeof body === 'string' && body === '' ? ' ' : body);
       });
       this.lingerTimer = setTimeout(() => this.finishLinger(), LINGER_MS);
@@ -274,6 +323,8 @@ export class HttpExchange {
       if (status !== 200) res.writeStatus(statusLine(status)); // uWS writes "200 OK" by default
       if (contentType !== undefined) res.writeHeader('Content-Type', contentType);
       if (headers !== undefined) for (let i = 0; i + 1 < headers.length; i += 2) res.writeHeader(headers[i]!, headers[i + 1]!);
+      const extra = this.extraHeaders;
+      if (extra !== undefined) for (let i = 0; i + 1 < extra.length; i += 2) res.writeHeader(extra[i]!, extra[i + 1]!);
       done = res.tryEnd(body, size)[1];
     });
     if (done) this.markFlushed();
@@ -346,7 +397,7 @@ export class HttpExchange {
   sendError(error: unknown): boolean {
     if (this.aborted || this.ended) return false;
     const e = toTensorwireError(error);
-    const retry = e.status === 503 || e.status === 429 ? ['Retry-After', String(e.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_S)] : undefined;
+    const retry = e.status === 503 || e.status === 429 ? ['Retry-After', String(e.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_S)] : e.status === 401 ? UNAUTHENTICATED_HEADERS : undefined;
     return this.send(e.status, errorBody(e), JSON_TYPE, retry);
   }
 
@@ -370,6 +421,9 @@ export class HttpExchange {
     this.markFlushed();
   }
 }
+
+/** Every 401 says how to authenticate (RFC 6750). */
+const UNAUTHENTICATED_HEADERS: readonly string[] = ['WWW-Authenticate', WWW_AUTHENTICATE];
 
 /** The body consumer of an exchange that reads no body (shared: no closure per request). */
 function ignoreChunk(): void {}

@@ -11,7 +11,23 @@ import type { InFlightTracker } from '../frontdoor/inflight';
 import type { PredictionFeed } from './prediction-feed';
 import type { FrontDoor } from '../frontdoor/front-door';
 import { createRequestContext } from '../frontdoor/request-context';
-import type { RequestContext } from '../frontdoor/types';
+import type { ControlCall, Principal, RequestContext } from '../frontdoor/types';
+import { isRefusal, type Admission, type Gate } from '../frontdoor/authorize';
+import type { HostAllowList } from '../auth/browser-checks';
+import { checkJsonContentType } from '../auth/browser-checks';
+import type { CorsPolicy } from '../auth/cors';
+import { needOf, routeScopeOf, type RouteScope } from '../auth/route-scopes';
+
+/** Access control and browser checks of a server that has them (lib/auth/serve-flags.ts builds the parts). */
+export interface RouteSecurity {
+  readonly gate: Gate;
+  readonly hosts: HostAllowList;
+  readonly cors: CorsPolicy | undefined;
+  /** Origins besides the server's own whose pages may open the stream. */
+  readonly allowedOrigins: readonly string[];
+  /** Whether the server speaks TLS (the stream's own origin is https:// then). */
+  readonly tls: boolean;
+}
 
 /** What every route can see. */
 export interface ServerContext {
@@ -26,6 +42,8 @@ export interface ServerContext {
   readonly frontDoor: FrontDoor;
   /** GET /metrics, when the server was given one. */
   readonly metricsHandler?: () => Promise<{ contentType: string; body: string | Uint8Array }>;
+  /** Access control, Host allow-list, CORS: when absent nothing is checked (and nothing paid for). */
+  readonly security?: RouteSecurity;
 }
 
 /**
@@ -55,10 +73,46 @@ const NO_HEADERS: readonly string[] = [];
 /** Registers `spec` on `app`. */
 export function addRoute(app: TemplatedApp, context: ServerContext, spec: RouteSpec): void {
   const paramCount = spec.pattern.split('/').filter((part) => part.startsWith(':')).length;
-  const headers = spec.headers ?? NO_HEADERS;
-  const handler = spec.handler;
   const copyUrl = spec.copyUrl === true;
-  const control = spec.control;
+  const security = context.security;
+  if (security !== undefined) {
+    addSecuredRoute(app, context, spec, security, paramCount);
+    return;
+  }
+  const headers = spec.headers ?? NO_HEADERS;
+  app[spec.method](spec.pattern, (res, req) => {
+    const exchange = new HttpExchange(res, req, paramCount, headers, copyUrl);
+    if (exchange.framingError !== undefined) {
+      exchange.sendErrorAndClose(new TensorwireError('INVALID_INPUT', exchange.framingError));
+      return;
+    }
+    run(exchange, context, spec, paramCount, NOTHING);
+  });
+}
+
+const NOTHING = (): void => undefined;
+
+/**
+ * A route on a server with access control: the Host allow-list, CORS headers, then the
+ * route's need (lib/auth/route-scopes.ts) authenticated, authorized and admitted by the
+ * front door's gate, then the JSON-only rule of state-changing routes; the handler runs only
+ * once all passed. A token verified asynchronously delays the handler, so the body read
+ * starts at once (uWS drops data without a reader) and the handler gets that read.
+ */
+function addSecuredRoute(app: TemplatedApp, context: ServerContext, spec: RouteSpec, security: RouteSecurity, paramCount: number): void {
+  const scope: RouteScope | undefined = routeScopeOf(spec.method, spec.pattern);
+  // A route without an entry must not ship open (test/auth-scopes.test.ts checks the table too).
+  if (scope === undefined) throw new Error(`route ${spec.method.toUpperCase()} ${spec.pattern} has no entry in HTTP_ROUTE_SCOPES`);
+  const extra = ['authorization', 'host'];
+  if (security.cors !== undefined) extra.push('origin');
+  if (scope.changesState) extra.push('content-type');
+  const headers = [...new Set([...(spec.headers ?? NO_HEADERS), ...extra])];
+  const copyUrl = spec.copyUrl === true;
+  const hasBody = spec.method !== 'get';
+  const gate = security.gate;
+  const cors = security.cors;
+  const { need, changesState } = scope;
+  const fixedNeed = need === 'infer-model' ? undefined : needOf(need, undefined);
   const inflight = context.inflight;
   app[spec.method](spec.pattern, (res, req) => {
     const exchange = new HttpExchange(res, req, paramCount, headers, copyUrl);
@@ -66,45 +120,144 @@ export function addRoute(app: TemplatedApp, context: ServerContext, spec: RouteS
       exchange.sendErrorAndClose(new TensorwireError('INVALID_INPUT', exchange.framingError));
       return;
     }
-    // In flight until the handler settled and the response's last byte left (a slow reader
-    // keeps a large response in flight), so a graceful shutdown waits for both.
-    inflight.enter();
-    let waitingFor = 2;
-    const settled = (): void => {
-      if (--waitingFor === 0) inflight.leave();
+    if (cors !== undefined) {
+      const list = cors.headers(exchange.headers['origin'], false);
+      if (list !== undefined) exchange.extraHeaders = list.flat();
+    }
+    const h = exchange.headers;
+    const refuse = (error: TensorwireError, principal?: Principal): void => {
+      if (hasBody) exchange.discardBody();
+      if (spec.control !== undefined) {
+        exchange.principal = principal;
+        context.frontDoor.controlRefused(controlCall(exchange, spec.control.action, paramCount), error);
+      }
+      exchange.sendError(error);
     };
-    exchange.whenFlushed(settled);
-    let pending: void | Promise<void>;
-    try {
-      pending = control === undefined
-        ? handler(exchange, context)
-        : context.frontDoor.control({ action: control.action, target: paramCount > 0 ? exchange.params[0] : undefined, context: httpContext(exchange) }, () => handler(exchange, context));
-    } catch (e) {
-      exchange.sendError(e);
-      settled();
+    const badHost = security.hosts.check(h['host']);
+    if (badHost !== undefined) {
+      refuse(badHost);
       return;
     }
-    if (pending === undefined) {
-      if (!exchange.isDone) exchange.sendError(new TensorwireError('INTERNAL', `route ${spec.pattern} returned without answering`));
-      settled();
+    const admission = gate.admit(h['authorization'], exchange, fixedNeed ?? needOf(need, exchange.params[0]));
+    const proceed = (a: Admission): void => {
+      if (isRefusal(a)) {
+        refuse(a.refused, a.principal);
+        return;
+      }
+      const wrongType = changesState ? checkJsonContentType(h['content-type']) : undefined;
+      if (wrongType !== undefined) {
+        a.release();
+        refuse(wrongType, a.principal);
+        return;
+      }
+      exchange.principal = a.principal;
+      run(exchange, context, spec, paramCount, a.release);
+    };
+    if (!(admission instanceof Promise)) {
+      proceed(admission);
       return;
     }
-    pending.then(
-      () => {
-        if (!exchange.isDone) exchange.sendError(new TensorwireError('INTERNAL', `route ${spec.pattern} finished without answering`));
-        settled();
+    // The handler runs after the token verified: read the body now, hand it over then.
+    if (hasBody) exchange.prefetchBody(context.maxBodyBytes);
+    inflight.enter();
+    admission.then(
+      (a) => {
+        inflight.leave();
+        if (exchange.isDone) {
+          if (!isRefusal(a)) a.release();
+          return;
+        }
+        proceed(a);
       },
       (e: unknown) => {
+        inflight.leave();
         exchange.sendError(e);
-        settled();
       },
     );
   });
 }
 
+/** Runs a route's handler (through the front door's `control` for control routes); `release` when it settled. */
+function run(exchange: HttpExchange, context: ServerContext, spec: RouteSpec, paramCount: number, release: () => void): void {
+  const inflight = context.inflight;
+  const handler = spec.handler;
+  const control = spec.control;
+  // In flight until the handler settled and the response's last byte left (a slow reader
+  // keeps a large response in flight), so a graceful shutdown waits for both.
+  inflight.enter();
+  let waitingFor = 2;
+  const settled = (): void => {
+    if (--waitingFor === 0) inflight.leave();
+  };
+  exchange.whenFlushed(settled);
+  let pending: void | Promise<void>;
+  try {
+    pending = control === undefined
+      ? handler(exchange, context)
+      : context.frontDoor.control(controlCall(exchange, control.action, paramCount), () => handler(exchange, context));
+  } catch (e) {
+    release();
+    exchange.sendError(e);
+    settled();
+    return;
+  }
+  if (pending === undefined) {
+    release();
+    if (!exchange.isDone) exchange.sendError(new TensorwireError('INTERNAL', `route ${spec.pattern} returned without answering`));
+    settled();
+    return;
+  }
+  pending.then(
+    () => {
+      release();
+      if (!exchange.isDone) exchange.sendError(new TensorwireError('INTERNAL', `route ${spec.pattern} finished without answering`));
+      settled();
+    },
+    (e: unknown) => {
+      release();
+      exchange.sendError(e);
+      settled();
+    },
+  );
+}
+
+function controlCall(exchange: HttpExchange, action: string, paramCount: number): ControlCall {
+  return { action, target: paramCount > 0 ? exchange.params[0] : undefined, context: httpContext(exchange) };
+}
+
+/**
+ * The CORS preflight (OPTIONS on any path), registered only when CORS is configured. It
+ * carries no credentials (browsers never send them on a preflight), so it needs none; the
+ * Host allow-list still applies. An origin not configured gets no CORS headers: the browser
+ * then does not send the request.
+ */
+export function addPreflightRoute(app: TemplatedApp, security: RouteSecurity): void {
+  const cors = security.cors;
+  if (cors === undefined) return;
+  app.options('/*', (res, req) => {
+    const exchange = new HttpExchange(res, req, 0, PREFLIGHT_HEADERS);
+    const badHost = security.hosts.check(exchange.headers['host']);
+    if (badHost !== undefined) {
+      exchange.sendError(badHost);
+      return;
+    }
+    const list = cors.headers(exchange.headers['origin'], true);
+    exchange.send(204, '', undefined, list === undefined ? undefined : list.flat());
+  });
+}
+
+const PREFLIGHT_HEADERS = ['origin', 'host'] as const;
+
 /** The front door's context of an HTTP request (client id: the transport doesn't know it before decoding). */
 export function httpContext(exchange: HttpExchange, clientId?: string): RequestContext {
-  return createRequestContext('http', () => exchange.remoteAddress, exchange.headers, clientId);
+  const context = createRequestContext('http', () => exchange.remoteAddress, exchange.headers, clientId);
+  const principal = exchange.principal;
+  if (principal !== undefined) {
+    // The router admitted this request already: the front door's access stage lets it pass.
+    context.principal = principal;
+    context.authorized = true;
+  }
+  return context;
 }
 
 /** Parses a JSON request body, with an error that says what was being parsed. */

@@ -6,7 +6,12 @@ import uWS from 'uWebSockets.js';
 import type { InferenceService } from '../core/types';
 import { InFlightTracker } from '../frontdoor/inflight';
 import { TensorwireError } from '../errors';
-import { addRoute, type RouteSpec, type ServerContext } from './router';
+import { addPreflightRoute, addRoute, type RouteSecurity, type RouteSpec, type ServerContext } from './router';
+import type { SecuritySetup } from '../auth/serve-flags';
+import { Gate } from '../frontdoor/authorize';
+import { ANONYMOUS } from '../frontdoor/request-context';
+import { tlsAppOptions } from '../auth/tls-options';
+import { isLoopbackHost } from '../auth/bind-policy';
 import { healthRoutes, metricsRoute, notFoundRoute } from './routes-health';
 import { modelRoutes } from './routes-models';
 import { repositoryRoutes } from './routes-repository';
@@ -60,6 +65,12 @@ export interface ServerOptions {
    * `RunningServer.maxConnections` and lib/server/connection-limit.ts.
    */
   maxConnections?: number;
+  /**
+   * Access control, browser checks, CORS and TLS (lib/auth/serve-flags.ts `createSecurity`).
+   * Absent: nothing is checked (an embedding application's own choice; `tensorwire serve`
+   * always passes one, so its defaults apply without flags).
+   */
+  security?: SecuritySetup;
 }
 
 /** A listening server. */
@@ -86,6 +97,13 @@ export interface RunningServer {
   drain(timeoutMs: number): Promise<boolean>;
   /** Stops listening and closes every connection (in-flight requests are cancelled). */
   close(): Promise<void>;
+  /**
+   * Re-reads the TLS certificate and key files (--tls-cert, --tls-key, --tls-ca) and serves
+   * new connections with them, without refusing any or closing open ones (those finish on
+   * the old certificate). Rejects, leaving the old certificate in force, when the files are
+   * not usable; rejects on a server without TLS.
+   */
+  reloadTls(): Promise<void>;
 }
 
 /** 64 MiB. */
@@ -113,13 +131,26 @@ export function startServer(service: InferenceService, options: ServerOptions = 
   }
 
   const feed = new PredictionFeed();
+  const setup = options.security;
+  const security: RouteSecurity | undefined = setup === undefined ? undefined : {
+    gate: new Gate(setup, ANONYMOUS, isLoopbackHost(host)),
+    hosts: setup.hosts,
+    cors: setup.cors,
+    allowedOrigins: setup.allowedOrigins,
+    tls: setup.tls !== undefined,
+  };
+  const frontDoor = options.frontDoor ?? new FrontDoor({ service, feed, ...(setup ? { audit: setup.audit } : {}) });
+  // Inference of transports that do not admit calls themselves (the stream, gRPC) is
+  // authorized here; HTTP routes were admitted by the router and pass straight through.
+  if (security !== undefined) frontDoor.use(security.gate.inferStage());
   const context: ServerContext = {
     service,
     maxBodyBytes,
     inflight: new InFlightTracker(),
     feed,
-    frontDoor: options.frontDoor ?? new FrontDoor({ service, feed }),
+    frontDoor,
     ...(options.metricsHandler && metricsPort === undefined ? { metricsHandler: options.metricsHandler } : {}),
+    ...(security ? { security } : {}),
   };
   // Traffic policies (lib/routing): a stage on the front door built here, and their control routes.
   const routing = isRoutingCore(service) ? new RoutingTable(service) : undefined;
@@ -127,12 +158,7 @@ export function startServer(service: InferenceService, options: ServerOptions = 
   // The response cache (lib/cache) after routing, so the version is chosen when the key is made.
   const cacheBytes = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
   if (cacheBytes > 0 && isCacheCore(service) && options.frontDoor === undefined) context.frontDoor.use(cacheStage(new ResponseCache(cacheBytes), service));
-  const app = uWS.App();
-  const streams: StreamRegistry = registerStream(app, context, {
-    maxInflight: streamMaxInflight,
-    feed: options.streamFeed ?? false,
-    ...(options.streamHighWaterBytes !== undefined ? { highWaterBytes: options.streamHighWaterBytes } : {}),
-  });
+  const newApp = (): uWS.TemplatedApp => (setup?.tls !== undefined ? uWS.SSLApp(setup.tls.appOptions) : uWS.App());
   let metricsBoundPort: number | undefined;
   // With a metrics port, a scrape of the main port is told where to go instead.
   const mainMetricsRoute: RouteSpec = metricsPort === undefined ? metricsRoute : {
@@ -141,16 +167,44 @@ export function startServer(service: InferenceService, options: ServerOptions = 
       throw new TensorwireError('NOT_FOUND', `/metrics is served on port ${metricsBoundPort} (--metrics-port), not on this one`);
     },
   };
-  for (const spec of [...healthRoutes, ...modelRoutes, ...repositoryRoutes, ...batchingRoutes, ...(routing ? routingRoutes(routing) : []), mainMetricsRoute]) addRoute(app, context, spec);
-  addRoute(app, context, notFoundRoute);
+  /** Every stream registry made (a certificate reload makes a new app with its own). */
+  const streamRegistries: StreamRegistry[] = [];
+  /** Every app made, for close (apps replaced by a reload keep serving their open connections). */
+  const apps: uWS.TemplatedApp[] = [];
+  const buildMainApp = (): uWS.TemplatedApp => {
+    const app = newApp();
+    streamRegistries.push(registerStream(app, context, {
+      maxInflight: streamMaxInflight,
+      feed: options.streamFeed ?? false,
+      ...(options.streamHighWaterBytes !== undefined ? { highWaterBytes: options.streamHighWaterBytes } : {}),
+    }));
+    for (const spec of [...healthRoutes, ...modelRoutes, ...repositoryRoutes, ...batchingRoutes, ...(routing ? routingRoutes(routing) : []), mainMetricsRoute]) addRoute(app, context, spec);
+    addRoute(app, context, notFoundRoute);
+    if (security !== undefined) addPreflightRoute(app, security);
+    apps.push(app);
+    return app;
+  };
   // The metrics port answers /metrics and 404s, nothing else; the handler moves there
   // (its context shares the main one's in-flight tracker).
-  const metricsApp = metricsPort === undefined ? undefined : uWS.App();
-  if (metricsApp !== undefined) {
-    const metricsContext: ServerContext = { ...context, ...(options.metricsHandler ? { metricsHandler: options.metricsHandler } : {}) };
+  const metricsContext: ServerContext = { ...context, ...(options.metricsHandler ? { metricsHandler: options.metricsHandler } : {}) };
+  const buildMetricsApp = (): uWS.TemplatedApp => {
+    const metricsApp = newApp();
     addRoute(metricsApp, metricsContext, metricsRoute);
     addRoute(metricsApp, metricsContext, notFoundRoute);
-  }
+    if (security !== undefined) addPreflightRoute(metricsApp, security);
+    apps.push(metricsApp);
+    return metricsApp;
+  };
+  let app = buildMainApp();
+  const metricsApp = metricsPort === undefined ? undefined : buildMetricsApp();
+  const streams: StreamRegistry = {
+    get size() {
+      return streamRegistries.reduce((n, r) => n + r.size, 0);
+    },
+    closeAll() {
+      for (const r of streamRegistries) r.closeAll();
+    },
+  };
 
   return (async (): Promise<RunningServer> => {
     let listenSocket: uWS.us_listen_socket | false = await listen(app, host, port);
@@ -204,6 +258,29 @@ export function startServer(service: InferenceService, options: ServerOptions = 
       },
       feed: context.feed,
       frontDoor: context.frontDoor,
+      async reloadTls(): Promise<void> {
+        if (setup?.tls === undefined) throw new TensorwireError('INVALID_INPUT', 'this server does not serve TLS (--tls-cert, --tls-key)');
+        if (closed !== undefined) return;
+        // Checked first: a bad new certificate leaves the running one in force.
+        const o = setup.tls.appOptions;
+        tlsAppOptions({ cert: o.cert_file_name as string, key: o.key_file_name as string, ...(o.ca_file_name !== undefined ? { ca: o.ca_file_name as string } : {}), ...(o.passphrase !== undefined ? { passphrase: o.passphrase as string } : {}) });
+        // uSockets listens with SO_REUSEPORT: the new app listens on the same port before the
+        // old one stops, so no connection attempt is refused; connections the old app holds
+        // keep being served by it (with the old certificate) until they close.
+        const next = buildMainApp();
+        const nextSocket = await listen(next, host, boundMainPort);
+        // Let the loop accept what already queued on the old listener before it closes.
+        await new Promise((r) => setImmediate(r));
+        if (listenSocket !== false) uWS.us_listen_socket_close(listenSocket);
+        listenSocket = nextSocket;
+        app = next;
+        if (metricsSocket !== undefined) {
+          const nextMetrics = buildMetricsApp();
+          const socket = await listen(nextMetrics, host, metricsBoundPort!);
+          uWS.us_listen_socket_close(metricsSocket);
+          metricsSocket = socket;
+        }
+      },
       async drain(timeoutMs: number): Promise<boolean> {
         context.frontDoor.beginDrain();
         const [exchanges, calls] = await Promise.all([context.inflight.idle(timeoutMs), context.frontDoor.calls.idle(timeoutMs)]);
@@ -219,7 +296,7 @@ export function startServer(service: InferenceService, options: ServerOptions = 
           streams.closeAll();
           // app.close() (in the binary, not in the typings of 20.30) closes the remaining
           // HTTP connections, keep-alive ones included; pending responses see onAborted.
-          for (const a of [app, metricsApp]) (a as unknown as { close?: () => void } | undefined)?.close?.();
+          for (const a of apps) (a as unknown as { close?: () => void }).close?.();
         })();
         return closed;
       },

@@ -100,8 +100,26 @@ export class StreamConnection {
    */
   constructor(
     private readonly limits: StreamLimits,
-    private readonly origin: { address: string; headers: Readonly<Record<string, string>> } = { address: '', headers: {} },
+    private origin: { address: string; headers: Readonly<Record<string, string>> } = { address: '', headers: {} },
   ) {}
+
+  /** The client's address, as the upgrade saw it. */
+  get address(): string {
+    return this.origin.address;
+  }
+
+  /** The credential this connection's requests present: the upgrade's Authorization header, or the one its first frame sent. */
+  get authorization(): string | undefined {
+    return this.origin.headers['authorization'];
+  }
+
+  /**
+   * Replaces the connection's credential (a browser's `{"authorization": ...}` frame, checked
+   * by the caller). Later requests present it; contexts already made keep theirs.
+   */
+  setAuthorization(value: string): void {
+    this.origin = { address: this.origin.address, headers: { ...this.origin.headers, authorization: value } };
+  }
 
   /** The front door's context of one request of this connection (`id`: its frame id). */
   requestContext(id: StreamId | undefined): RequestContext {

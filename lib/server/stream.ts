@@ -23,7 +23,13 @@ import { decodeStreamFrameOffLoop, OFFLOAD_JSON_BYTES } from '../protocol/reques
 import { errorBody, JSON_TYPE, statusLine } from './http-response';
 import { shuttingDown, type ServerContext } from './router';
 import { StreamConnection, type StreamLimits } from './stream-connection';
+import type { Principal } from '../frontdoor/types';
 import type { InferRequest } from '../protocol/types';
+import { WWW_AUTHENTICATE } from '../auth/access-control';
+import { checkWebSocketOrigin } from '../auth/browser-checks';
+import { subscribeNeeds } from '../auth/route-scopes';
+import { isRefusal, type Admission } from '../frontdoor/authorize';
+import type { Need } from '../auth/scopes';
 
 /** Stream options. */
 export interface StreamOptions {
@@ -65,6 +71,27 @@ function upgradeOrigin(res: uWS.HttpResponse, req: uWS.HttpRequest): { address: 
   return { address: Buffer.from(res.getRemoteAddressAsText()).toString('latin1'), headers };
 }
 
+/** Answers an upgrade with an error instead of switching protocols. */
+function refuseUpgrade(res: uWS.HttpResponse, error: TensorwireError): void {
+  res.writeStatus(statusLine(error.status)).writeHeader('Content-Type', JSON_TYPE);
+  if (error.status === 401) res.writeHeader('WWW-Authenticate', WWW_AUTHENTICATE);
+  if (error.status === 429) res.writeHeader('Retry-After', String(error.retryAfterSeconds ?? 1));
+  res.end(errorBody(error));
+}
+
+const AUTHORIZATION_FRAME_START = Buffer.from('{"authorization"');
+/** Longest authorization frame looked at (a JWT and some room). */
+const MAX_AUTHORIZATION_FRAME = 16 * 1024;
+
+/** True when a text frame is `{"authorization": ...}` (compared bytewise: an inference frame costs one byte compare). */
+function isAuthorizationFrame(message: ArrayBuffer): boolean {
+  const n = message.byteLength;
+  if (n < AUTHORIZATION_FRAME_START.length || n > MAX_AUTHORIZATION_FRAME) return false;
+  const bytes = new Uint8Array(message, 0, AUTHORIZATION_FRAME_START.length);
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] !== AUTHORIZATION_FRAME_START[i]) return false;
+  return true;
+}
+
 /** Registers `/v2/stream` on `app`. */
 export function registerStream(app: uWS.TemplatedApp, context: ServerContext, options: StreamOptions): StreamRegistry {
   const limits: StreamLimits = { maxInflight: options.maxInflight, highWaterBytes: options.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES };
@@ -72,6 +99,7 @@ export function registerStream(app: uWS.TemplatedApp, context: ServerContext, op
   const service = context.service;
   const frontDoor = context.frontDoor;
   const feed = context.feed;
+  const security = context.security;
 
   /** Runs one decoded request through the front door and queues its single answer. */
   function dispatch(connection: StreamConnection, id: StreamId, name: string, version: string | undefined, request: InferRequest, binary: boolean): void {
@@ -115,6 +143,42 @@ export function registerStream(app: uWS.TemplatedApp, context: ServerContext, op
       connection.reject(encodeStreamError(id, shuttingDown()));
       return;
     }
+    if (security !== undefined) {
+      // The feed shows other clients' traffic: monitor, and feed:inputs for their inputs.
+      const admission = admitAll(connection, subscribeNeeds(c.includeInputs));
+      if (admission instanceof Promise) {
+        admission.then((refusal) => (refusal === undefined ? subscribe(connection, id, c) : connection.reject(encodeStreamError(id, refusal))));
+        return;
+      }
+      if (admission !== undefined) {
+        connection.reject(encodeStreamError(id, admission));
+        return;
+      }
+    }
+    subscribe(connection, id, c);
+  }
+
+  /** Checks each need for the connection's credential (in order): undefined when all pass, else the first refusal. */
+  function admitAll(connection: StreamConnection, needs: readonly Need[], i = 0): TensorwireError | undefined | Promise<TensorwireError | undefined> {
+    for (; i < needs.length; i++) {
+      const admission: Admission | Promise<Admission> = security!.gate.admit(connection.authorization, connection, needs[i]!);
+      if (admission instanceof Promise) {
+        const next = i + 1;
+        return admission.then((a) => {
+          if (isRefusal(a)) return a.refused;
+          a.release();
+          return admitAll(connection, needs, next);
+        });
+      }
+      if (isRefusal(admission)) return admission.refused;
+      admission.release();
+    }
+    return undefined;
+  }
+
+  function subscribe(connection: StreamConnection, id: StreamId, c: Extract<StreamControl, { op: 'subscribe' }>): void {
+    if (connection.isClosed) return;
+    const head = '{"id":' + JSON.stringify(id) + ',';
     try {
       // The infer path's test of existence: an unknown model throws NOT_FOUND. A known model
       // that is not ready yet may be subscribed to; its predictions come once it serves.
@@ -133,6 +197,10 @@ export function registerStream(app: uWS.TemplatedApp, context: ServerContext, op
   const decoding = new WeakMap<StreamConnection, number>();
 
   function onMessage(connection: StreamConnection, message: ArrayBuffer, isBinary: boolean): void {
+    if (security !== undefined && !isBinary && isAuthorizationFrame(message)) {
+      onAuthorizationFrame(connection, Buffer.from(message).toString('utf8'));
+      return;
+    }
     // uWS reuses `message` after this callback: a binary frame's tensors are views into it,
     // so it is copied once; a text frame is decoded into a string at once.
     const jsonBytes = !isBinary ? message.byteLength : message.byteLength < 4 ? 0 : new DataView(message).getUint32(0, true);
@@ -159,6 +227,40 @@ export function registerStream(app: uWS.TemplatedApp, context: ServerContext, op
         connection.reject(encodeStreamError(undefined, toTensorwireError(e)));
       },
     );
+  }
+
+  /**
+   * `{"authorization": "Bearer ..."}` (browsers cannot set the upgrade's header): checked,
+   * then every later request of the connection presents it. Answered `{"authenticated":
+   * "<principal>"}` or a 401 error frame. Requests sent before the answer came are checked
+   * against the credential the connection had then.
+   */
+  function onAuthorizationFrame(connection: StreamConnection, text: string): void {
+    let value: unknown;
+    let id: StreamId | undefined;
+    try {
+      const parsed = JSON.parse(text) as Record<string, unknown>;
+      value = parsed['authorization'];
+      if (typeof parsed['id'] === 'string' || typeof parsed['id'] === 'number') id = parsed['id'] as StreamId;
+    } catch {
+      value = undefined;
+    }
+    if (typeof value !== 'string' || value === '') {
+      connection.reject(encodeStreamError(id, new TensorwireError('INVALID_INPUT', 'an authorization frame is {"authorization": "Bearer <API key or JWT>"}')));
+      return;
+    }
+    const credential = value;
+    const answer = (outcome: Principal | TensorwireError): void => {
+      if (outcome instanceof TensorwireError) {
+        connection.reject(encodeStreamError(id, outcome));
+        return;
+      }
+      connection.setAuthorization(credential);
+      connection.reject((id === undefined ? '{' : '{"id":' + JSON.stringify(id) + ',') + '"authenticated":' + JSON.stringify(outcome.name) + '}');
+    };
+    const outcome = security!.gate.authenticate(credential, connection);
+    if (outcome instanceof Promise) outcome.then(answer);
+    else answer(outcome);
   }
 
   function onFrame(connection: StreamConnection, frame: StreamFrame): void {
@@ -193,13 +295,47 @@ export function registerStream(app: uWS.TemplatedApp, context: ServerContext, op
         res.writeStatus(statusLine(503)).writeHeader('Content-Type', JSON_TYPE).writeHeader('Retry-After', '1').end(errorBody(shuttingDown()));
         return;
       }
-      res.upgrade<SocketData>(
-        { connection: new StreamConnection(limits, upgradeOrigin(res, req)) },
-        req.getHeader('sec-websocket-key'),
-        req.getHeader('sec-websocket-protocol'),
-        req.getHeader('sec-websocket-extensions'),
-        socketContext,
-      );
+      const origin = upgradeOrigin(res, req);
+      const key = req.getHeader('sec-websocket-key');
+      const protocol = req.getHeader('sec-websocket-protocol');
+      const extensions = req.getHeader('sec-websocket-extensions');
+      const upgrade = (): void => {
+        res.upgrade<SocketData>({ connection: new StreamConnection(limits, origin) }, key, protocol, extensions, socketContext);
+      };
+      if (security === undefined) {
+        upgrade();
+        return;
+      }
+      const host = req.getHeader('host');
+      const refusal = security.hosts.check(host) ?? checkWebSocketOrigin(origin.headers['origin'], host, security.tls, security.allowedOrigins);
+      if (refusal !== undefined) {
+        refuseUpgrade(res, refusal);
+        return;
+      }
+      const authorization = origin.headers['authorization'];
+      // No header: a browser may still send its token in the first frame; until then every request gets 401.
+      if (authorization === undefined || !security.gate.enabled) {
+        upgrade();
+        return;
+      }
+      const outcome = security.gate.authenticate(authorization, origin);
+      if (!(outcome instanceof Promise)) {
+        if (outcome instanceof TensorwireError) refuseUpgrade(res, outcome);
+        else upgrade();
+        return;
+      }
+      // The upgrade answers after the token verified: uWS requires onAborted, and a cork around the late answer.
+      let aborted = false;
+      res.onAborted(() => {
+        aborted = true;
+      });
+      outcome.then((o) => {
+        if (aborted) return;
+        res.cork(() => {
+          if (o instanceof TensorwireError) refuseUpgrade(res, o);
+          else upgrade();
+        });
+      });
     },
 
     open: (ws) => {

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type { ModelControl, TensorwireService } from '../../lib/core/service';
 import type { RunningServer } from '../../lib/server/server';
 import { createTensorwire } from '../../lib/tensorwire';
+import { createSecurity, type SecurityOptions, type SecuritySetup } from '../../lib/auth/serve-flags';
 import { tempDir } from './engine-run';
 
 /** One model version to write into the repository. */
@@ -40,6 +41,10 @@ export interface HarnessOptions {
   drainMs?: number;
   /** The stream's live prediction feed; default the server's (off). */
   streamFeed?: boolean;
+  /** Access control, browser checks, TLS (`tensorwire serve`'s security flags, or a built setup); default none. */
+  security?: SecurityOptions | SecuritySetup;
+  /** Serve /metrics on its own port (0: any free one). */
+  metricsPort?: number;
 }
 
 /** A running server over a temporary repository. */
@@ -51,6 +56,8 @@ export interface Harness {
   readonly repo: string;
   readonly service: TensorwireService;
   readonly server: RunningServer;
+  /** Where /metrics is served. */
+  readonly metricsUrl: string;
   /** State-change lines the core logged. */
   readonly log: string[];
   /** Closes the server, shuts the core down (frees every model) and removes the repository. */
@@ -77,8 +84,12 @@ export async function writeHarnessModel(repo: string, model: HarnessModel): Prom
 export async function startHarness(options: HarnessOptions): Promise<Harness> {
   const { dir: repo, cleanup } = tempDir('tw-integration-');
   const log: string[] = [];
+  let security: SecuritySetup | undefined;
   try {
     for (const model of options.models) await writeHarnessModel(repo, model);
+    // Built here (as `tensorwire serve` does) so the harness closes its auth-file watcher.
+    const given = options.security;
+    security = given === undefined || 'access' in given ? given : createSecurity(given, '127.0.0.1', process.env);
     // The same wiring as `tensorwire serve` (lib/tensorwire.ts); resolves once the start-up models loaded.
     const tw = await createTensorwire({
       repository: repo,
@@ -90,6 +101,8 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
       ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
       log: (line) => log.push(line),
       ...(options.streamFeed !== undefined ? { streamFeed: options.streamFeed } : {}),
+      ...(security !== undefined ? { security } : {}),
+      ...(options.metricsPort !== undefined ? { metricsPort: options.metricsPort } : {}),
     });
     let closed: Promise<void> | undefined;
     return {
@@ -98,6 +111,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
       repo,
       service: tw.service,
       server: tw.server,
+      metricsUrl: tw.metricsUrl,
       log,
       close() {
         // Not tw.close(): tests end with requests still queued on purpose, and the harness
@@ -105,12 +119,14 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
         closed ??= (async () => {
           await tw.server.close();
           await tw.service.shutdown();
+          security?.close();
           cleanup();
         })();
         return closed;
       },
     };
   } catch (e) {
+    if (options.security !== undefined && !('access' in options.security)) security?.close();
     cleanup();
     throw e;
   }
