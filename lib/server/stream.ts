@@ -147,7 +147,10 @@ export function registerStream(app: uWS.TemplatedApp, context: ServerContext, op
       // The feed shows other clients' traffic: monitor, and feed:inputs for their inputs.
       const admission = admitAll(connection, subscribeNeeds(c.includeInputs));
       if (admission instanceof Promise) {
-        admission.then((refusal) => (refusal === undefined ? subscribe(connection, id, c) : connection.reject(encodeStreamError(id, refusal))));
+        admission.then(
+          (refusal) => (refusal === undefined ? subscribe(connection, id, c) : connection.reject(encodeStreamError(id, refusal))),
+          (e: unknown) => connection.reject(encodeStreamError(id, toTensorwireError(e))),
+        );
         return;
       }
       if (admission !== undefined) {
@@ -259,7 +262,7 @@ export function registerStream(app: uWS.TemplatedApp, context: ServerContext, op
       connection.reject((id === undefined ? '{' : '{"id":' + JSON.stringify(id) + ',') + '"authenticated":' + JSON.stringify(outcome.name) + '}');
     };
     const outcome = security!.gate.authenticate(credential, connection);
-    if (outcome instanceof Promise) outcome.then(answer);
+    if (outcome instanceof Promise) outcome.then(answer, (e: unknown) => connection.reject(encodeStreamError(id, toTensorwireError(e))));
     else answer(outcome);
   }
 
@@ -329,13 +332,18 @@ export function registerStream(app: uWS.TemplatedApp, context: ServerContext, op
       res.onAborted(() => {
         aborted = true;
       });
-      outcome.then((o) => {
-        if (aborted) return;
-        res.cork(() => {
-          if (o instanceof TensorwireError) refuseUpgrade(res, o);
-          else upgrade();
-        });
-      });
+      outcome.then(
+        (o) => {
+          if (aborted) return;
+          res.cork(() => {
+            if (o instanceof TensorwireError) refuseUpgrade(res, o);
+            else upgrade();
+          });
+        },
+        (e: unknown) => {
+          if (!aborted) res.cork(() => refuseUpgrade(res, toTensorwireError(e)));
+        },
+      );
     },
 
     open: (ws) => {
