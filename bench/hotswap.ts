@@ -62,7 +62,7 @@ async function main(): Promise<void> {
   publish(version);
 
   const cli = join(__dirname, '..', 'lib', 'cli.js');
-  const server = spawn(process.execPath, [cli, 'serve', '--repo', repo, '--port', '0', '--model-control', 'explicit', '--load-model', MODEL], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const server = spawn(process.execPath, [cli, 'serve', '--repo', repo, '--port', '0', '--grpc-port', 'off', '--model-control', 'explicit', '--load-model', MODEL], { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines: string[] = [];
   server.stdout!.on('data', (c: Buffer) => lines.push(...c.toString().split('\n')));
   let url = '';

@@ -101,7 +101,9 @@ export async function waitReady(url: string, timeoutMs = 120_000): Promise<void>
 
 /** `tensorwire serve` on a free port; resolves once /v2/health/ready is 200. */
 export async function startTensorwire(serveArgs: string[], nodeFlags: string[] = []): Promise<ServerProcess> {
-  const server = await startChild(CLI, ['serve', '--port', '0', ...serveArgs], /serving on http:\/\/[^:]+:(\d+)/, nodeFlags);
+  // No gRPC unless asked for: several servers run side by side and 8001 is gRPC's default.
+  const grpc = serveArgs.includes('--grpc-port') ? [] : ['--grpc-port', 'off'];
+  const server = await startChild(CLI, ['serve', '--port', '0', ...grpc, ...serveArgs], /serving on http:\/\/[^:]+:(\d+)/, nodeFlags);
   try {
     await waitReady(`${server.url}/v2/health/ready`);
   } catch (e) {

@@ -224,6 +224,8 @@ describe.each([
     expect(repoAt).toBeGreaterThan(0);
     args[portAt + 1] = '0';
     args[repoAt + 1] = repo;
+    const grpcAt = args.indexOf('--grpc-port');
+    if (grpcAt >= 0) args[grpcAt + 1] = '0';
     // The manifest's auth file is a mounted Secret: a real one, empty of keys, stands in for it.
     const authAt = args.indexOf('--auth');
     if (authAt >= 0) {

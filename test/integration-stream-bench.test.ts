@@ -57,6 +57,6 @@ describe('tensorwire bench over the stream', () => {
   it('refuses --pipeline with an HTTP protocol', async () => {
     const r = await bench(['--url', h.base, '--model', 'versioned', '--protocol', 'http-binary', '--pipeline', '4']);
     expect(r.code).toBe(2);
-    expect(r.err).toContain('--pipeline applies to --protocol ws only');
+    expect(r.err).toContain('--pipeline applies to --protocol ws, grpc and grpc-stream only');
   });
 });

@@ -100,7 +100,7 @@ describe.skipIf(!enabled)('npm install ./tensorwire-<version>.tgz', () => {
   });
 
   it('`npx tensorwire serve model.onnx --port 0` serves the model and answers an inference', async () => {
-    server = spawn('npx', ['tensorwire', 'serve', 'model.onnx', '--port', '0'], { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    server = spawn('npx', ['tensorwire', 'serve', 'model.onnx', '--port', '0', '--grpc-port', '0'], { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     server.stdout!.on('data', (c: Buffer) => (out += c.toString()));
     server.stderr!.on('data', (c: Buffer) => (out += c.toString()));
