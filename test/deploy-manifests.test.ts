@@ -8,6 +8,7 @@
  * port the probes and the Service name, and exports every metric the autoscalers query.
  */
 import { writeFileSync } from 'node:fs';
+import { addKey } from '../lib/auth/api-key';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -212,6 +213,8 @@ describe.each([
 ])('the server started with the %s container args', (_name, container) => {
   const { dir: repo, cleanup } = tempDir('tw-deploy-');
   let server: Awaited<ReturnType<typeof serveWith>>;
+  /** Headers a scrape sends (a monitor key when the manifest requires credentials). */
+  let scrapeHeaders: Record<string, string> = {};
   let c: Manifest;
 
   beforeAll(async () => {
@@ -226,11 +229,12 @@ describe.each([
     args[repoAt + 1] = repo;
     const grpcAt = args.indexOf('--grpc-port');
     if (grpcAt >= 0) args[grpcAt + 1] = '0';
-    // The manifest's auth file is a mounted Secret: a real one, empty of keys, stands in for it.
+    // The manifest's auth file is a mounted Secret: a real one with Prometheus's monitor key stands in for it.
     const authAt = args.indexOf('--auth');
     if (authAt >= 0) {
-      const authFile = join(repo, '..', `auth-${process.pid}.json`);
+      const authFile = join(repo, '..', `auth-${process.pid}-${Date.now()}.json`);
       writeFileSync(authFile, JSON.stringify({ keys: [] }));
+      scrapeHeaders = { authorization: `Bearer ${addKey(authFile, 'prometheus', ['monitor'])}` };
       args[authAt + 1] = authFile;
     }
     server = await serveWith(args);
@@ -265,8 +269,8 @@ describe.each([
     for (const probe of [c.readinessProbe, c.livenessProbe, c.startupProbe].filter(Boolean)) {
       expect((await fetch(`${base}${probe.httpGet.path}`)).status, probe.httpGet.path).toBe(200);
     }
-    // Not a path that answers anything: a typo in a probe would be caught.
-    expect((await fetch(`${base}/v2/health/readyz`)).status).toBe(404);
+    // Not a path that answers 200: a typo in a probe would be caught (401 where credentials are required first).
+    expect([401, 404]).toContain((await fetch(`${base}/v2/health/readyz`)).status);
   });
 
   it('exports every metric the autoscalers query, on the path the scrape annotations name', async () => {
@@ -277,7 +281,7 @@ describe.each([
     expect([...names].sort()).toEqual(['tensorwire_inflight_requests', 'tensorwire_queue_depth']);
     const dep = one('Deployment');
     const path = dep.spec.template.metadata.annotations['prometheus.io/path'];
-    const text = await (await fetch(`http://127.0.0.1:${server.port}${path}`)).text();
+    const text = await (await fetch(`http://127.0.0.1:${server.port}${path}`, { headers: scrapeHeaders })).text();
     for (const n of names) expect(text, n).toMatch(new RegExp(`^${n}(\\{[^}]*\\})? `, 'm'));
     expect(text).toMatch(/^tensorwire_queue_depth\{[^}]*model="mlp"/m);
   });

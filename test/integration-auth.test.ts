@@ -48,7 +48,7 @@ beforeAll(async () => {
   const security = createSecurity({ authFile }, '127.0.0.1', { TENSORWIRE_JWT_SECRET: SECRET }, { audit: new AuditLog({ write: (line) => audit.push(line) }) });
   h = await startHarness({
     models: [
-      { name: 'mlp', versions: { 1: (d) => mlpModel(d, MLP) } },
+      { name: 'mlp', versions: { 1: (d) => mlpModel(d, MLP) }, config: { routing: { labels: { stable: '1' } } } },
       { name: 'spare', versions: { 1: (d) => mlpModel(d, MLP) } },
     ],
     modelControl: 'explicit',
@@ -65,10 +65,12 @@ afterAll(async () => {
 
 /** A concrete request for a route of the table. */
 function requestOf(route: RouteScope): { method: string; path: string; body?: string } {
-  const path = route.pattern.replace(':model', route.pattern.includes('/repository/') ? 'spare' : 'mlp').replace(':version', '1');
+  const path = route.pattern.replace(':model', route.pattern.includes('/repository/') ? 'spare' : 'mlp').replace(':version', '1').replace(':label', 'stable');
   if (route.method === 'get') return { method: 'GET', path };
   if (path.endsWith('/infer')) return { method: 'POST', path, body: INFER_BODY };
   if (path.endsWith('/batching')) return { method: 'POST', path, body: '{"max_queue_delay_microseconds": 500}' };
+  // The policy in force stays: the label route is tested too.
+  if (path.endsWith('/routing')) return { method: 'POST', path, body: '{"labels": {"stable": "1"}}' };
   return { method: 'POST', path, body: '{}' };
 }
 

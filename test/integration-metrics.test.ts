@@ -24,11 +24,16 @@ import { mlpModel, mlpReference, mlpWeights, slowModel, slowReference } from './
 import { Scrape, type Sample } from './helpers/prometheus-text';
 import { binaryRequest, bytes, call, f32, postBinary, postJson, startHarness, waitFor, type BinaryReply, type Harness } from './helpers/server-harness';
 
+const ACCESS_CONTROL_FAMILIES = new Set(['tensorwire_auth_requests_total', 'tensorwire_audit_events_total']);
+
 /** Rows of docs/metrics.md's tensorwire table: name, type, label names. */
 function documentedFamilies(): { name: string; type: string; labels: string[] }[] {
   const doc = readFileSync(join(__dirname, '..', 'docs', 'metrics.md'), 'utf8');
   const rows = [...doc.matchAll(/^\| `(tensorwire_\w+)` \| (\w+) \| ([^|]*) \|/gm)];
-  return rows.map((r) => ({ name: r[1]!, type: r[2]!, labels: [...r[3]!.matchAll(/`(\w+)`/g)].map((l) => l[1]!) }));
+  return rows
+    .map((r) => ({ name: r[1]!, type: r[2]!, labels: [...r[3]!.matchAll(/`(\w+)`/g)].map((l) => l[1]!) }))
+    // Access-control families exist only on servers with access control (test/integration-auth.test.ts checks them).
+    .filter((f) => !ACCESS_CONTROL_FAMILIES.has(f.name));
 }
 
 // ---------------------------------------------------------------------------------------------
