@@ -76,6 +76,12 @@ class Instance {
   std::vector<const char*> input_names_;
   std::vector<const char*> output_names_;
   Ort::MemoryInfo cpu_info_;
+  /**
+   * Executor thread only. ORT's CPU arena keeps its peak after a run; a run that grew it (large
+   * inputs or outputs) asks ORT to shrink it back, on that run or, for outputs only known
+   * afterwards, on the next.
+   */
+  bool shrink_arena_next_ = false;
 
   std::mutex mutex_;
   std::condition_variable wake_;
