@@ -77,8 +77,8 @@ describe.skipIf(!enabled)('npm install ./tensorwire-<version>.tgz', () => {
   });
 
   it('the tarball holds the library, the prebuilt addon with its ONNX Runtime and the sources to rebuild, nothing else', () => {
-    expect(tarFiles).toEqual(expect.arrayContaining(['package.json', 'README.md', 'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/lib/cli.js', 'esm/index.mjs', 'prebuilds/linux-x64/tensorwire.node', 'prebuilds/linux-x64/libonnxruntime.so.1', 'prebuilds/linux-x64/prebuild.json', 'scripts/install-native.js', 'native/addon.cpp', 'CMakeLists.txt']));
-    const outside = tarFiles.filter((f) => !/^(package\.json|README\.md|LICENSE|CMakeLists\.txt|dist\/lib\/|esm\/|prebuilds\/linux-x64\/|native\/|scripts\/)/.test(f));
+    expect(tarFiles).toEqual(expect.arrayContaining(['package.json', 'README.md', 'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/lib/cli.js', 'esm/index.mjs', 'prebuilds/linux-x64/tensorwire.node', 'prebuilds/linux-x64/libonnxruntime.so.1', 'prebuilds/linux-x64/prebuild.json', 'scripts/install-native.js', 'native/addon.cpp', 'CMakeLists.txt', 'proto/grpc_service.proto', 'proto/health.proto']));
+    const outside = tarFiles.filter((f) => !/^(package\.json|README\.md|LICENSE|CMakeLists\.txt|dist\/lib\/|esm\/|prebuilds\/linux-x64\/|native\/|proto\/|scripts\/)/.test(f));
     expect(outside).toEqual([]);
     expect(tarFiles.filter((f) => /(^|\/)(test|bench|fixtures|examples)\//.test(f) && !f.startsWith('dist/lib/bench/'))).toEqual([]);
     expect(tarFiles.filter((f) => /\.test\.|libonnxruntime_providers_(cuda|tensorrt)/.test(f))).toEqual([]);
