@@ -142,7 +142,9 @@ export function startServer(service: InferenceService, options: ServerOptions = 
   const frontDoor = options.frontDoor ?? new FrontDoor({ service, feed, ...(setup ? { audit: setup.audit } : {}) });
   // Inference of transports that do not admit calls themselves (the stream, gRPC) is
   // authorized here; HTTP routes were admitted by the router and pass straight through.
-  if (security !== undefined) frontDoor.use(security.gate.inferStage());
+  // Without credentials configured every caller may infer and no principal has limits: the
+  // stage would only cost each call its objects, so it is left out.
+  if (security !== undefined && security.gate.enabled) frontDoor.use(security.gate.inferStage());
   const context: ServerContext = {
     service,
     maxBodyBytes,
