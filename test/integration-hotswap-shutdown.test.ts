@@ -28,7 +28,7 @@ async function infer(base: string, x: number): Promise<{ status: number; y?: num
 
 describe.each(['SIGTERM', 'SIGINT'] as const)('tensorwire serve on %s', (signal) => {
   it('stops being ready, refuses new requests, answers every request in flight, then exits 0', async () => {
-    const cli = await spawnCli(await slowRepository(3, { layers: 1500, width: 512 }));
+    const cli = await spawnCli(await slowRepository(3, { layers: 3000, width: 512 }));
     expect((await infer(cli.base, 1)).y).toBe(4);
     const inflight = Array.from({ length: 8 }, (_, i) => infer(cli.base, 10 * i));
     // All eight reached the server's core (the first one runs, the rest queue) before the signal.
