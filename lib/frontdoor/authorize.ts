@@ -69,6 +69,15 @@ export class Gate {
     this.everyoneLoopback = loopbackBind && !parts.access.enabled ? LOOPBACK_PRINCIPAL : undefined;
   }
 
+  /**
+   * The principal every caller is, when no credentials are configured and the server listens
+   * on loopback only (every client is then a loopback client with every scope and no limits);
+   * undefined otherwise. Transports use it to skip per-request admission work.
+   */
+  get everyone(): Principal | undefined {
+    return this.everyoneLoopback;
+  }
+
   /** True when credentials are configured (then only health probes are open). */
   get enabled(): boolean {
     return this.access.enabled;

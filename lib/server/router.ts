@@ -103,7 +103,10 @@ function addSecuredRoute(app: TemplatedApp, context: ServerContext, spec: RouteS
   const scope: RouteScope | undefined = routeScopeOf(spec.method, spec.pattern);
   // A route without an entry must not ship open (test/auth-scopes.test.ts checks the table too).
   if (scope === undefined) throw new Error(`route ${spec.method.toUpperCase()} ${spec.pattern} has no entry in HTTP_ROUTE_SCOPES`);
-  const extra = ['authorization', 'host'];
+  // No credentials and a loopback bind: every caller is the loopback principal, so only the
+  // Host allow-list (DNS rebinding) and the JSON rule remain to check, per request.
+  const everyone = security.cors === undefined ? security.gate.everyone : undefined;
+  const extra = everyone !== undefined ? ['host'] : ['authorization', 'host'];
   if (security.cors !== undefined) extra.push('origin');
   if (scope.changesState) extra.push('content-type');
   const headers = [...new Set([...(spec.headers ?? NO_HEADERS), ...extra])];
@@ -125,6 +128,14 @@ function addSecuredRoute(app: TemplatedApp, context: ServerContext, spec: RouteS
       if (list !== undefined) exchange.extraHeaders = list.flat();
     }
     const h = exchange.headers;
+    if (everyone !== undefined && need !== 'open') {
+      const refused = security.hosts.check(h['host']) ?? (changesState ? checkJsonContentType(h['content-type']) : undefined);
+      if (refused === undefined) {
+        exchange.principal = everyone;
+        run(exchange, context, spec, paramCount, NO_RELEASE);
+        return;
+      }
+    }
     const refuse = (error: TensorwireError, principal?: Principal): void => {
       if (hasBody) exchange.discardBody();
       if (spec.control !== undefined) {
@@ -176,6 +187,8 @@ function addSecuredRoute(app: TemplatedApp, context: ServerContext, spec: RouteS
     );
   });
 }
+
+const NO_RELEASE = (): void => undefined;
 
 /** Runs a route's handler (through the front door's `control` for control routes); `release` when it settled. */
 function run(exchange: HttpExchange, context: ServerContext, spec: RouteSpec, paramCount: number, release: () => void): void {
