@@ -7,18 +7,14 @@
  * `tensorwire_cascade_answers_total{model, stage, stage_model}` counts which stage answered.
  */
 import type { Registry } from 'prom-client';
-import type { ModelMemory, ModelMetadata } from '../engine/types';
 import { TensorwireError, toTensorwireError } from '../errors';
 import { CounterFamily, type CounterCell } from '../metrics/families';
-import { validateRequest } from '../protocol/validate';
 import type { InferInputTensor, InferOutputTensor, InferRequest, InferResponse } from '../protocol/types';
 import type { CompleteOptions, EffectiveConfig, ModelConfig } from '../repository';
 import type { CascadeStage } from '../repository/config-ensemble';
 import type { RunnerResult } from '../scheduler/batch-runner';
-import { COMPOSITION_DEPTH_PARAMETER, declaredMetadata, ensembleEffective, nextDepth, type StepRunner } from './composed-config';
-import type { Servable } from './servable';
-
-const NO_TIMINGS = Object.freeze({ queueUs: 0, computeInputUs: 0, computeInferUs: 0, computeOutputUs: 0 });
+import { COMPOSITION_DEPTH_PARAMETER, type StepRunner } from './composed-config';
+import { ComposedServable, NO_TIMINGS } from './composed-servable';
 
 const families = new WeakMap<Registry, CounterFamily>();
 function answersFamily(registry: Registry): CounterFamily {
@@ -49,53 +45,21 @@ function leastRowMax(t: InferOutputTensor): number | undefined {
   return least;
 }
 
-export class CascadeServable implements Servable {
-  private served: ModelMetadata;
-  private closedReason: string | undefined;
-  private inflight = 0;
-  private idle: (() => void)[] = [];
+export class CascadeServable extends ComposedServable {
   private readonly answered: (CounterCell | undefined)[];
-  readonly runsWarmup = false;
 
-  constructor(
-    private readonly name: string,
-    private current: EffectiveConfig,
-    private readonly stages: readonly CascadeStage[],
-    private readonly run: StepRunner,
-    private readonly complete: CompleteOptions & { where: string },
-    registry: Registry | undefined,
-  ) {
-    this.served = declaredMetadata(current.config);
+  constructor(name: string, effective: EffectiveConfig, private readonly stages: readonly CascadeStage[], run: StepRunner, complete: CompleteOptions & { where: string }, registry: Registry | undefined) {
+    super('cascade', name, effective, run, complete);
     const family = registry === undefined ? undefined : answersFamily(registry);
     this.answered = stages.map((s, i) => family?.child(name, String(i), s.model));
   }
 
-  get effective(): EffectiveConfig {
-    return this.current;
+  protected isSameKind(config: ModelConfig): boolean {
+    return config.platform === 'tensorwire_cascade' && config.cascade !== undefined;
   }
 
-  get metadata(): ModelMetadata {
-    return this.served;
-  }
-
-  get instanceCount(): number {
-    return 1;
-  }
-
-  infer(request: InferRequest, signal?: AbortSignal): Promise<RunnerResult> {
-    if (this.closedReason !== undefined) return Promise.reject(new TensorwireError('UNAVAILABLE', `cascade "${this.name}": ${this.closedReason}`, { retryAfterSeconds: 1 }));
-    let inputs: InferInputTensor[];
-    let depth: number;
-    try {
-      depth = nextDepth(request, `cascade "${this.name}"`);
-      inputs = validateRequest(request, this.served, this.current.maxBatchSize).inputs as InferInputTensor[];
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    this.inflight++;
-    return this.escalate(request, inputs, depth, signal).finally(() => {
-      if (--this.inflight === 0) for (const wake of this.idle.splice(0)) wake();
-    });
+  protected compose(request: InferRequest, inputs: InferInputTensor[], depth: number, signal: AbortSignal | undefined): Promise<RunnerResult> {
+    return this.escalate(request, inputs, depth, signal);
   }
 
   private async escalate(request: InferRequest, inputs: InferInputTensor[], depth: number, signal: AbortSignal | undefined): Promise<RunnerResult> {
@@ -127,37 +91,5 @@ export class CascadeServable implements Servable {
       return { outputs, timings: { ...NO_TIMINGS } };
     }
     throw new TensorwireError('INTERNAL', `cascade "${this.name}": no stage answered`);
-  }
-
-  checkConfig(config: ModelConfig | undefined): EffectiveConfig {
-    if (config?.platform !== 'tensorwire_cascade' || config.cascade === undefined) throw new TensorwireError('INVALID_INPUT', `${this.complete.where}: a cascade's config stays a cascade`);
-    return ensembleEffective(config, this.name, this.complete);
-  }
-
-  applyConfig(effective: EffectiveConfig): void {
-    this.current = effective;
-    this.served = declaredMetadata(effective.config);
-  }
-
-  memory(): ModelMemory {
-    return { host: 0, gpu: 0 };
-  }
-
-  queueDepth(): number {
-    return 0;
-  }
-
-  async drain(ms: number, _graceMs: number, reason: string): Promise<void> {
-    if (this.inflight > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([new Promise<void>((r) => this.idle.push(r)), new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
-      clearTimeout(timer);
-    }
-    this.closedReason ??= reason;
-  }
-
-  close(reason: string): Promise<void> {
-    this.closedReason ??= reason;
-    return Promise.resolve();
   }
 }

@@ -9,66 +9,31 @@
  * The ensemble holds no engine memory and runs no warm-up (its steps may still be loading
  * when it loads; a step that does not serve answers 503 naming the step).
  */
-import type { ModelMemory, ModelMetadata } from '../engine/types';
 import { TensorwireError, toTensorwireError } from '../errors';
-import { validateRequest } from '../protocol/validate';
 import type { InferInputTensor, InferRequest, InferResponse } from '../protocol/types';
 import type { CompleteOptions, EffectiveConfig, ModelConfig } from '../repository';
 import type { EnsembleStep } from '../repository/config-ensemble';
 import type { RunnerResult } from '../scheduler/batch-runner';
 import type { Registry } from 'prom-client';
-import type { Servable, ServableFactory } from './servable';
+import type { ServableFactory } from './servable';
+import { ComposedServable, NO_TIMINGS } from './composed-servable';
 import { CascadeServable } from './cascade-servable';
-import { COMPOSITION_DEPTH_PARAMETER, declaredMetadata, ensembleEffective, nextDepth, type StepRunner } from './composed-config';
+import { COMPOSITION_DEPTH_PARAMETER, ensembleEffective, type StepRunner } from './composed-config';
 
 export { COMPOSITION_DEPTH_PARAMETER, MAX_COMPOSITION_DEPTH, type StepRunner } from './composed-config';
 
 
-const NO_TIMINGS = Object.freeze({ queueUs: 0, computeInputUs: 0, computeInferUs: 0, computeOutputUs: 0 });
-
-export class EnsembleServable implements Servable {
-  private served: ModelMetadata;
-  private inflight = 0;
-  private idle: (() => void)[] = [];
-  private closedReason: string | undefined;
-  readonly runsWarmup = false;
-
-  constructor(
-    private readonly name: string,
-    private current: EffectiveConfig,
-    private readonly steps: readonly EnsembleStep[],
-    private readonly run: StepRunner,
-    private readonly complete: CompleteOptions & { where: string },
-  ) {
-    this.served = declaredMetadata(current.config);
+export class EnsembleServable extends ComposedServable {
+  constructor(name: string, effective: EffectiveConfig, private readonly steps: readonly EnsembleStep[], run: StepRunner, complete: CompleteOptions & { where: string }) {
+    super('ensemble', name, effective, run, complete);
   }
 
-  get effective(): EffectiveConfig {
-    return this.current;
+  protected isSameKind(config: ModelConfig): boolean {
+    return config.platform === 'ensemble' && config.ensemble_scheduling !== undefined;
   }
 
-  get metadata(): ModelMetadata {
-    return this.served;
-  }
-
-  get instanceCount(): number {
-    return 1;
-  }
-
-  infer(request: InferRequest, signal?: AbortSignal): Promise<RunnerResult> {
-    if (this.closedReason !== undefined) return Promise.reject(new TensorwireError('UNAVAILABLE', `ensemble "${this.name}": ${this.closedReason}`, { retryAfterSeconds: 1 }));
-    let inputs: InferInputTensor[];
-    let depth: number;
-    try {
-      depth = nextDepth(request, `ensemble "${this.name}"`);
-      inputs = validateRequest(request, this.served, this.current.maxBatchSize).inputs as InferInputTensor[];
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    this.inflight++;
-    return this.runSteps(request, inputs, depth, signal).finally(() => {
-      if (--this.inflight === 0) for (const wake of this.idle.splice(0)) wake();
-    });
+  protected compose(request: InferRequest, inputs: InferInputTensor[], depth: number, signal: AbortSignal | undefined): Promise<RunnerResult> {
+    return this.runSteps(request, inputs, depth, signal);
   }
 
   private async runSteps(request: InferRequest, inputs: InferInputTensor[], depth: number, signal: AbortSignal | undefined): Promise<RunnerResult> {
@@ -103,38 +68,6 @@ export class EnsembleServable implements Servable {
       return { name, datatype: t.datatype, shape: t.shape, data: t.data };
     });
     return { outputs, timings: { ...NO_TIMINGS } };
-  }
-
-  checkConfig(config: ModelConfig | undefined): EffectiveConfig {
-    if (config === undefined || config.platform !== 'ensemble' || config.ensemble_scheduling === undefined) throw new TensorwireError('INVALID_INPUT', `${this.complete.where}: an ensemble's config stays an ensemble`);
-    return ensembleEffective(config, this.name, this.complete);
-  }
-
-  applyConfig(effective: EffectiveConfig): void {
-    this.current = effective;
-    this.served = declaredMetadata(effective.config);
-  }
-
-  memory(): ModelMemory {
-    return { host: 0, gpu: 0 };
-  }
-
-  queueDepth(): number {
-    return 0; // its requests queue in the steps' batchers
-  }
-
-  async drain(ms: number, _graceMs: number, reason: string): Promise<void> {
-    if (this.inflight > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([new Promise<void>((r) => this.idle.push(r)), new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
-      clearTimeout(timer);
-    }
-    this.closedReason ??= reason;
-  }
-
-  close(reason: string): Promise<void> {
-    this.closedReason ??= reason;
-    return Promise.resolve();
   }
 }
 
