@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { slowModel, slowReference } from './fixtures/models';
 import { binaryRequest, bytes, call, f32, metricValue, postBinary, scrape, startHarness, waitFor, type BinaryReply, type Harness } from './helpers/server-harness';
 
-const LAYERS = 600;
+const LAYERS = 1200; // slow enough that two full batches outlast a 50 ms queue timeout on a quiet box
 const WIDTH = 512;
 const ROWS = 64;
 const SLOW = { layers: LAYERS, width: WIDTH };
