@@ -1,0 +1,90 @@
+/**
+ * BYTES tensors (KServe v2 `BYTES`, ONNX `string`) as tensorwire carries them between
+ * layers: one buffer holding every element, each a 4-byte little-endian length followed by
+ * that many bytes, in row-major order. This is exactly the binary-extension and gRPC
+ * `raw_*_contents` form Triton uses, so those bodies pass through without conversion, and
+ * concatenating the buffers of several requests concatenates their tensors along the batch
+ * dimension. Unlike fixed-size datatypes, the byte length says nothing about the element
+ * count: every reader here walks the prefixes and checks them against the count the shape
+ * gives, before anything is allocated from them.
+ */
+import { TensorwireError } from '../errors';
+
+/** Bytes of one element's length prefix. */
+export const BYTES_PREFIX = 4;
+
+function invalid(label: string, detail: string): TensorwireError {
+  return new TensorwireError('INVALID_INPUT', `${label}: ${detail}`);
+}
+
+/** The serialized form of `elements` (strings are written as UTF-8). */
+export function serializeBytesElements(elements: readonly (string | Uint8Array)[]): Buffer {
+  const parts: Uint8Array[] = new Array(elements.length);
+  let total = 0;
+  for (let i = 0; i < elements.length; i++) {
+    const e = elements[i];
+    const bytes = typeof e === 'string' ? Buffer.from(e, 'utf8') : e;
+    parts[i] = bytes;
+    total += BYTES_PREFIX + bytes.byteLength;
+  }
+  const out = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (const bytes of parts) {
+    out.writeUInt32LE(bytes.byteLength, at);
+    at += BYTES_PREFIX;
+    out.set(bytes, at);
+    at += bytes.byteLength;
+  }
+  return out;
+}
+
+/**
+ * Byte offset of each element's prefix, plus the end as a last entry (`count + 1` entries),
+ * after checking that `data` holds exactly `count` well-formed elements. `label` names the
+ * tensor in messages ("input 'text'").
+ */
+export function bytesElementOffsets(label: string, data: Uint8Array, count: number): Uint32Array {
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const offsets = new Uint32Array(count + 1);
+  let at = 0;
+  for (let i = 0; i < count; i++) {
+    if (at + BYTES_PREFIX > data.byteLength) {
+      throw invalid(label, `the shape says ${count} BYTES elements but the data ends after ${i} (element ${i} has no 4-byte length prefix)`);
+    }
+    offsets[i] = at;
+    const length = view.getUint32(at, true);
+    if (length > data.byteLength - at - BYTES_PREFIX) {
+      throw invalid(label, `BYTES element ${i} declares ${length} bytes but only ${data.byteLength - at - BYTES_PREFIX} remain in the data`);
+    }
+    at += BYTES_PREFIX + length;
+  }
+  if (at !== data.byteLength) {
+    throw invalid(label, `the shape says ${count} BYTES elements but the data holds ${data.byteLength - at} more bytes after them`);
+  }
+  offsets[count] = at;
+  return offsets;
+}
+
+/** The elements of a checked BYTES buffer, as views into `data` (no copies). */
+export function bytesElements(label: string, data: Uint8Array, count: number): Uint8Array[] {
+  const offsets = bytesElementOffsets(label, data, count);
+  const out: Uint8Array[] = new Array(count);
+  for (let i = 0; i < count; i++) out[i] = data.subarray(offsets[i] + BYTES_PREFIX, offsets[i + 1]);
+  return out;
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The elements as strings; invalid UTF-8 is a 400 naming the tensor and the element. */
+export function bytesElementsAsText(label: string, data: Uint8Array, count: number): string[] {
+  const elements = bytesElements(label, data, count);
+  const out: string[] = new Array(count);
+  for (let i = 0; i < count; i++) {
+    try {
+      out[i] = strictUtf8.decode(elements[i]);
+    } catch {
+      throw invalid(label, `BYTES element ${i} is not valid UTF-8 text`);
+    }
+  }
+  return out;
+}
