@@ -12,6 +12,7 @@
 #include "native_model.hpp"
 #include "nvml.hpp"
 #include "ort_env.hpp"
+#include "shm_region.hpp"
 #include "thread_budget.hpp"
 
 namespace tw {
@@ -192,6 +193,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("engineInfo", Napi::Function::New(env, EngineInfo));
   exports.Set("cudaMemoryInfo", Napi::Function::New(env, CudaMemoryInfo));
   exports.Set("gpuStats", Napi::Function::New(env, GpuStatsJs));
+  exports.Set("shmMap", Napi::Function::New(env, ShmMap));
+  exports.Set("shmRelease", Napi::Function::New(env, ShmRelease));
+  exports.Set("shmStats", Napi::Function::New(env, ShmStats));
   return exports;
 }
 

@@ -28,6 +28,17 @@ function perModel(method: 'get' | 'post', suffix: string, need: RouteNeed, chang
   ];
 }
 
+/** The status, register and unregister routes of one shared memory extension. */
+function sharedMemoryScopes(kind: 'systemsharedmemory' | 'cudasharedmemory'): RouteScope[] {
+  return [
+    { method: 'get', pattern: `/v2/${kind}/status`, need: 'monitor', changesState: false },
+    { method: 'get', pattern: `/v2/${kind}/region/:name/status`, need: 'monitor', changesState: false },
+    { method: 'post', pattern: `/v2/${kind}/region/:name/register`, need: 'manage', changesState: true },
+    { method: 'post', pattern: `/v2/${kind}/region/:name/unregister`, need: 'manage', changesState: true },
+    { method: 'post', pattern: `/v2/${kind}/unregister`, need: 'manage', changesState: true },
+  ];
+}
+
 /** Every HTTP route of the main port (and /metrics of the metrics port). */
 export const HTTP_ROUTE_SCOPES: readonly RouteScope[] = Object.freeze([
   // Probes must work for load balancers and orchestrators that hold no credentials.
@@ -51,6 +62,10 @@ export const HTTP_ROUTE_SCOPES: readonly RouteScope[] = Object.freeze([
   { method: 'post', pattern: '/v2/repository/index', need: 'monitor', changesState: false },
   { method: 'post', pattern: '/v2/repository/models/:model/load', need: 'manage', changesState: true },
   { method: 'post', pattern: '/v2/repository/models/:model/unload', need: 'manage', changesState: true },
+  // Shared memory (Triton's extension): registering maps memory of the host into the server,
+  // so it is management; status reveals only region names, keys and sizes.
+  ...sharedMemoryScopes('systemsharedmemory'),
+  ...sharedMemoryScopes('cudasharedmemory'),
   // The WebSocket stream's upgrade: each frame is then authorized by STREAM_OP_SCOPES.
   { method: 'get', pattern: '/v2/stream', need: 'authenticated', changesState: false },
   // Unknown endpoints: a 401 to the anonymous, so probing does not map the server.

@@ -88,9 +88,13 @@ export function buildResponseHeader(resp: InferResponse, idJson: string | undefi
   const outputs = resp.outputs;
   for (let i = 0; i < outputs.length; i++) {
     const out = outputs[i];
-    checkOutputBytes(out.name, out.datatype, out.shape, out.data);
+    if (out.sharedMemory === undefined) checkOutputBytes(out.name, out.datatype, out.shape, out.data);
     json += (i === 0 ? '{"name":' : ',{"name":') + JSON.stringify(out.name) + ',"datatype":"' + out.datatype + '","shape":[' + out.shape.join(',') + ']';
-    if (allowBinary && out.binary) {
+    if (out.sharedMemory !== undefined) {
+      // Written into the client's region already (lib/shm): Triton answers with where, no data.
+      const shm = out.sharedMemory;
+      json += ',"parameters":{"shared_memory_region":' + JSON.stringify(shm.region) + (shm.offset !== 0 ? ',"shared_memory_offset":' + shm.offset : '') + ',"shared_memory_byte_size":' + shm.byteSize + '}}';
+    } else if (allowBinary && out.binary) {
       json += ',"parameters":{"binary_data_size":' + out.data.byteLength + '}}';
       binaryBytes += out.data.byteLength;
       binaryOutputs++;
@@ -113,7 +117,7 @@ function checkJsonOutputSize(outputs: InferResponse['outputs'], allowBinary: boo
   let largestCount = -1;
   for (let i = 0; i < outputs.length; i++) {
     const out = outputs[i];
-    if (allowBinary && out.binary) continue;
+    if ((allowBinary && out.binary) || out.sharedMemory !== undefined) continue;
     const count = elementCount(out.shape);
     total += count;
     if (count > largestCount) {

@@ -11,7 +11,8 @@ import { DATATYPE_SIZE } from '../engine/types';
 import { TensorwireError } from '../errors';
 import { checkCount, checkLength, clip, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_PARAMETER_CHARS, MAX_PARAMETERS, MAX_RANK, MAX_TENSORS } from './request-limits';
 import { DATATYPES, describeValue, elementCount, formatShape, isDatatype, jsonToTensorBytes, type JsonDecodeState } from './tensor-data';
-import type { InferInputTensor, InferRequest, RequestedOutput } from './types';
+import type { InferInputTensor, InferRequest, RequestedOutput, SharedMemoryRef } from './types';
+import { readSharedMemoryRef, sharedMemorySizeMismatch } from './shared-memory-parameters';
 
 /** The binary tensor data of a request: `body` from byte `start` on, consumed by inputs in order. */
 export interface BinarySection {
@@ -145,7 +146,8 @@ function readInput(input: unknown, index: number, binary: BinarySection | undefi
   const parameters = input.parameters;
   if (parameters !== undefined) {
     if (!isObject(parameters)) throw invalid(`${label}: 'parameters' must be an object, got ${describeValue(parameters)}`);
-    if (parameters.shared_memory_region !== undefined) throw invalid(`${label}: shared memory inputs are not supported`);
+    const shm = readSharedMemoryRef(label, parameters);
+    if (shm !== undefined) return sharedMemoryInput(label, name, datatype, shape, input.data, shm);
     const size = parameters.binary_data_size;
     if (size !== undefined) {
       if (!isCount(size)) throw invalid(`${label}: parameters.binary_data_size must be a non-negative integer, got ${describeValue(size)}`);
@@ -173,6 +175,19 @@ function readInput(input: unknown, index: number, binary: BinarySection | undefi
   }
   return { tensor: { name, datatype, shape, data: binary.body.subarray(offset, offset + binarySize) }, binarySize };
 }
+
+/** An input whose bytes are in a shared memory region: checked against its shape now, resolved by lib/shm later. */
+function sharedMemoryInput(label: string, name: string, datatype: Datatype, shape: number[], data: unknown, shm: SharedMemoryRef): { tensor: InferInputTensor; binarySize: number } {
+  if (data !== undefined) throw invalid(`${label}: has both 'data' and shared memory parameters`);
+  const elementSize = DATATYPE_SIZE[datatype] as number | undefined;
+  // Variable-size types (BYTES) have no fixed size to compare with.
+  if (elementSize !== undefined && shm.byteSize !== elementCount(shape) * elementSize) {
+    throw invalid(sharedMemorySizeMismatch(label, shm, datatype, formatShape(shape), elementCount(shape) * elementSize));
+  }
+  return { tensor: { name, datatype, shape, data: NO_DATA, sharedMemory: shm }, binarySize: 0 };
+}
+
+const NO_DATA = new Uint8Array(0);
 
 function readDatatype(label: string, datatype: unknown): Datatype {
   if (isDatatype(datatype)) return datatype;
@@ -209,11 +224,15 @@ function readOutputs(outputs: unknown, binaryDefault: boolean, allowBinary: bool
     if (parameters !== undefined) {
       if (!isObject(parameters)) throw invalid(`output '${clip(name)}': 'parameters' must be an object, got ${describeValue(parameters)}`);
       if (parameters.classification !== undefined) throw invalid(`output '${clip(name)}': the classification extension is not supported`);
-      if (parameters.shared_memory_region !== undefined) throw invalid(`output '${clip(name)}': shared memory outputs are not supported`);
       const flag = parameters.binary_data;
       if (flag !== undefined) {
         if (typeof flag !== 'boolean') throw invalid(`output '${clip(name)}': parameters.binary_data must be a boolean, got ${describeValue(flag)}`);
         binary = flag;
+      }
+      const shm = readSharedMemoryRef(`output '${clip(name)}'`, parameters);
+      if (shm !== undefined) {
+        result.push({ name, binary: false, sharedMemory: shm });
+        continue;
       }
     }
     result.push({ name, binary: allowBinary && binary });

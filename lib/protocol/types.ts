@@ -5,18 +5,30 @@
  */
 import type { Datatype } from '../engine/types';
 
+/** A window of a registered system shared memory region (Triton's shared memory extension). */
+export interface SharedMemoryRef {
+  region: string;
+  offset: number;
+  byteSize: number;
+}
+
 /** One input tensor of a request. `data` may be a view into the request body (binary extension). */
 export interface InferInputTensor {
   name: string;
   datatype: Datatype;
   shape: number[];
+  /** Empty while `sharedMemory` is set and not resolved yet (lib/shm/shared-memory-stage.ts fills it). */
   data: Uint8Array;
+  /** Where the data lives when the client sent it through shared memory. */
+  sharedMemory?: SharedMemoryRef;
 }
 
 /** An output the client asked for, and whether it wants it as binary data. */
 export interface RequestedOutput {
   name: string;
   binary: boolean;
+  /** Where to write the output when the client asked for it in shared memory. */
+  sharedMemory?: SharedMemoryRef;
 }
 
 /** A decoded inference request. */
@@ -43,6 +55,8 @@ export interface InferOutputTensor {
   data: Uint8Array;
   /** Send as binary data (binary extension) rather than a JSON array. */
   binary: boolean;
+  /** Written into shared memory (`byteSize` is what was written): the answer carries these parameters, no data. */
+  sharedMemory?: SharedMemoryRef;
 }
 
 /** Per-request server-side timings, microseconds. */

@@ -17,6 +17,10 @@ import { modelRoutes } from './routes-models';
 import { repositoryRoutes } from './routes-repository';
 import { batchingRoutes } from './routes-batching';
 import { routingRoutes } from './routes-routing';
+import { sharedMemoryRoutes } from './routes-shared-memory';
+import { SharedMemoryRegistry } from '../shm/region-registry';
+import { sharedMemoryStage } from '../shm/shared-memory-stage';
+import type { SharedMemoryLimits } from '../shm/limits';
 import { isRoutingCore, RoutingTable } from '../routing/routing-table';
 import { routingStage } from '../routing/routing-stage';
 import { cacheStage, isCacheCore } from '../cache/cache-stage';
@@ -52,6 +56,8 @@ export interface ServerOptions {
    * transports or to add stages (authorization, routing, cache).
    */
   frontDoor?: FrontDoor;
+  /** Bounds of the system shared memory extension (lib/shm/limits.ts). Default: 1024 regions, 64 GiB mapped. */
+  sharedMemory?: SharedMemoryLimits;
   /** Byte budget of the response cache (models with `response_cache { enable: true }`); 0: off. Default 256 MiB. */
   cacheBytes?: number;
   /**
@@ -89,6 +95,8 @@ export interface RunningServer {
   readonly feed: { readonly size: number; readonly subscriptions: number };
   /** The front door every transport of this server calls (other transports, e.g. gRPC, share it). */
   readonly frontDoor: FrontDoor;
+  /** This server's system shared memory regions (the gRPC service's shared memory RPCs can call it). */
+  readonly sharedMemory: SharedMemoryRegistry;
   /**
    * Begins a graceful shutdown: readiness turns false, new inference requests and stream
    * connections get 503, and the promise resolves true once every in-flight request settled
@@ -145,6 +153,10 @@ export function startServer(service: InferenceService, options: ServerOptions = 
   // Without credentials configured every caller may infer and no principal has limits: the
   // stage would only cost each call its objects, so it is left out.
   if (security !== undefined && security.gate.enabled) frontDoor.use(security.gate.inferStage());
+  // Shared memory regions are this server's; tensors in them are resolved before routing and
+  // the cache look at their bytes (a front door given by the caller is its to equip).
+  const sharedMemory = new SharedMemoryRegistry(options.sharedMemory);
+  if (options.frontDoor === undefined) frontDoor.use(sharedMemoryStage(sharedMemory));
   const context: ServerContext = {
     service,
     maxBodyBytes,
@@ -180,7 +192,7 @@ export function startServer(service: InferenceService, options: ServerOptions = 
       feed: options.streamFeed ?? false,
       ...(options.streamHighWaterBytes !== undefined ? { highWaterBytes: options.streamHighWaterBytes } : {}),
     }));
-    for (const spec of [...healthRoutes, ...modelRoutes, ...repositoryRoutes, ...batchingRoutes, ...(routing ? routingRoutes(routing) : []), mainMetricsRoute]) addRoute(app, context, spec);
+    for (const spec of [...healthRoutes, ...modelRoutes, ...repositoryRoutes, ...batchingRoutes, ...(routing ? routingRoutes(routing) : []), ...sharedMemoryRoutes(sharedMemory), mainMetricsRoute]) addRoute(app, context, spec);
     addRoute(app, context, notFoundRoute);
     if (security !== undefined) addPreflightRoute(app, security);
     apps.push(app);
@@ -260,6 +272,7 @@ export function startServer(service: InferenceService, options: ServerOptions = 
       },
       feed: context.feed,
       frontDoor: context.frontDoor,
+      sharedMemory,
       async reloadTls(): Promise<void> {
         if (setup?.tls === undefined) throw new TensorwireError('INVALID_INPUT', 'this server does not serve TLS (--tls-cert, --tls-key)');
         if (closed !== undefined) return;
@@ -299,6 +312,7 @@ export function startServer(service: InferenceService, options: ServerOptions = 
           // app.close() (in the binary, not in the typings of 20.30) closes the remaining
           // HTTP connections, keep-alive ones included; pending responses see onAborted.
           for (const a of apps) (a as unknown as { close?: () => void }).close?.();
+          sharedMemory.close();
         })();
         return closed;
       },
