@@ -8,6 +8,8 @@ import { repositoryRoutes } from '../lib/server/routes-repository';
 import { batchingRoutes } from '../lib/server/routes-batching';
 import { routingRoutes } from '../lib/server/routes-routing';
 import type { RoutingTable } from '../lib/routing/routing-table';
+import { sharedMemoryRoutes } from '../lib/server/routes-shared-memory';
+import type { SharedMemoryRegistry } from '../lib/shm/region-registry';
 
 describe('scopes', () => {
   it('grants infer for every model, infer:<glob> for matching names only', () => {
@@ -47,12 +49,22 @@ describe('scopes', () => {
 
 describe('route scopes', () => {
   // (Route specs only: no table is consulted while listing them.)
-  const registered = [...healthRoutes, ...modelRoutes, ...repositoryRoutes, ...batchingRoutes, ...routingRoutes({} as RoutingTable), metricsRoute, notFoundRoute];
+  const registered = [...healthRoutes, ...modelRoutes, ...repositoryRoutes, ...batchingRoutes, ...routingRoutes({} as RoutingTable), ...sharedMemoryRoutes({} as SharedMemoryRegistry), metricsRoute, notFoundRoute];
 
   it('has an entry for every route lib/server registers, and none for routes that do not exist', () => {
     for (const r of registered) expect(routeScopeOf(r.method, r.pattern), `${r.method} ${r.pattern}`).toBeDefined();
     const known = new Set([...registered.map((r) => `${r.method} ${r.pattern}`), 'get /v2/stream']);
     expect(HTTP_ROUTE_SCOPES.map((r) => `${r.method} ${r.pattern}`).filter((k) => !known.has(k))).toEqual([]);
+  });
+
+  it('puts shared memory registration under manage (it maps host memory) and its status under monitor', () => {
+    for (const kind of ['systemsharedmemory', 'cudasharedmemory']) {
+      expect(routeScopeOf('post', `/v2/${kind}/region/:name/register`)).toMatchObject({ need: 'manage', changesState: true });
+      expect(routeScopeOf('post', `/v2/${kind}/region/:name/unregister`)).toMatchObject({ need: 'manage', changesState: true });
+      expect(routeScopeOf('post', `/v2/${kind}/unregister`)).toMatchObject({ need: 'manage', changesState: true });
+      expect(routeScopeOf('get', `/v2/${kind}/status`)).toMatchObject({ need: 'monitor', changesState: false });
+      expect(routeScopeOf('get', `/v2/${kind}/region/:name/status`)).toMatchObject({ need: 'monitor', changesState: false });
+    }
   });
 
   it('leaves only the health probes open', () => {

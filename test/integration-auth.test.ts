@@ -25,6 +25,8 @@ const MLP = { inputDim: 4, hidden: 8, outputDim: 2, file: 'model.onnx' };
 const INFER_BODY = JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [0.1, 0.2, 0.3, 0.4] }] });
 const SECRET = 'a shared secret of at least thirty-two bytes!!';
 
+/** A POSIX shared memory object for the register route (shm_open's file on Linux). */
+const SHM_KEY = `/tw-auth-test-${process.pid}`;
 let dir = '';
 let authFile = '';
 let h: Harness;
@@ -33,6 +35,7 @@ const keys: Record<'infer' | 'mlpOnly' | 'monitor' | 'manage' | 'feed' | 'limite
 const bearer = (key: string): Record<string, string> => ({ authorization: `Bearer ${key}` });
 
 beforeAll(async () => {
+  writeFileSync('/dev/shm' + SHM_KEY, new Uint8Array(64));
   dir = mkdtempSync(join(tmpdir(), 'tw-authwire-'));
   authFile = join(dir, 'auth.json');
   keys.infer = addKey(authFile, 'inferer', ['infer']);
@@ -61,12 +64,14 @@ beforeAll(async () => {
 afterAll(async () => {
   await h?.close();
   rmSync(dir, { recursive: true, force: true });
+  rmSync('/dev/shm' + SHM_KEY, { force: true });
 });
 
 /** A concrete request for a route of the table. */
 function requestOf(route: RouteScope): { method: string; path: string; body?: string } {
-  const path = route.pattern.replace(':model', route.pattern.includes('/repository/') ? 'spare' : 'mlp').replace(':version', '1').replace(':label', 'stable');
+  const path = route.pattern.replace(':model', route.pattern.includes('/repository/') ? 'spare' : 'mlp').replace(':version', '1').replace(':label', 'stable').replace(':name', 'region0');
   if (route.method === 'get') return { method: 'GET', path };
+  if (path.endsWith('/register')) return { method: 'POST', path, body: JSON.stringify({ key: SHM_KEY, offset: 0, byte_size: 64 }) };
   if (path.endsWith('/infer')) return { method: 'POST', path, body: INFER_BODY };
   if (path.endsWith('/batching')) return { method: 'POST', path, body: '{"max_queue_delay_microseconds": 500}' };
   // The policy in force stays: the label route is tested too.
@@ -92,8 +97,16 @@ function rightKey(route: RouteScope): string {
 }
 
 const routes = HTTP_ROUTE_SCOPES.filter((r) => r.pattern !== '/v2/stream' && r.pattern !== '/*');
-// Load before unload, so each answers 200 on the model it names.
-routes.sort((a, b) => (a.pattern.endsWith('/unload') ? 1 : 0) - (b.pattern.endsWith('/unload') ? 1 : 0));
+// Load before unload and register before the region's status and unregister, so each answers 200 on what it names.
+const rank = (r: RouteScope): number => (r.pattern.endsWith('/register') ? -1 : r.pattern.endsWith('/unload') || r.pattern.endsWith('/unregister') ? 1 : 0);
+routes.sort((a, b) => rank(a) - rank(b));
+
+/** What the right credential gets: 200, except from the CUDA shared memory routes that have nothing to serve. */
+function rightStatus(route: RouteScope): number {
+  if (route.pattern === '/v2/cudasharedmemory/region/:name/register') return 400;
+  if (route.pattern === '/v2/cudasharedmemory/region/:name/status') return 404;
+  return 200;
+}
 
 describe('every route × {no credentials, wrong scope, right scope}', () => {
   for (const route of routes) {
@@ -114,7 +127,7 @@ describe('every route × {no credentials, wrong scope, right scope}', () => {
         expect(r.json.error).toMatch(route.need === 'infer-model' ? /lacks the scope infer/ : new RegExp(`lacks the scope ${route.need}`));
       }
       const right = await raw(h.base, method, path, { ...json, ...bearer(rightKey(route)) }, body);
-      expect(right.status, `${right.status} ${right.text}`).toBe(200);
+      expect(right.status, `${right.status} ${right.text}`).toBe(rightStatus(route));
     });
   }
 

@@ -94,7 +94,11 @@ describe('decodeJsonRequest', () => {
       [{ inputs: [{ ...x, shape: '1' }] }, `input 'x': 'shape' must be an array of non-negative integers, got "1"`],
       [{ inputs: [{ name: 'x', datatype: 'FP32', shape: [1] }] }, "input 'x': no 'data' and no parameters.binary_data_size"],
       [{ inputs: [{ ...x, parameters: [] }] }, "input 'x': 'parameters' must be an object, got []"],
-      [{ inputs: [{ ...x, parameters: { shared_memory_region: 'r' } }] }, "input 'x': shared memory inputs are not supported"],
+      [{ inputs: [{ ...x, parameters: { shared_memory_region: 'r' } }] }, "input 'x': parameters shared_memory_region and shared_memory_byte_size must be given together"],
+      [{ inputs: [{ ...x, parameters: { shared_memory_region: 'r', shared_memory_byte_size: 4 } }] }, "input 'x': has both 'data' and shared memory parameters"],
+      [{ inputs: [{ name: 'x', datatype: 'FP32', shape: [2], parameters: { shared_memory_region: 'r', shared_memory_byte_size: 4 } }] }, "input 'x': shared_memory_byte_size 4 does not match FP32 shape [2] (expected 8 bytes) in region 'r'"],
+      [{ inputs: [{ name: 'x', datatype: 'FP32', shape: [1], parameters: { shared_memory_region: 'r', shared_memory_byte_size: 4, binary_data_size: 4 } }] }, "input 'x': has both shared memory parameters and binary_data_size"],
+      [{ inputs: [{ name: 'x', datatype: 'FP32', shape: [1], parameters: { shared_memory_region: 7, shared_memory_byte_size: 4 } }] }, "input 'x': parameters.shared_memory_region must be a non-empty string, got 7"],
       [
         { inputs: [{ name: 'x', datatype: 'FP32', shape: [1], parameters: { binary_data_size: 4 } }] },
         "input 'x': parameters.binary_data_size is set but the request carries no binary data (no Inference-Header-Content-Length header, or a text stream frame)",
