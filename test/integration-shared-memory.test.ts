@@ -8,6 +8,7 @@ import { existsSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'no
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { multiIoModel, slowModel, slowReference } from './fixtures/models';
 import { call, postJson, startHarness, type Harness } from './helpers/server-harness';
+import { decodeAnswer, RawStream } from './helpers/raw-stream';
 
 const SHM_DIR = '/dev/shm';
 let counter = 0;
@@ -205,6 +206,43 @@ describe('system shared memory', () => {
     const out2 = readShm(outKey);
     expect(Array.from(new BigInt64Array(out2.buffer.slice(out2.byteOffset + 1000, out2.byteOffset + 1048)), Number)).toEqual(A.map((a) => a * 2));
     await unregister(h);
+  });
+
+  it('serves shared memory tensors on the WebSocket stream too (text and binary frames)', async () => {
+    const inKey = createShm(int64Bytes(A));
+    const outKey = createShm(96);
+    await register(h, 'in', { key: inKey, offset: 0, byte_size: 48 });
+    await register(h, 'out', { key: outKey, offset: 0, byte_size: 96 });
+    const stream = await RawStream.open(h.base);
+    try {
+      const frame = (id: string, offset: number) => ({
+        id,
+        model_name: 'multi_io',
+        inputs: [
+          { name: 'a', datatype: 'INT64', shape: [2, 3], parameters: { shared_memory_region: 'in', shared_memory_byte_size: 48 } },
+          { name: 'b', datatype: 'FP32', shape: [2, 3], data: B },
+        ],
+        outputs: [{ name: 'scaled', parameters: { shared_memory_region: 'out', shared_memory_offset: offset, shared_memory_byte_size: 48 } }],
+      });
+      stream.sendText(frame('t', 0));
+      await stream.count(1);
+      const text = stream.byId().get('t')!;
+      expect(text.json.outputs).toEqual([{ name: 'scaled', datatype: 'INT64', shape: [2, 3], parameters: { shared_memory_region: 'out', shared_memory_byte_size: 48 } }]);
+      const prefix = Buffer.alloc(4);
+      const header = Buffer.from(JSON.stringify(frame('b', 48)));
+      prefix.writeUInt32LE(header.length);
+      stream.sendBinary(Buffer.concat([prefix, header]));
+      await stream.count(2);
+      const binary = decodeAnswer(stream.frames[1]!);
+      expect(binary.json.outputs[0].parameters).toEqual({ shared_memory_region: 'out', shared_memory_offset: 48, shared_memory_byte_size: 48 });
+      const out = readShm(outKey);
+      const expected = A.map((x) => x * 2);
+      expect(Array.from(new BigInt64Array(out.buffer.slice(out.byteOffset, out.byteOffset + 48)), Number)).toEqual(expected);
+      expect(Array.from(new BigInt64Array(out.buffer.slice(out.byteOffset + 48, out.byteOffset + 96)), Number)).toEqual(expected);
+    } finally {
+      stream.close();
+      await unregister(h);
+    }
   });
 
   it('answers every bad shared memory tensor with a 400 naming the tensor, and keeps serving', async () => {
