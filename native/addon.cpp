@@ -195,6 +195,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gpuStats", Napi::Function::New(env, GpuStatsJs));
   exports.Set("shmMap", Napi::Function::New(env, ShmMap));
   exports.Set("shmRelease", Napi::Function::New(env, ShmRelease));
+  exports.Set("shmCheck", Napi::Function::New(env, ShmCheck));
   exports.Set("shmStats", Napi::Function::New(env, ShmStats));
   return exports;
 }

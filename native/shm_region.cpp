@@ -23,6 +23,10 @@ struct Mapping {
   size_t length;      // bytes mapped from base
   size_t byte_size;   // the window's bytes
   bool shared;        // still backed by the shared object (false once released)
+  std::string key;    // for ShmCheck: the object is found again by name...
+  dev_t dev;          // ...and recognised by device and inode
+  ino_t ino;
+  uint64_t end;       // offset + byte_size: the object must stay at least this long
 };
 
 // Keyed by the window's first byte, the pointer the ArrayBuffer holds. Finalizers may run on
@@ -116,7 +120,7 @@ Napi::Value ShmMap(const Napi::CallbackInfo& info) {
   void* data = static_cast<char*>(base) + delta;
   {
     std::lock_guard<std::mutex> lock(g_mutex);
-    g_mappings[data] = Mapping{base, length, static_cast<size_t>(byte_size), true};
+    g_mappings[data] = Mapping{base, length, static_cast<size_t>(byte_size), true, key, st.st_dev, st.st_ino, offset + byte_size};
   }
   return Napi::ArrayBuffer::New(env, data, static_cast<size_t>(byte_size), FinalizeMapping);
 }
@@ -137,6 +141,34 @@ Napi::Value ShmRelease(const Napi::CallbackInfo& info) {
   void* again = mmap(m.base, m.length, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (again == MAP_FAILED) throw ToJsError(env, "INTERNAL", std::string("cannot release a shared memory mapping: ") + std::strerror(errno));
   return Napi::Boolean::New(env, true);
+}
+
+Napi::Value ShmCheck(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArrayBuffer()) throw ToJsError(env, "INVALID_INPUT", "shmCheck(buffer): buffer must be an ArrayBuffer");
+  void* data = info[0].As<Napi::ArrayBuffer>().Data();
+  std::string key;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  uint64_t end = 0;
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    auto it = g_mappings.find(data);
+    if (it == g_mappings.end() || !it->second.shared) return env.Undefined();
+    key = it->second.key;
+    dev = it->second.dev;
+    ino = it->second.ino;
+    end = it->second.end;
+  }
+  const int fd = shm_open(key.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
+  // Unlinked (or replaced by another object of that name): the mapping keeps the old object,
+  // which nobody can find by name to shrink.
+  if (fd < 0) return env.Undefined();
+  struct stat st {};
+  const bool same = fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+  close(fd);
+  if (same && static_cast<uint64_t>(st.st_size < 0 ? 0 : st.st_size) < end) return Napi::Number::New(env, static_cast<double>(st.st_size));
+  return env.Undefined();
 }
 
 Napi::Value ShmStats(const Napi::CallbackInfo& info) {

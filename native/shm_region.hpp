@@ -31,6 +31,10 @@ Napi::Value ShmMap(const Napi::CallbackInfo& info);
 /** shmRelease(buffer): lets go of the shared object behind a buffer shmMap returned; false when it was not one or already released. */
 Napi::Value ShmRelease(const Napi::CallbackInfo& info);
 
+/** shmCheck(buffer): the object's size when it shrank below the window since it was mapped (touching the window
+ *  would fault), else undefined. A shrink between this check and the access still faults: see docs/protocol.md. */
+Napi::Value ShmCheck(const Napi::CallbackInfo& info);
+
 /** shmStats(): {mapped, mappedBytes, reserved}: windows still backed by a shared object, their bytes, and address ranges not yet collected. */
 Napi::Value ShmStats(const Napi::CallbackInfo& info);
 

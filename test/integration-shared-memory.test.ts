@@ -4,7 +4,7 @@
  * server maps it through the addon, and values are checked on both sides. /proc/self/maps
  * (the server runs in this process) shows whether an object is still mapped.
  */
-import { existsSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { multiIoModel, slowModel, slowReference } from './fixtures/models';
 import { call, postJson, startHarness, type Harness } from './helpers/server-harness';
@@ -278,6 +278,29 @@ describe('system shared memory', () => {
     const ok = await postJson(h.base, '/v2/models/multi_io/infer', { inputs: [a({ shared_memory_region: 'in', shared_memory_byte_size: 48 }), b] });
     expect(ok.status).toBe(200);
     expect(ok.json.outputs[1].data).toEqual(A.map((x) => x * 2));
+    await unregister(h);
+  });
+
+  it('refuses a region whose object the client shrank, instead of faulting on it, and keeps serving', async () => {
+    // Without the check the server's first read of the window is a SIGBUS: this process dies.
+    const inKey = createShm(new Uint8Array(8192));
+    await register(h, 'shrunk', { key: inKey, offset: 4096, byte_size: 48 });
+    truncateSync(SHM_DIR + inKey, 100);
+    const body = {
+      inputs: [
+        { name: 'a', datatype: 'INT64', shape: [2, 3], parameters: { shared_memory_region: 'shrunk', shared_memory_byte_size: 48 } },
+        { name: 'b', datatype: 'FP32', shape: [2, 3], data: B },
+      ],
+    };
+    const reply = await postJson(h.base, '/v2/models/multi_io/infer', body);
+    expect(reply.status).toBe(400);
+    expect(reply.json.error).toMatch(/input 'a': shared memory region 'shrunk' is unusable: its object '.*' shrank to 100 bytes, short of the registered offset \+ byte_size 4144/);
+    // Grown back, it serves again.
+    truncateSync(SHM_DIR + inKey, 8192);
+    writeFileSync(SHM_DIR + inKey, Buffer.concat([Buffer.alloc(4096), Buffer.from(int64Bytes(A)), Buffer.alloc(4048)]));
+    const again = await postJson(h.base, '/v2/models/multi_io/infer', body);
+    expect(again.status, again.text).toBe(200);
+    expect(again.json.outputs[1].data).toEqual(A.map((x) => x * 2));
     await unregister(h);
   });
 

@@ -10,6 +10,8 @@ export interface NativeShm {
   shmMap(key: string, offset: number, byteSize: number): ArrayBuffer;
   /** Lets go of the shared object behind `buffer` (the buffer then reads zeros); false when already released. */
   shmRelease(buffer: ArrayBuffer): boolean;
+  /** The object's size when it shrank below the window since it was mapped (touching it would fault), else undefined. */
+  shmCheck(buffer: ArrayBuffer): number | undefined;
   /** Windows still backed by a shared object, their bytes, and address ranges the GC has not collected yet. */
   shmStats(): { mapped: number; mappedBytes: number; reserved: number; maxKeyChars: number };
 }

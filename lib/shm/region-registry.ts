@@ -200,6 +200,14 @@ export class SharedMemoryRegistry {
   acquire(name: string, label: string): RegionLease {
     const region = this.regions.get(name);
     if (region === undefined) throw new TensorwireError('INVALID_INPUT', `${label}: unknown shared memory region '${truncateForMessage(name)}' (register it first)`);
+    // A client that truncated its object would make the first touch of the window fault (SIGBUS).
+    const shrunk = this.native.shmCheck(region.buffer);
+    if (shrunk !== undefined) {
+      throw new TensorwireError(
+        'INVALID_INPUT',
+        `${label}: shared memory region '${truncateForMessage(name)}' is unusable: its object '${truncateForMessage(region.key)}' shrank to ${shrunk} bytes, short of the registered offset + byte_size ${region.offset + region.byteSize}; unregister and register it again`,
+      );
+    }
     region.users++;
     return new RegionLease(region);
   }
