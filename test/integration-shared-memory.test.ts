@@ -205,6 +205,31 @@ describe('system shared memory', () => {
     expect(mixed.json.outputs[1].data).toBeUndefined();
     const out2 = readShm(outKey);
     expect(Array.from(new BigInt64Array(out2.buffer.slice(out2.byteOffset + 1000, out2.byteOffset + 1048)), Number)).toEqual(A.map((a) => a * 2));
+
+    // Every input as JSON data (the fast JSON decoder's path), an output into shared memory.
+    const jsonIn = await postJson(h.base, '/v2/models/multi_io/infer', {
+      inputs: [
+        { name: 'a', datatype: 'INT64', shape: [2, 3], data: A.map((x) => x + 1) },
+        { name: 'b', datatype: 'FP32', shape: [2, 3], data: B },
+      ],
+      outputs: [{ name: 'scaled', parameters: { shared_memory_region: 'out', shared_memory_offset: 500, shared_memory_byte_size: 48 } }],
+    });
+    expect(jsonIn.status, jsonIn.text).toBe(200);
+    expect(jsonIn.json.outputs).toEqual([{ name: 'scaled', datatype: 'INT64', shape: [2, 3], parameters: { shared_memory_region: 'out', shared_memory_offset: 500, shared_memory_byte_size: 48 } }]);
+    const out3 = readShm(outKey);
+    expect(Array.from(new BigInt64Array(out3.buffer.slice(out3.byteOffset + 1500, out3.byteOffset + 1548)), Number)).toEqual(A.map((a) => (a + 1) * 2));
+
+    // The binary extension: 'a' in shared memory, 'b' as binary data after the JSON header.
+    const header = Buffer.from(JSON.stringify({
+      inputs: [
+        { name: 'a', datatype: 'INT64', shape: [2, 3], parameters: { shared_memory_region: 'in', shared_memory_byte_size: 48 } },
+        { name: 'b', datatype: 'FP32', shape: [2, 3], parameters: { binary_data_size: 24 } },
+      ],
+      outputs: [{ name: 'sum', parameters: { binary_data: false } }],
+    }));
+    const binary = await call(h.base, '/v2/models/multi_io/infer', { method: 'POST', body: Buffer.concat([header, f32Bytes(B)]), headers: { 'inference-header-content-length': String(header.length) } });
+    expect(binary.status, binary.text).toBe(200);
+    expect(binary.json.outputs[0].data).toEqual(A.map((a, i) => Math.fround(a + B[i]!)));
     await unregister(h);
   });
 
