@@ -15,7 +15,9 @@
  * - Certificates cannot be replaced in a running app for clients that send no SNI: the
  *   default context is fixed at construction. A second app can listen on the same port
  *   (uSockets sets SO_REUSEPORT), which is how RunningServer.reloadTls swaps certificates
- *   (lib/server/server.ts).
+ *   (lib/server/server.ts; queued connections survive the old listener's close only with
+ *   net.ipv4.tcp_migrate_req=1). Reloads check the files with `tlsAppOptionsAsync`, off
+ *   the JS thread; lib/auth/tls-file-watcher.ts runs them when the files change.
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
