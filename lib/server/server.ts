@@ -268,8 +268,13 @@ export function startServer(service: InferenceService, options: ServerOptions = 
       // Checked first, off the JS thread: a bad new certificate leaves the running one in force.
       const checked = await tlsAppOptionsAsync(tlsFlagsOf(setup.tls.appOptions));
       if (closed !== undefined) return checked.summary;
-      // Throws (nothing replaced) when the files changed again into something unusable since the check.
-      const next = buildMainApp();
+      let next: uWS.TemplatedApp;
+      try {
+        next = buildMainApp();
+      } catch (e) {
+        // uWS read the files itself: they changed into something unusable since the check. Nothing was replaced.
+        throw new TensorwireError('INVALID_INPUT', `the TLS files changed into unusable ones while being loaded (${(e as Error).message})`);
+      }
       const nextSocket = await listen(next, host, boundMainPort);
       // Let the loop accept what already queued on the old listener before it closes.
       await new Promise((r) => setImmediate(r));
