@@ -275,13 +275,19 @@ export function startServer(service: InferenceService, options: ServerOptions = 
         // uWS read the files itself: they changed into something unusable since the check. Nothing was replaced.
         throw new TensorwireError('INVALID_INPUT', `the TLS files changed into unusable ones while being loaded (${(e as Error).message})`);
       }
-      const nextSocket = await listen(next, host, boundMainPort);
-      // Let the loop accept what already queued on the old listener before it closes.
-      await new Promise((r) => setImmediate(r));
-      if (listenSocket !== false) uWS.us_listen_socket_close(listenSocket);
-      listenSocket = nextSocket;
-      app = next;
-      if (metricsSocket !== undefined) {
+      if (listenSocket === false) {
+        app = next; // paused by the connection limiter: its resume listens with the new app
+      } else {
+        const nextSocket = await listen(next, host, boundMainPort);
+        // Let the loop accept what already queued on the old listener before it closes.
+        await new Promise((r) => setImmediate(r));
+        if (listenSocket !== false) uWS.us_listen_socket_close(listenSocket);
+        app = next;
+        // Closed, or paused by the limiter, meanwhile: the new listener goes too.
+        if (closed !== undefined || listenSocket === false) uWS.us_listen_socket_close(nextSocket);
+        else listenSocket = nextSocket;
+      }
+      if (metricsSocket !== undefined && closed === undefined) {
         const nextMetrics = buildMetricsApp();
         const socket = await listen(nextMetrics, host, metricsBoundPort!);
         uWS.us_listen_socket_close(metricsSocket);
