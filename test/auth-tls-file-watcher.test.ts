@@ -7,7 +7,7 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { TlsFileWatcher } from '../lib/auth/tls-file-watcher';
+import { handoffNote, TlsFileWatcher } from '../lib/auth/tls-file-watcher';
 
 let dir = '';
 beforeEach(() => {
@@ -43,7 +43,7 @@ describe('TlsFileWatcher', () => {
       await sleep(1200); // no second reload for the same change
       await w.settled();
       expect(reloads).toBe(1);
-      expect(infos).toEqual(['TLS certificate files changed: reloaded, now serving serial 1']);
+      expect(infos).toEqual([`TLS certificate files changed: reloaded, now serving serial 1${await handoffNote()}`]);
     } finally {
       w.close();
     }

@@ -12,6 +12,7 @@
  * (fs.promises, in the reload); only stat signatures are taken here.
  */
 import { watch, type FSWatcher } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { fileSignature, type AuthLog } from './auth-file-watcher';
 
@@ -118,13 +119,22 @@ export class TlsFileWatcher {
     // One reload at a time; a change during one is seen by the next check.
     if (this.reloading) await this.reloading;
     const started = this.reload().then(
-      (summary) => this.log.info(`TLS certificate files changed: reloaded, now serving ${summary}`),
+      async (summary) => this.log.info(`TLS certificate files changed: reloaded, now serving ${summary}${await handoffNote()}`),
       (e: unknown) => this.log.error(`TLS certificate files changed but were not reloaded, the old certificate stays in service: ${(e as Error).message}`),
     );
     this.reloading = started;
     await started;
     if (this.reloading === started) this.reloading = undefined;
   }
+}
+
+/**
+ * What the operator should know when the kernel reset connections queued on the old
+ * listener (docs/security.md, TLS); empty when it hands them over or cannot be asked.
+ */
+export async function handoffNote(): Promise<string> {
+  const value = await readFile('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').then((v) => v.trim(), () => undefined);
+  return value === '0' ? ' (net.ipv4.tcp_migrate_req=0: connection attempts queued on the old listener as it closed were reset; set it to 1 for none)' : '';
 }
 
 /** One string over every file: changes when any is written, replaced or removed. */
