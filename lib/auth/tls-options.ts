@@ -15,10 +15,13 @@
  * - Certificates cannot be replaced in a running app for clients that send no SNI: the
  *   default context is fixed at construction. A second app can listen on the same port
  *   (uSockets sets SO_REUSEPORT), which is how RunningServer.reloadTls swaps certificates
- *   (lib/server/server.ts).
+ *   (lib/server/server.ts; queued connections survive the old listener's close only with
+ *   net.ipv4.tcp_migrate_req=1). Reloads check the files with `tlsAppOptionsAsync`, off
+ *   the JS thread; lib/auth/tls-file-watcher.ts runs them when the files change.
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { AppOptions } from 'uWebSockets.js';
 import { TensorwireError } from '../errors';
@@ -50,23 +53,87 @@ const EXPIRY_WARNING_DAYS = 14;
 const MAX_PEM_BYTES = 1024 * 1024;
 
 function readPem(path: string, flag: string): string {
-  let text: string;
+  let bytes: Buffer;
   try {
-    const bytes = readFileSync(path);
-    if (bytes.byteLength > MAX_PEM_BYTES) throw new TensorwireError('INVALID_INPUT', `${flag} ${basename(path)} is over ${MAX_PEM_BYTES} bytes`);
-    text = bytes.toString('utf8');
+    bytes = readFileSync(path);
   } catch (e) {
-    if (e instanceof TensorwireError) throw e;
-    throw new TensorwireError('INVALID_INPUT', `${flag} ${basename(path)} cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw unreadable(path, flag, e);
   }
+  return pemText(bytes, path, flag);
+}
+
+/** readPem off the JS thread, for reloads while serving. */
+async function readPemAsync(path: string, flag: string): Promise<string> {
+  let bytes: Buffer;
+  try {
+    const s = await stat(path);
+    if (s.size > MAX_PEM_BYTES) throw new TensorwireError('INVALID_INPUT', `${flag} ${basename(path)} is over ${MAX_PEM_BYTES} bytes`);
+    bytes = await readFile(path);
+  } catch (e) {
+    throw unreadable(path, flag, e);
+  }
+  return pemText(bytes, path, flag);
+}
+
+function unreadable(path: string, flag: string, e: unknown): TensorwireError {
+  if (e instanceof TensorwireError) return e;
+  return new TensorwireError('INVALID_INPUT', `${flag} ${basename(path)} cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+}
+
+function pemText(bytes: Buffer, path: string, flag: string): string {
+  if (bytes.byteLength > MAX_PEM_BYTES) throw new TensorwireError('INVALID_INPUT', `${flag} ${basename(path)} is over ${MAX_PEM_BYTES} bytes`);
+  const text = bytes.toString('utf8');
   if (!text.includes('-----BEGIN ')) throw new TensorwireError('INVALID_INPUT', `${flag} ${basename(path)} is not PEM (no -----BEGIN line)`);
   return text;
 }
 
+/** The PEM text of the three files. */
+interface TlsPems {
+  cert: string;
+  key: string;
+  ca?: string;
+}
+
+/**
+ * Checks the files again, reading them off the JS thread (a reload while serving): the same
+ * checks and result as `tlsAppOptions`.
+ */
+export async function tlsAppOptionsAsync(flags: TlsFlags, now = Date.now()): Promise<TlsSetup> {
+  const [cert, key, ca] = await Promise.all([
+    readPemAsync(flags.cert, '--tls-cert'),
+    readPemAsync(flags.key, '--tls-key'),
+    flags.ca === undefined ? undefined : readPemAsync(flags.ca, '--tls-ca'),
+  ]);
+  return checkTls(flags, { cert, key, ...(ca !== undefined ? { ca } : {}) }, now);
+}
+
+/** The files an SSLApp was made from: certificate, key and CA when given. */
+export function tlsFilesOf(options: AppOptions): string[] {
+  const { cert, key, ca } = tlsFlagsOf(options);
+  return ca === undefined ? [cert, key] : [cert, key, ca];
+}
+
+/** The flags an SSLApp was made from (to check its files again on reload). */
+export function tlsFlagsOf(options: AppOptions): TlsFlags {
+  return {
+    cert: options.cert_file_name as string,
+    key: options.key_file_name as string,
+    ...(options.ca_file_name !== undefined ? { ca: options.ca_file_name as string } : {}),
+    ...(options.passphrase !== undefined ? { passphrase: options.passphrase as string } : {}),
+  };
+}
+
 /** Validates the files and returns the SSLApp options; `now` is ms since the epoch. */
 export function tlsAppOptions(flags: TlsFlags, now = Date.now()): TlsSetup {
-  const certPem = readPem(flags.cert, '--tls-cert');
-  const keyPem = readPem(flags.key, '--tls-key');
+  const cert = readPem(flags.cert, '--tls-cert');
+  const key = readPem(flags.key, '--tls-key');
+  const ca = flags.ca === undefined ? undefined : readPem(flags.ca, '--tls-ca');
+  return checkTls(flags, { cert, key, ...(ca !== undefined ? { ca } : {}) }, now);
+}
+
+function checkTls(flags: TlsFlags, pems: TlsPems, now: number): TlsSetup {
+  const certPem = pems.cert;
+  const keyPem = pems.key;
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(certPem);
@@ -88,7 +155,7 @@ export function tlsAppOptions(flags: TlsFlags, now = Date.now()): TlsSetup {
   const appOptions: AppOptions = { key_file_name: flags.key, cert_file_name: flags.cert };
   if (flags.passphrase !== undefined) appOptions.passphrase = flags.passphrase;
   if (flags.ca !== undefined) {
-    const caPem = readPem(flags.ca, '--tls-ca');
+    const caPem = pems.ca ?? '';
     try {
       new X509Certificate(caPem);
     } catch (e) {

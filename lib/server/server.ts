@@ -10,7 +10,8 @@ import { addPreflightRoute, addRoute, type RouteSecurity, type RouteSpec, type S
 import type { SecuritySetup } from '../auth/serve-flags';
 import { Gate } from '../frontdoor/authorize';
 import { ANONYMOUS } from '../frontdoor/request-context';
-import { tlsAppOptions } from '../auth/tls-options';
+import { tlsAppOptionsAsync, tlsFilesOf, tlsFlagsOf } from '../auth/tls-options';
+import { TlsFileWatcher, type TlsFileWatcherOptions } from '../auth/tls-file-watcher';
 import { isLoopbackHost } from '../auth/bind-policy';
 import { healthRoutes, metricsRoute, notFoundRoute } from './routes-health';
 import { modelRoutes } from './routes-models';
@@ -77,6 +78,11 @@ export interface ServerOptions {
    * always passes one, so its defaults apply without flags).
    */
   security?: SecuritySetup;
+  /**
+   * With TLS: reload the certificate when its files change (lib/auth/tls-file-watcher.ts).
+   * Default on; false leaves reloads to `reloadTls` (SIGHUP).
+   */
+  tlsWatch?: TlsFileWatcherOptions | false;
 }
 
 /** A listening server. */
@@ -261,6 +267,54 @@ export function startServer(service: InferenceService, options: ServerOptions = 
         }
       },
     });
+    /**
+     * The new certificate serves new connections from a new app listening on the same port
+     * (uSockets sets SO_REUSEPORT; an app's default TLS context cannot be replaced, and SNI
+     * contexts would not reach clients that connect by IP address). Open connections stay
+     * on the old app and certificate until they close. Closing the old listener resets what
+     * sits in its accept queue unless net.ipv4.tcp_migrate_req=1, with which the kernel hands
+     * those connections to the new listener (docs/security.md, "TLS").
+     */
+    const swapCertificate = async (): Promise<string> => {
+      if (setup?.tls === undefined) throw new TensorwireError('INVALID_INPUT', 'this server does not serve TLS (--tls-cert, --tls-key)');
+      // Checked first, off the JS thread: a bad new certificate leaves the running one in force.
+      const checked = await tlsAppOptionsAsync(tlsFlagsOf(setup.tls.appOptions));
+      if (closed !== undefined) return checked.summary;
+      let next: uWS.TemplatedApp;
+      try {
+        next = buildMainApp();
+      } catch (e) {
+        // uWS read the files itself: they changed into something unusable since the check. Nothing was replaced.
+        throw new TensorwireError('INVALID_INPUT', `the TLS files changed into unusable ones while being loaded (${(e as Error).message})`);
+      }
+      if (listenSocket === false) {
+        app = next; // paused by the connection limiter: its resume listens with the new app
+      } else {
+        const nextSocket = await listen(next, host, boundMainPort);
+        // Let the loop accept what already queued on the old listener before it closes.
+        await new Promise((r) => setImmediate(r));
+        if (listenSocket !== false) uWS.us_listen_socket_close(listenSocket);
+        app = next;
+        // Closed, or paused by the limiter, meanwhile: the new listener goes too.
+        if (closed !== undefined || listenSocket === false) uWS.us_listen_socket_close(nextSocket);
+        else listenSocket = nextSocket;
+      }
+      if (metricsSocket !== undefined && closed === undefined) {
+        const nextMetrics = buildMetricsApp();
+        const socket = await listen(nextMetrics, host, metricsBoundPort!);
+        uWS.us_listen_socket_close(metricsSocket);
+        metricsSocket = socket;
+      }
+      return checked.summary;
+    };
+    let tlsReloading: Promise<string> | undefined;
+    /** One swap at a time: a reload asked for during one runs after it, with the files as they are then. */
+    const reloadTls = (): Promise<string> => {
+      const run = (tlsReloading ?? Promise.resolve('')).catch(() => '').then(swapCertificate);
+      tlsReloading = run;
+      return run;
+    };
+    const tlsWatcher = setup?.tls === undefined || options.tlsWatch === false ? undefined : await TlsFileWatcher.open(tlsFilesOf(setup.tls.appOptions), reloadTls, options.tlsWatch ?? {});
     return {
       port: boundMainPort,
       maxConnections: limiter.max,
@@ -274,27 +328,7 @@ export function startServer(service: InferenceService, options: ServerOptions = 
       frontDoor: context.frontDoor,
       sharedMemory,
       async reloadTls(): Promise<void> {
-        if (setup?.tls === undefined) throw new TensorwireError('INVALID_INPUT', 'this server does not serve TLS (--tls-cert, --tls-key)');
-        if (closed !== undefined) return;
-        // Checked first: a bad new certificate leaves the running one in force.
-        const o = setup.tls.appOptions;
-        tlsAppOptions({ cert: o.cert_file_name as string, key: o.key_file_name as string, ...(o.ca_file_name !== undefined ? { ca: o.ca_file_name as string } : {}), ...(o.passphrase !== undefined ? { passphrase: o.passphrase as string } : {}) });
-        // uSockets listens with SO_REUSEPORT: the new app listens on the same port before the
-        // old one stops, so no connection attempt is refused; connections the old app holds
-        // keep being served by it (with the old certificate) until they close.
-        const next = buildMainApp();
-        const nextSocket = await listen(next, host, boundMainPort);
-        // Let the loop accept what already queued on the old listener before it closes.
-        await new Promise((r) => setImmediate(r));
-        if (listenSocket !== false) uWS.us_listen_socket_close(listenSocket);
-        listenSocket = nextSocket;
-        app = next;
-        if (metricsSocket !== undefined) {
-          const nextMetrics = buildMetricsApp();
-          const socket = await listen(nextMetrics, host, metricsBoundPort!);
-          uWS.us_listen_socket_close(metricsSocket);
-          metricsSocket = socket;
-        }
+        await reloadTls();
       },
       async drain(timeoutMs: number): Promise<boolean> {
         context.frontDoor.beginDrain();
@@ -305,6 +339,7 @@ export function startServer(service: InferenceService, options: ServerOptions = 
         closed ??= (async () => {
           context.frontDoor.beginDrain();
           limiter.stop();
+          tlsWatcher?.close();
           if (listenSocket !== false) uWS.us_listen_socket_close(listenSocket);
           listenSocket = false;
           if (metricsSocket !== undefined) uWS.us_listen_socket_close(metricsSocket);
