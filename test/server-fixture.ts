@@ -180,8 +180,10 @@ export class FakeService implements InferenceService {
         last_inference: 0,
         inference_count: success.count,
         execution_count: success.count,
-        inference_stats: { success, fail: zero, queue: zero, compute_input: zero, compute_infer: zero, compute_output: zero },
+        inference_stats: { success, fail: zero, queue: zero, compute_input: zero, compute_infer: zero, compute_output: zero, cache_hit: zero, cache_miss: zero },
+        response_stats: {},
         batch_stats: [],
+        memory_usage: [],
       };
     });
   }

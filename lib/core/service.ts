@@ -11,6 +11,7 @@ import { stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { Registry } from 'prom-client';
 import { TensorwireError, toTensorwireError } from '../errors';
+import { truncateForMessage } from '../util/message-text';
 import { engineInfo, gpuStats } from '../engine';
 import { createMetrics, type TensorwireMetrics } from '../metrics/registry';
 import type { InferRequest, InferResponse, InferOutputTensor } from '../protocol/types';
@@ -269,11 +270,20 @@ class Service implements TensorwireService {
     }
   }
 
+  /**
+   * Statistics of the versions that serve (or drain). A named model with none, or a named
+   * version that does not serve, is Triton's 400 with Triton's words (its statistics call
+   * answers so, not with the lookup's 404).
+   */
   statistics(name?: string, version?: string): ModelStatistics[] {
-    const models = name ? [this.known(name)] : [...this.models.values()];
+    const models = name ? [this.models.get(name)] : [...this.models.values()];
     const out: ModelStatistics[] = [];
     for (const m of models) {
-      const versions = version ? [m.resolve(version)] : m.versions().filter((v) => v.state === 'ready' || v.state === 'draining');
+      const available = m?.versions().filter((v) => v.state === 'ready' || v.state === 'draining') ?? [];
+      if (name && available.length === 0) throw new TensorwireError('INVALID_INPUT', `requested model '${truncateForMessage(name)}' is not available`);
+      // A number can stand for two objects (serving files and the files they replaced, draining): the serving one comes first.
+      const versions = version ? available.filter((v) => String(v.version) === version).slice(0, 1) : available;
+      if (name && versions.length === 0) throw new TensorwireError('INVALID_INPUT', `requested model version is not available for model '${truncateForMessage(name)}'`);
       for (const v of versions) out.push(v.stats.toJSON());
     }
     return out;
