@@ -312,6 +312,9 @@ export function completeConfig(config: ModelConfig | undefined, metadata: ModelM
   }
   if (c.parameters && Object.keys(c.parameters).length > 0) completed.parameters = { ...c.parameters };
   if (c.model_warmup) completed.model_warmup = c.model_warmup;
+  // Shown so GET .../config tells the whole config (as JSON string parameters, triton-json.ts).
+  if (c.routing) completed.routing = c.routing;
+  if (c.response_cache) completed.response_cache = c.response_cache;
 
   return {
     name: modelName,
