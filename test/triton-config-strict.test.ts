@@ -49,7 +49,7 @@ describe('completed configs of every provider', () => {
     [
       'cuda (old spelling)',
       { optimization: { provider: { kind: 'cuda', device_id: 1, memory_limit_bytes: 1 << 30, cudnn_conv_algo_search: 'HEURISTIC', arena_extend_strategy: 'kSameAsRequested' } } },
-      { execution_accelerators: { gpu_execution_accelerator: [{ name: 'cuda', parameters: { gpu_mem_limit: String(1 << 30), cudnn_conv_algo_search: 'HEURISTIC', arena_extend_strategy: 'kSameAsRequested' } }] } },
+      { execution_accelerators: { gpu_execution_accelerator: [{ name: 'cuda', parameters: { gpu_mem_limit: String(1 << 30), cudnn_conv_algo_search: '1', arena_extend_strategy: '1' } }] } },
     ],
     [
       'tensorrt (Triton spelling)',

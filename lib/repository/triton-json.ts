@@ -35,6 +35,10 @@ function warmup(w: WarmupConfig): Record<string, unknown> {
   return out;
 }
 
+/** ONNX Runtime's OrtCudnnConvAlgoSearch and ArenaExtendStrategy, in enum order. */
+const CUDNN_ALGO_SEARCH = ['EXHAUSTIVE', 'HEURISTIC', 'DEFAULT'];
+const ARENA_EXTEND = ['kNextPowerOfTwo', 'kSameAsRequested'];
+
 /**
  * A provider as Triton's onnxruntime backend spells it (parameter values are strings there);
  * undefined for the CPU provider. The device id is left out: instance_group carries it.
@@ -47,8 +51,9 @@ export function acceleratorOf(p: ProviderConfig): { name: 'tensorrt' | 'cuda'; p
   };
   if (p.kind === 'cuda') {
     put('gpu_mem_limit', p.memory_limit_bytes);
-    put('cudnn_conv_algo_search', p.cudnn_conv_algo_search);
-    put('arena_extend_strategy', p.arena_extend_strategy);
+    // The backend reads these as ONNX Runtime's enum numbers (config-runtime.ts reads both forms).
+    if (p.cudnn_conv_algo_search !== undefined) put('cudnn_conv_algo_search', CUDNN_ALGO_SEARCH.indexOf(p.cudnn_conv_algo_search));
+    if (p.arena_extend_strategy !== undefined) put('arena_extend_strategy', ARENA_EXTEND.indexOf(p.arena_extend_strategy));
     return { name: 'cuda', parameters };
   }
   if (p.fp16 !== undefined) put('precision_mode', p.fp16 ? 'FP16' : 'FP32');
