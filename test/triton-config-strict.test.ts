@@ -49,7 +49,7 @@ describe('completed configs of every provider', () => {
     [
       'cuda (old spelling)',
       { optimization: { provider: { kind: 'cuda', device_id: 1, memory_limit_bytes: 1 << 30, cudnn_conv_algo_search: 'HEURISTIC', arena_extend_strategy: 'kSameAsRequested' } } },
-      { execution_accelerators: { gpu_execution_accelerator: [{ name: 'cuda', parameters: { gpu_mem_limit: String(1 << 30), cudnn_conv_algo_search: '1', arena_extend_strategy: '1' } }] } },
+      { execution_accelerators: { gpu_execution_accelerator: [{ name: 'cuda', parameters: { gpu_mem_limit: String(1 << 30), cudnn_conv_algo_search: 'HEURISTIC', arena_extend_strategy: 'kSameAsRequested' } }] } },
     ],
     [
       'tensorrt (Triton spelling)',
@@ -84,6 +84,35 @@ describe('completed configs of every provider', () => {
     const effective = completeConfig(parseConfigPbtxt(pbtxt, 'm/config.pbtxt'), MLP, 'm');
     expect(effective.load.provider).toEqual({ kind: 'cuda', deviceId: 0, memoryLimitBytes: 4294967296 });
     expect(strictModelConfigErrors(effective.tritonConfig)).toEqual([]);
+  });
+
+  it("the onnxruntime backend's own spellings: graph.level, \"1\" for true, 0 threads for the default", () => {
+    const pbtxt = `
+      name: "m"
+      max_batch_size: 8
+      instance_group [ { kind: KIND_GPU gpus: [ 0 ] } ]
+      optimization {
+        graph: { level: 1 }
+        execution_accelerators { gpu_execution_accelerator : [ {
+          name : "tensorrt"
+          parameters { key: "precision_mode" value: "FP16" }
+          parameters { key: "max_workspace_size_bytes" value: "1073741824" }
+          parameters { key: "trt_engine_cache_enable" value: "1" }
+        } ] }
+      }
+      parameters { key: "intra_op_thread_count" value: { string_value: "0" } }
+      parameters { key: "inter_op_thread_count" value: { string_value: "0" } }
+    `;
+    const effective = completeConfig(parseConfigPbtxt(pbtxt, 'm/config.pbtxt'), MLP, 'm');
+    expect(effective.load.provider).toEqual({ kind: 'tensorrt', deviceId: 0, fp16: true, maxWorkspaceSizeBytes: 1073741824, engineCacheEnable: true });
+    expect(effective.load.graphOptimizationLevel).toBe('extended');
+    expect(effective.config.parameters).toEqual({ graph_optimization_level: 'extended' });
+    expect(effective.tritonConfig.optimization).toEqual({
+      graph: { level: 1 },
+      execution_accelerators: { gpu_execution_accelerator: [{ name: 'tensorrt', parameters: { precision_mode: 'FP16', max_workspace_size_bytes: '1073741824', trt_engine_cache_enable: 'true' } }] },
+    });
+    expect(strictModelConfigErrors(effective.tritonConfig)).toEqual([]);
+    expect(() => validateConfig({ optimization: { graph: { level: -1 } }, parameters: { graph_optimization_level: 'all' } })).toThrow(/optimization\.graph\.level \(basic\) and parameters\.graph_optimization_level \(all\) disagree/);
   });
 });
 
@@ -175,8 +204,9 @@ describe('GET /v2/models/{m}/config of a real server', () => {
     expect(cascade.platform).toBe('tensorwire_cascade');
     expect(validateConfig(cascade).cascade).toEqual({ stages: [{ model: 'plain', confidence: { output: 'output', min: 0.5 } }, { model: 'batching' }] });
     const batching = (await call(h.base, '/v2/models/batching/config')).json;
-    expect(batching.parameters).toEqual({ intra_op_thread_count: { string_value: '1' }, slots_per_instance: { string_value: '2' }, graph_optimization_level: { string_value: 'all' } });
-    expect(batching.optimization).toBeUndefined(); // the CPU provider is no accelerator
+    expect(batching.parameters).toEqual({ intra_op_thread_count: { string_value: '1' }, slots_per_instance: { string_value: '2' } });
+    // The CPU provider is no accelerator; the graph level is Triton's optimization.graph.level.
+    expect(batching.optimization).toEqual({ graph: { level: 0 } });
     const pipeline = (await call(h.base, '/v2/models/pipeline/config')).json;
     expect(pipeline.dynamic_batching).toBeUndefined();
     expect(pipeline.ensemble_scheduling.step).toHaveLength(1);

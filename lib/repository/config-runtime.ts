@@ -109,7 +109,9 @@ function readAccelerator(r: FieldReader, v: unknown, path: string): ProviderConf
     const p: ProviderConfig = { kind: 'tensorrt' };
     if (params.precision_mode !== undefined) p.fp16 = r.oneOf(params.precision_mode, join(at, 'precision_mode'), ['FP32', 'FP16'] as const) === 'FP16';
     if (params.max_workspace_size_bytes !== undefined) p.max_workspace_size_bytes = r.int(params.max_workspace_size_bytes, join(at, 'max_workspace_size_bytes'), 1, L.memoryBytes);
-    if (params.trt_engine_cache_enable !== undefined) p.engine_cache_enable = r.bool(params.trt_engine_cache_enable, join(at, 'trt_engine_cache_enable'));
+    // The backend passes the string to ONNX Runtime, which reads "1"/"0" as well as true/false.
+    const flag = params.trt_engine_cache_enable === '1' ? true : params.trt_engine_cache_enable === '0' ? false : params.trt_engine_cache_enable;
+    if (flag !== undefined) p.engine_cache_enable = r.bool(flag, join(at, 'trt_engine_cache_enable'));
     if (params.trt_engine_cache_path !== undefined) p.engine_cache_path = readCachePath(r, params.trt_engine_cache_path, join(at, 'trt_engine_cache_path'));
     if (params.trt_profile_min_shapes !== undefined) p.profile_min_shapes = r.string(params.trt_profile_min_shapes, join(at, 'trt_profile_min_shapes'));
     if (params.trt_profile_opt_shapes !== undefined) p.profile_opt_shapes = r.string(params.trt_profile_opt_shapes, join(at, 'trt_profile_opt_shapes'));
@@ -132,15 +134,26 @@ function readAccelerator(r: FieldReader, v: unknown, path: string): ProviderConf
 }
 
 /**
+ * Triton's onnxruntime backend's `optimization.graph.level`: -1 basic, 1 extended, 2 disabled,
+ * anything else (0) everything ONNX Runtime has.
+ */
+export const GRAPH_LEVELS: Readonly<Record<number, GraphOptimizationLevel>> = { [-1]: 'basic', 0: 'all', 1: 'extended', 2: 'disabled' };
+
+/**
  * Reads `optimization`. `input_pinned_memory`/`output_pinned_memory` are accepted and have no
  * effect: tensorwire's staging slots are always pinned on CUDA.
  */
 export function readOptimization(r: FieldReader, v: unknown, path: string): OptimizationConfig {
-  const o = r.object(v, path, ['provider', 'execution_accelerators', 'input_pinned_memory', 'output_pinned_memory']);
+  const o = r.object(v, path, ['provider', 'execution_accelerators', 'input_pinned_memory', 'output_pinned_memory', 'graph']);
   for (const k of ['input_pinned_memory', 'output_pinned_memory'] as const) {
     if (o[k] !== undefined) r.bool(r.object(o[k], join(path, k), ['enable']).enable ?? true, join(path, `${k}.enable`));
   }
   const out: OptimizationConfig = {};
+  if (o.graph !== undefined) {
+    const at = join(path, 'graph.level');
+    const level = r.int(r.object(o.graph, join(path, 'graph'), ['level']).level ?? 0, at, -1, 2);
+    out.graph_optimization_level = GRAPH_LEVELS[level]!;
+  }
   if (o.provider !== undefined) out.provider = readProvider(r, o.provider, join(path, 'provider'));
   if (o.execution_accelerators !== undefined) {
     const at = join(path, 'execution_accelerators');
@@ -173,8 +186,12 @@ export function readParameters(r: FieldReader, v: unknown, path: string): Parame
     return x;
   };
   const p: ParametersConfig = {};
-  if (o.intra_op_thread_count !== undefined) p.intra_op_thread_count = r.int(value('intra_op_thread_count'), join(path, 'intra_op_thread_count'), 1, L.threadCount);
-  if (o.inter_op_thread_count !== undefined) p.inter_op_thread_count = r.int(value('inter_op_thread_count'), join(path, 'inter_op_thread_count'), 1, L.threadCount);
+  // 0 is "the default" in Triton's onnxruntime backend: here too (tensorwire's default).
+  for (const k of ['intra_op_thread_count', 'inter_op_thread_count'] as const) {
+    if (o[k] === undefined) continue;
+    const n = r.int(value(k), join(path, k), 0, L.threadCount);
+    if (n > 0) p[k] = n;
+  }
   if (o.slots_per_instance !== undefined) p.slots_per_instance = r.int(value('slots_per_instance'), join(path, 'slots_per_instance'), 2, L.slotsPerInstance);
   if (o.max_output_bytes !== undefined) p.max_output_bytes = r.int(value('max_output_bytes'), join(path, 'max_output_bytes'), 1, L.maxOutputBytes);
   if (o.graph_optimization_level !== undefined) p.graph_optimization_level = r.oneOf(value('graph_optimization_level'), join(path, 'graph_optimization_level'), LEVELS);

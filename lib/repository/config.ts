@@ -81,6 +81,8 @@ export type ProviderConfig =
 /** `optimization`: the provider (also what Triton `execution_accelerators` are turned into). */
 export interface OptimizationConfig {
   provider?: ProviderConfig;
+  /** Triton's `graph.level`, read; validateConfig moves it to parameters.graph_optimization_level. */
+  graph_optimization_level?: GraphOptimizationLevel;
 }
 
 /** Session parameters (Triton's `parameters`, typed). */
@@ -356,6 +358,14 @@ export function validateConfig(obj: unknown, where = 'config'): ModelConfig {
       c.cascade = readCascade(r, parseJsonText(r, stringParameter(r, cascade, 'parameters.cascade'), 'parameters.cascade'), 'parameters.cascade');
     }
     c.parameters = readParameters(r, session, 'parameters');
+  }
+  const graphLevel = c.optimization?.graph_optimization_level;
+  if (graphLevel !== undefined) {
+    // One setting, two spellings (Triton's optimization.graph.level; tensorwire's parameter).
+    const given = c.parameters?.graph_optimization_level;
+    if (given !== undefined && given !== graphLevel) r.error(`optimization.graph.level (${graphLevel}) and parameters.graph_optimization_level (${given}) disagree`);
+    c.parameters = { ...c.parameters, graph_optimization_level: graphLevel };
+    delete c.optimization!.graph_optimization_level;
   }
   if (o.routing !== undefined) c.routing = readRouting(r, o.routing, 'routing');
   if (o.ensemble_scheduling !== undefined) c.ensemble_scheduling = readEnsembleScheduling(r, o.ensemble_scheduling, 'ensemble_scheduling');

@@ -3,6 +3,8 @@
  * `GET /v2/models/{name}/config` returns), which must parse as Triton's ModelConfig protobuf
  * with no unknown field: Triton's tools (model_analyzer, perf_analyzer, json_format.ParseDict)
  * parse it strictly. So tensorwire's own settings are written into Triton's fields:
+ * - the graph optimisation level as `optimization.graph.level` (-1 basic, 0 all, 1 extended,
+ *   2 disabled, as the onnxruntime backend reads it);
  * - the execution provider as `optimization.execution_accelerators.gpu_execution_accelerator`
  *   (`tensorrt` / `cuda` with the parameter names Triton's onnxruntime backend reads); the
  *   device is `instance_group[0].gpus`; the CPU provider is no accelerator at all;
@@ -14,6 +16,7 @@
  */
 import type { ModelConfig, ProviderConfig, TensorConfig, WarmupConfig } from './config';
 import { TRITON_DATATYPE } from './config';
+import { GRAPH_LEVELS } from './config-runtime';
 
 function tensor(t: TensorConfig): Record<string, unknown> {
   const out: Record<string, unknown> = { name: t.name };
@@ -35,10 +38,6 @@ function warmup(w: WarmupConfig): Record<string, unknown> {
   return out;
 }
 
-/** ONNX Runtime's OrtCudnnConvAlgoSearch and ArenaExtendStrategy, in enum order. */
-const CUDNN_ALGO_SEARCH = ['EXHAUSTIVE', 'HEURISTIC', 'DEFAULT'];
-const ARENA_EXTEND = ['kNextPowerOfTwo', 'kSameAsRequested'];
-
 /**
  * A provider as Triton's onnxruntime backend spells it (parameter values are strings there);
  * undefined for the CPU provider. The device id is left out: instance_group carries it.
@@ -51,9 +50,10 @@ export function acceleratorOf(p: ProviderConfig): { name: 'tensorrt' | 'cuda'; p
   };
   if (p.kind === 'cuda') {
     put('gpu_mem_limit', p.memory_limit_bytes);
-    // The backend reads these as ONNX Runtime's enum numbers (config-runtime.ts reads both forms).
-    if (p.cudnn_conv_algo_search !== undefined) put('cudnn_conv_algo_search', CUDNN_ALGO_SEARCH.indexOf(p.cudnn_conv_algo_search));
-    if (p.arena_extend_strategy !== undefined) put('arena_extend_strategy', ARENA_EXTEND.indexOf(p.arena_extend_strategy));
+    // The backend hands a `cuda` accelerator's parameters to ONNX Runtime's CUDA provider
+    // options as they are: ORT's option names and value spellings.
+    put('cudnn_conv_algo_search', p.cudnn_conv_algo_search);
+    put('arena_extend_strategy', p.arena_extend_strategy);
     return { name: 'cuda', parameters };
   }
   if (p.fp16 !== undefined) put('precision_mode', p.fp16 ? 'FP16' : 'FP32');
@@ -73,9 +73,14 @@ export function toTritonJson(config: ModelConfig): Record<string, unknown> {
   if (config.input) out.input = config.input.map(tensor);
   if (config.output) out.output = config.output.map(tensor);
   const accelerator = optimization?.provider === undefined ? undefined : acceleratorOf(optimization.provider);
-  if (accelerator) out.optimization = { execution_accelerators: { gpu_execution_accelerator: [accelerator] } };
+  const { graph_optimization_level: graphLevel, ...otherParameters } = parameters ?? {};
+  const shownOptimization: Record<string, unknown> = {};
+  // The graph level in Triton's own field, where its onnxruntime backend reads it.
+  if (graphLevel !== undefined) shownOptimization.graph = { level: Number(Object.entries(GRAPH_LEVELS).find(([, l]) => l === graphLevel)![0]) };
+  if (accelerator) shownOptimization.execution_accelerators = { gpu_execution_accelerator: [accelerator] };
+  if (Object.keys(shownOptimization).length > 0) out.optimization = shownOptimization;
   const shownParameters: Record<string, { string_value: string }> = {};
-  for (const [k, v] of Object.entries(parameters ?? {})) if (v !== undefined) shownParameters[k] = { string_value: String(v) };
+  for (const [k, v] of Object.entries(otherParameters)) if (v !== undefined) shownParameters[k] = { string_value: String(v) };
   if (routing !== undefined) shownParameters.routing = { string_value: JSON.stringify(routing) };
   if (cascade !== undefined) shownParameters.cascade = { string_value: JSON.stringify(cascade) };
   if (Object.keys(shownParameters).length > 0) out.parameters = shownParameters;
