@@ -169,6 +169,8 @@ input [ { name: "input" data_type: TYPE_FP32 dims: [ 256 ] } ]
 output [ { name: "output" data_type: TYPE_FP32 dims: [ 16 ] } ]
 instance_group [ { count: 1 kind: KIND_CPU } ]
 dynamic_batching { max_queue_delay_microseconds: 200 }
+optimization { graph { level: -1 } }
+parameters { key: "intra_op_thread_count" value: { string_value: "0" } }
 parameters { key: "inter_op_thread_count" value: { string_value: "1" } }
 `,
       },
@@ -211,5 +213,18 @@ describe('GET /v2/models/{m}/config of a real server', () => {
     expect(pipeline.dynamic_batching).toBeUndefined();
     expect(pipeline.ensemble_scheduling.step).toHaveLength(1);
     expect((await call(h.base, '/v2/models/cached/config')).json.response_cache).toEqual({ enable: true });
+  });
+
+  it('the config.pbtxt written for Triton serves unchanged', async () => {
+    const r = await call(h.base, '/v2/models/triton_pbtxt/infer', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256], data: new Array(256).fill(0.5) }] }),
+    });
+    expect(r.status).toBe(200);
+    expect(r.json.outputs[0].shape).toEqual([1, 16]);
+    const shown = (await call(h.base, '/v2/models/triton_pbtxt/config')).json;
+    expect(shown.optimization).toEqual({ graph: { level: -1 } });
+    expect(shown.parameters).toEqual({ inter_op_thread_count: { string_value: '1' } });
   });
 });
