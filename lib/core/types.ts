@@ -39,7 +39,6 @@ export interface ModelMetadataResponse {
   outputs: { name: string; datatype: string; shape: number[] }[];
 }
 
-/** Triton-style statistics of one model version. */
 /** A count and the nanoseconds it took in all (Triton's StatisticDuration). */
 export interface StatisticDuration {
   count: number;
