@@ -86,6 +86,28 @@ describe('completed configs of every provider', () => {
     expect(strictModelConfigErrors(effective.tritonConfig)).toEqual([]);
   });
 
+  it("CUDA settings as model parameters (Triton's onnxruntime backend README): they configure the CUDA provider", () => {
+    const pbtxt = `
+      name: "m"
+      max_batch_size: 8
+      instance_group [ { kind: KIND_GPU gpus: [ 1 ] } ]
+      parameters { key: "cudnn_conv_algo_search" value: { string_value: "1" } }
+      parameters { key: "gpu_mem_limit" value: { string_value: "4294967200" } }
+      parameters { key: "arena_extend_strategy" value: { string_value: "1" } }
+    `;
+    const effective = completeConfig(parseConfigPbtxt(pbtxt, 'm/config.pbtxt'), MLP, 'm');
+    expect(effective.load.provider).toEqual({ kind: 'cuda', deviceId: 1, memoryLimitBytes: 4294967200, cudnnConvAlgoSearch: 'HEURISTIC', arenaExtendStrategy: 'kSameAsRequested' });
+    const shown = effective.tritonConfig;
+    expect(strictModelConfigErrors(shown)).toEqual([]);
+    expect(shown.parameters).toEqual({ cudnn_conv_algo_search: { string_value: '1' }, gpu_mem_limit: { string_value: '4294967200' }, arena_extend_strategy: { string_value: '1' } });
+    const again = completeConfig(validateConfig(JSON.parse(JSON.stringify(shown)) as unknown, 'shown'), MLP, 'm');
+    expect(again.load).toEqual(effective.load);
+    // On the CPU they do nothing (as in Triton); against the accelerator's own value, an error.
+    expect(completeConfig(validateConfig({ parameters: { gpu_mem_limit: '1024' } }), MLP, 'm').load.provider).toEqual({ kind: 'cpu' });
+    const contradiction = { parameters: { gpu_mem_limit: '1024' }, optimization: { execution_accelerators: { gpu_execution_accelerator: [{ name: 'cuda', parameters: { gpu_mem_limit: '2048' } }] } } };
+    expect(() => completeConfig(validateConfig(contradiction), MLP, 'm')).toThrow(/parameters\.gpu_mem_limit \(1024\) and the CUDA provider's gpu_mem_limit \(2048\) disagree/);
+  });
+
   it("the onnxruntime backend's own spellings: graph.level, \"1\" for true, 0 threads for the default", () => {
     const pbtxt = `
       name: "m"

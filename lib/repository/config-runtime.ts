@@ -40,8 +40,9 @@ export function readInstanceGroups(r: FieldReader, v: unknown, path: string): In
   });
 }
 
-const CUDNN_ALGO = ['EXHAUSTIVE', 'HEURISTIC', 'DEFAULT'] as const;
-const ARENA = ['kNextPowerOfTwo', 'kSameAsRequested'] as const;
+/** ONNX Runtime's OrtCudnnConvAlgoSearch and ArenaExtendStrategy values, in enum order. */
+export const CUDNN_ALGO = ['EXHAUSTIVE', 'HEURISTIC', 'DEFAULT'] as const;
+export const ARENA = ['kNextPowerOfTwo', 'kSameAsRequested'] as const;
 
 /**
  * A TensorRT engine cache path: relative to the server's TensorRT cache directory (trtCacheDir,
@@ -92,6 +93,13 @@ function readProvider(r: FieldReader, v: unknown, path: string): ProviderConfig 
   return p;
 }
 
+/** One of ONNX Runtime's enum values, by its number (as the ORT backend takes it) or its name. */
+function enumOf<T extends string>(r: FieldReader, v: unknown, path: string, names: readonly T[]): T {
+  const s = String(v);
+  if (/^\d$/.test(s) && Number(s) < names.length) return names[Number(s)]!;
+  return r.oneOf(v, path, names);
+}
+
 /**
  * Translates one Triton ORT-backend `gpu_execution_accelerator` (`tensorrt` or `cuda`, with the
  * backend's string parameters) into a provider.
@@ -120,16 +128,9 @@ function readAccelerator(r: FieldReader, v: unknown, path: string): ProviderConf
   }
   r.object(params, at, ['cudnn_conv_algo_search', 'gpu_mem_limit', 'arena_extend_strategy']);
   const p: ProviderConfig = { kind: 'cuda' };
-  // The ORT backend takes these as ORT's enum numbers; the names are accepted too.
-  if (params.cudnn_conv_algo_search !== undefined) {
-    const s = params.cudnn_conv_algo_search;
-    p.cudnn_conv_algo_search = /^[0-2]$/.test(String(s)) ? CUDNN_ALGO[Number(s)] : r.oneOf(s, join(at, 'cudnn_conv_algo_search'), CUDNN_ALGO);
-  }
+  if (params.cudnn_conv_algo_search !== undefined) p.cudnn_conv_algo_search = enumOf(r, params.cudnn_conv_algo_search, join(at, 'cudnn_conv_algo_search'), CUDNN_ALGO);
   if (params.gpu_mem_limit !== undefined) p.memory_limit_bytes = r.int(params.gpu_mem_limit, join(at, 'gpu_mem_limit'), 1, L.memoryBytes);
-  if (params.arena_extend_strategy !== undefined) {
-    const s = params.arena_extend_strategy;
-    p.arena_extend_strategy = /^[01]$/.test(String(s)) ? ARENA[Number(s)] : r.oneOf(s, join(at, 'arena_extend_strategy'), ARENA);
-  }
+  if (params.arena_extend_strategy !== undefined) p.arena_extend_strategy = enumOf(r, params.arena_extend_strategy, join(at, 'arena_extend_strategy'), ARENA);
   return p;
 }
 
@@ -171,7 +172,10 @@ export function readOptimization(r: FieldReader, v: unknown, path: string): Opti
   return out;
 }
 
-const PARAMETERS = ['intra_op_thread_count', 'inter_op_thread_count', 'slots_per_instance', 'graph_optimization_level', 'max_output_bytes'] as const;
+const PARAMETERS = [
+  'intra_op_thread_count', 'inter_op_thread_count', 'slots_per_instance', 'graph_optimization_level', 'max_output_bytes',
+  'cudnn_conv_algo_search', 'gpu_mem_limit', 'arena_extend_strategy',
+] as const;
 const LEVELS: readonly GraphOptimizationLevel[] = ['disabled', 'basic', 'extended', 'all'];
 
 /**
@@ -195,5 +199,8 @@ export function readParameters(r: FieldReader, v: unknown, path: string): Parame
   if (o.slots_per_instance !== undefined) p.slots_per_instance = r.int(value('slots_per_instance'), join(path, 'slots_per_instance'), 2, L.slotsPerInstance);
   if (o.max_output_bytes !== undefined) p.max_output_bytes = r.int(value('max_output_bytes'), join(path, 'max_output_bytes'), 1, L.maxOutputBytes);
   if (o.graph_optimization_level !== undefined) p.graph_optimization_level = r.oneOf(value('graph_optimization_level'), join(path, 'graph_optimization_level'), LEVELS);
+  if (o.cudnn_conv_algo_search !== undefined) p.cudnn_conv_algo_search = enumOf(r, value('cudnn_conv_algo_search'), join(path, 'cudnn_conv_algo_search'), CUDNN_ALGO);
+  if (o.gpu_mem_limit !== undefined) p.gpu_mem_limit = r.int(value('gpu_mem_limit'), join(path, 'gpu_mem_limit'), 1, L.memoryBytes);
+  if (o.arena_extend_strategy !== undefined) p.arena_extend_strategy = enumOf(r, value('arena_extend_strategy'), join(path, 'arena_extend_strategy'), ARENA);
   return p;
 }

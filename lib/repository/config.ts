@@ -95,6 +95,14 @@ export interface ParametersConfig {
   graph_optimization_level?: GraphOptimizationLevel;
   /** tensorwire: largest output of one batch, bytes (default the server's --max-output-bytes). */
   max_output_bytes?: number;
+  /**
+   * Triton's onnxruntime backend: CUDA provider settings given as model parameters (numbers
+   * 0-2 / 0-1 as ONNX Runtime's enums, or the names). They apply to a CUDA provider only, as
+   * there; a `cuda` accelerator's own parameter wins only when they agree.
+   */
+  cudnn_conv_algo_search?: 'EXHAUSTIVE' | 'HEURISTIC' | 'DEFAULT';
+  gpu_mem_limit?: number;
+  arena_extend_strategy?: 'kNextPowerOfTwo' | 'kSameAsRequested';
 }
 
 /** Which versions of a model are served. Default: `{ latest: { num_versions: 1 } }`. */

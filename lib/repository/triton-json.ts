@@ -16,7 +16,7 @@
  */
 import type { ModelConfig, ProviderConfig, TensorConfig, WarmupConfig } from './config';
 import { TRITON_DATATYPE } from './config';
-import { GRAPH_LEVELS } from './config-runtime';
+import { ARENA, CUDNN_ALGO, GRAPH_LEVELS } from './config-runtime';
 
 function tensor(t: TensorConfig): Record<string, unknown> {
   const out: Record<string, unknown> = { name: t.name };
@@ -81,6 +81,9 @@ export function toTritonJson(config: ModelConfig): Record<string, unknown> {
   if (Object.keys(shownOptimization).length > 0) out.optimization = shownOptimization;
   const shownParameters: Record<string, { string_value: string }> = {};
   for (const [k, v] of Object.entries(otherParameters)) if (v !== undefined) shownParameters[k] = { string_value: String(v) };
+  // As model parameters, the backend reads these two as ONNX Runtime's enum numbers.
+  if (otherParameters.cudnn_conv_algo_search !== undefined) shownParameters.cudnn_conv_algo_search = { string_value: String(CUDNN_ALGO.indexOf(otherParameters.cudnn_conv_algo_search)) };
+  if (otherParameters.arena_extend_strategy !== undefined) shownParameters.arena_extend_strategy = { string_value: String(ARENA.indexOf(otherParameters.arena_extend_strategy)) };
   if (routing !== undefined) shownParameters.routing = { string_value: JSON.stringify(routing) };
   if (cascade !== undefined) shownParameters.cascade = { string_value: JSON.stringify(cascade) };
   if (Object.keys(shownParameters).length > 0) out.parameters = shownParameters;
