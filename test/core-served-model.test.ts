@@ -101,8 +101,8 @@ describe('ServedModel hot swap', () => {
       { name: 'm', version: '2', state: 'ready', reason: '' },
     ]);
     expect(m.readiness('1')).toEqual({ ready: false, reason: 'unloaded' });
-    expect(() => m.resolve('1')).toThrow(/version 1 is not ready: unloaded/);
-    expect(() => m.resolve('9')).toThrow(/has no version "9"; serving: 2/);
+    expect(() => m.resolve('1')).toThrow(/^Request for unknown model: 'm' version 1 is not at ready state: unloaded$/);
+    expect(() => m.resolve('9')).toThrow(/^Request for unknown model: 'm' version 9 is not found$/);
   });
 
   it('a version that fails never takes traffic, the old one keeps serving, and a repair is picked up', async () => {
@@ -116,7 +116,7 @@ describe('ServedModel hot swap', () => {
     expect(await answer()).toBe(1);
     expect(m.readiness(undefined)).toEqual({ ready: true });
     expect(m.readiness('2')).toEqual({ ready: false, reason: `failed: ${result.failed[0].reason}` });
-    expect(() => m.resolve('2')).toThrow(/version 2 is not ready: failed: /);
+    expect(() => m.resolve('2')).toThrow(/version 2 is not at ready state: failed: /);
     expect(m.index()).toEqual([
       { name: 'm', version: '1', state: 'ready', reason: '' },
       { name: 'm', version: '2', state: 'failed', reason: result.failed[0].reason },
@@ -172,7 +172,7 @@ describe('ServedModel hot swap', () => {
     expect(m.servingVersions()).toEqual([2, 3]);
     expect(await answer()).toBe(3);
     expect(await answer('2')).toBe(2);
-    expect(() => m.resolve('1')).toThrow(/has no version "1"/);
+    expect(() => m.resolve('1')).toThrow(/'m' version 1 is not found/);
 
     writeConfig(repo, 'm', { version_policy: { specific: { versions: [1, 3] } } });
     await apply();
@@ -214,7 +214,7 @@ describe('ServedModel hot swap', () => {
     await m.unloadAll();
     expect(m.readiness(undefined)).toEqual({ ready: false, reason: 'unloaded' });
     expect(m.index()).toEqual([{ name: 'm', version: '1', state: 'unavailable', reason: 'unloaded' }]);
-    expect(() => m.resolve(undefined)).toThrow(/model "m" is not ready: unloaded/);
+    expect(() => m.resolve(undefined)).toThrow(/^Request for unknown model: 'm' has no available versions: unloaded$/);
   });
 });
 

@@ -112,7 +112,7 @@ describe('model control poll', () => {
     expect(service.isReady()).toBe(true);
     expect(log).toContain(`model m version 2: failed (${row.reason})`);
     expect(await answer(service)).toBe(1);
-    expect((await failure(() => service.infer('m', '2', rowsRequest(1, 0))))).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/version 2 is not ready: failed: /) });
+    expect((await failure(() => service.infer('m', '2', rowsRequest(1, 0))))).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/version 2 is not at ready state: failed: /) });
 
     await publishVersioned(repo, 'm', 2);
     await waitFor(async () => (await answer(service)) === 2, 5000, 'the repaired version 2 to serve');
@@ -212,7 +212,7 @@ describe('model control explicit', () => {
     for (let attempt = 0; attempt < 2; attempt++) {
       const f = await failure(service.loadModel('a'));
       expect(f.code).toBe('MODEL_LOAD_FAILED');
-      expect(f.message).toMatch(/^failed to load "a": version 3: .*model\.onnx.*; version 2 keeps serving$/);
+      expect(f.message).toMatch(/^failed to load 'a': version 3: .*model\.onnx.*; version 2 keeps serving$/);
       expect(await answer(service, 'a')).toBe(2);
     }
 
@@ -247,11 +247,11 @@ describe('admission', () => {
     expect(service.admit('m', '1')).toBe(admitted);
     expect(service.statistics('m')[0].inference_count).toBe(0); // nothing ran
 
-    expect(await failure(() => service.admit('nope'))).toEqual({ code: 'NOT_FOUND', message: 'unknown model "nope"' });
+    expect(await failure(() => service.admit('nope'))).toEqual({ code: 'NOT_FOUND', message: "Request for unknown model: 'nope' is not found" });
     expect((await failure(() => service.admit('m', '9'))).code).toBe('NOT_FOUND');
     expect((await failure(() => service.admit('m', 'x/../1'))).code).toBe('NOT_FOUND');
     const failed = await failure(() => service.admit('m', '2'));
-    expect(failed).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/version 2 is not ready: failed: .*model\.onnx/) });
+    expect(failed).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/version 2 is not at ready state: failed: .*model\.onnx/) });
 
     // infer runs the same check, then the request.
     expect((await failure(service.infer('m', '2', rowsRequest(1, 0)))).code).toBe('UNAVAILABLE');

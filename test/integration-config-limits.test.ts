@@ -145,7 +145,7 @@ describe('config files', () => {
     writeModelFile('deep', 'config.pbtxt', `${'p{'.repeat(100_000)}${'}'.repeat(100_000)}`);
     const r = await load('deep');
     expect(r.status).toBe(400);
-    expect(r.json.error).toMatch(/^failed to load "deep": deep\/config\.pbtxt:1:\d+: messages nested deeper than 64 levels/);
+    expect(r.json.error).toMatch(/^failed to load 'deep': deep\/config\.pbtxt:1:\d+: messages nested deeper than 64 levels/);
     expect(r.json.error).not.toContain(h.repo);
     // A new model with an invalid config is logged.
     expect(h.log.some((l) => l.startsWith('model deep: invalid configuration, nothing new loads: deep/config.pbtxt:1:'))).toBe(true);
@@ -157,7 +157,7 @@ describe('config files', () => {
     writeModelFile('huge', 'config.json', JSON.stringify({ name: 'huge', pad: 'x'.repeat(2 * 1024 * 1024) }));
     const r = await load('huge');
     expect(r.status).toBe(400);
-    expect(r.json.error).toMatch(/^failed to load "huge": huge\/config\.json: \d+ bytes, larger than a config may be \(1048576\)$/);
+    expect(r.json.error).toMatch(/^failed to load 'huge': huge\/config\.json: \d+ bytes, larger than a config may be \(1048576\)$/);
   });
 
   it('config.json priority_levels 100000000: refused before anything is allocated', async () => {
@@ -166,7 +166,7 @@ describe('config files', () => {
     writeModelFile('prio', 'config.json', JSON.stringify({ dynamic_batching: { priority_levels: 100_000_000, default_priority_level: 1 } }));
     const r = await load('prio');
     expect(r.status).toBe(400);
-    expect(r.json.error).toBe('failed to load "prio": prio/config.json: dynamic_batching.priority_levels must be an integer from 0 to 100, got 100000000');
+    expect(r.json.error).toBe("failed to load 'prio': prio/config.json: dynamic_batching.priority_levels must be an integer from 0 to 100, got 100000000");
   });
 
   it('an invalid config of a serving model is logged and shown on its index row; the previous files keep serving', async () => {
@@ -174,7 +174,7 @@ describe('config files', () => {
     writeModelFile('plain', 'config.json', JSON.stringify({ max_batch_size: 5000 }));
     const r = await load('plain');
     expect(r.status).toBe(400);
-    expect(r.json.error).toBe('failed to load "plain": plain/config.json: max_batch_size must be an integer from 0 to 4096, got 5000; version 1 keeps serving');
+    expect(r.json.error).toBe("failed to load 'plain': plain/config.json: max_batch_size must be an integer from 0 to 4096, got 5000; version 1 keeps serving");
     const row = (await index()).find((e) => e.name === 'plain');
     expect(row).toEqual({
       name: 'plain',

@@ -114,16 +114,24 @@ describe('model metadata, readiness and config', () => {
     expect((await call(h.base, '/v2/models/mlp/versions/1/ready')).status).toBe(200);
   });
 
-  it('unknown models and versions are 404 naming them, on every per-model endpoint', async () => {
-    for (const suffix of ['', '/ready', '/config', '/stats']) {
-      const r = await call(h.base, `/v2/models/nosuch${suffix}`);
-      expect(r.status, suffix).toBe(404);
-      expect(r.json.error).toContain('nosuch');
+  it("unknown models and versions get Triton's status and words on every per-model endpoint", async () => {
+    const unknown = "Request for unknown model: 'nosuch' is not found";
+    const rows: [string, number, string][] = [
+      ['/v2/models/nosuch', 404, unknown],
+      ['/v2/models/nosuch/ready', 404, unknown],
+      ['/v2/models/nosuch/config', 404, unknown],
+      // Triton's statistics call answers 400 with its own words, not the lookup's 404.
+      ['/v2/models/nosuch/stats', 400, "requested model 'nosuch' is not available"],
+      ['/v2/models/mlp/versions/9', 404, "Request for unknown model: 'mlp' version 9 is not found"],
+      ['/v2/models/mlp/versions/9/ready', 404, "Request for unknown model: 'mlp' version 9 is not found"],
+      ['/v2/models/mlp/versions/9/config', 404, "Request for unknown model: 'mlp' version 9 is not found"],
+      ['/v2/models/mlp/versions/9/stats', 400, "requested model version is not available for model 'mlp'"],
+    ];
+    for (const [path, status, error] of rows) {
+      expect(await call(h.base, path), path).toMatchObject({ status, json: { error } });
     }
-    const v = await call(h.base, '/v2/models/mlp/versions/9');
-    expect(v.status).toBe(404);
-    expect(v.json.error).toMatch(/mlp.*version "9"/);
-    expect((await call(h.base, '/v2/models/mlp/versions/9/ready')).status).toBe(404);
+    const infer = await postJson(h.base, '/v2/models/nosuch/infer', { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256], data: mlpInput(1, 1) }] });
+    expect(infer).toMatchObject({ status: 404, json: { error: unknown, code: 'NOT_FOUND' } });
   });
 
   it('config is the completed Triton-style config (dims without the batch dimension)', async () => {
@@ -257,6 +265,31 @@ describe('statistics', () => {
     expect(metricValue(metrics, 'tensorwire_inference_requests_total', { ...labels, outcome: 'failure', reason: 'INVALID_INPUT' })).toBe(
       metricValue(metricsBefore, 'tensorwire_inference_requests_total', { ...labels, outcome: 'failure', reason: 'INVALID_INPUT' }) + 1,
     );
+  });
+
+  it("every field Triton's core writes is there, with its type (perf_analyzer reads them unchecked)", async () => {
+    expect((await postJson(h.base, '/v2/models/mlp/infer', { inputs: [{ name: 'input', datatype: 'FP32', shape: [2, 256], data: mlpInput(2, 3) }] })).status).toBe(200);
+    const duration = { count: expect.any(Number), ns: expect.any(Number) };
+    for (const path of ['/v2/models/mlp/stats', '/v2/models/mlp/versions/1/stats', '/v2/models/stats']) {
+      const all = (await call(h.base, path)).json.model_stats as Record<string, unknown>[];
+      const s = all.find((m) => m.name === 'mlp')!;
+      expect(Object.keys(s).sort(), path).toEqual(['batch_stats', 'execution_count', 'inference_count', 'inference_stats', 'last_inference', 'memory_usage', 'name', 'response_stats', 'version']);
+      expect(s).toEqual({
+        name: 'mlp',
+        version: '1',
+        last_inference: expect.any(Number),
+        inference_count: expect.any(Number),
+        execution_count: expect.any(Number),
+        inference_stats: Object.fromEntries(['success', 'fail', 'queue', 'compute_input', 'compute_infer', 'compute_output', 'cache_hit', 'cache_miss'].map((k) => [k, duration])),
+        response_stats: {},
+        batch_stats: expect.arrayContaining([{ batch_size: 2, compute_input: duration, compute_infer: duration, compute_output: duration }]),
+        memory_usage: [],
+      });
+      // Triton's invariants: queue is counted per success; compute_* per success that ran (no cache here).
+      const stats = s.inference_stats as Record<string, { count: number }>;
+      expect(stats.queue!.count).toBe(stats.success!.count);
+      expect(stats.compute_infer!.count).toBe(stats.success!.count - stats.cache_hit!.count);
+    }
   });
 
   it('GET /v2/models/stats lists every served model', async () => {

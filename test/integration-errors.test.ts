@@ -40,10 +40,10 @@ async function expectError(body: unknown, status: number, message: string | RegE
 
 describe('404: unknown model or version', () => {
   it('unknown model', async () => {
-    await expectError({ inputs: [mlpInput()] }, 404, 'unknown model "nope"', '/v2/models/nope/infer');
+    await expectError({ inputs: [mlpInput()] }, 404, "Request for unknown model: 'nope' is not found", '/v2/models/nope/infer');
   });
   it('unknown version', async () => {
-    await expectError({ inputs: [mlpInput()] }, 404, 'model "mlp" has no version "3"; serving: 1', '/v2/models/mlp/versions/3/infer');
+    await expectError({ inputs: [mlpInput()] }, 404, "Request for unknown model: 'mlp' version 3 is not found", '/v2/models/mlp/versions/3/infer');
   });
   it('unknown endpoint and wrong method', async () => {
     const r = await call(h.base, '/v2/models/mlp/infer');

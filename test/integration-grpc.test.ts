@@ -254,8 +254,9 @@ describe('errors: one status per catalogue code, and the server serves on', () =
   });
 
   it('unknown model or version: NOT_FOUND', async () => {
-    expect(await failure(h.client, 'ModelInfer', rawFp32Request('nope', 'input', [1, 256], new Float32Array(256)))).toMatchObject({ code: grpc.status.NOT_FOUND, errorCode: 'NOT_FOUND' });
-    expect((await failure(h.client, 'ModelInfer', rawFp32Request('mlp', 'input', [1, 256], new Float32Array(256), { model_version: '7' }))).code).toBe(grpc.status.NOT_FOUND);
+    // Triton's words (its clients show them): the same text as over HTTP and the stream.
+    expect(await failure(h.client, 'ModelInfer', rawFp32Request('nope', 'input', [1, 256], new Float32Array(256)))).toMatchObject({ code: grpc.status.NOT_FOUND, errorCode: 'NOT_FOUND', details: "Request for unknown model: 'nope' is not found" });
+    expect(await failure(h.client, 'ModelInfer', rawFp32Request('mlp', 'input', [1, 256], new Float32Array(256), { model_version: '7' }))).toMatchObject({ code: grpc.status.NOT_FOUND, details: "Request for unknown model: 'mlp' version 7 is not found" });
     expect((await failure(h.client, 'ModelMetadata', { name: 'nope' })).code).toBe(grpc.status.NOT_FOUND);
     await ok();
   });

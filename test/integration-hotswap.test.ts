@@ -138,7 +138,7 @@ describe('failed versions', () => {
     expect(row).toMatchObject({ name: 'm', version: '2', state: 'UNAVAILABLE', reason: expect.stringMatching(/m\/2\/model\.onnx/) });
     expect(index.body.find((x: { version: string }) => x.version === '1')).toEqual({ name: 'm', version: '1', state: 'READY', reason: '' });
     const ready2 = await call(r.base, 'GET', '/v2/models/m/versions/2/ready');
-    expect(ready2).toEqual({ status: 503, body: { error: `model 'm' version 2 is not ready: failed: ${row.reason}`, code: 'UNAVAILABLE' } });
+    expect(ready2).toEqual({ status: 503, body: { error: `Request for unknown model: 'm' version 2 is not at ready state: failed: ${row.reason}`, code: 'UNAVAILABLE' } });
     expect((await call(r.base, 'GET', '/v2/models/m/ready')).status).toBe(200);
     expect((await call(r.base, 'GET', '/v2/health/ready')).status).toBe(200);
     expect(r.log).toContain(`model m version 2: failed (${row.reason})`);
@@ -177,14 +177,14 @@ describe('explicit load and unload over HTTP', () => {
     await publishVersion(r.repo, 'a', 2, (d) => writeCorruptModel(join(d, 'model.onnx')));
     const failed = await call(r.base, 'POST', '/v2/repository/models/a/load', {});
     expect(failed.status).toBe(400);
-    expect(failed.body.error).toMatch(/^failed to load "a": version 2: .*; version 1 keeps serving$/);
+    expect(failed.body.error).toMatch(/^failed to load 'a': version 2: .*; version 1 keeps serving$/);
     expect((await infer('a')).body.outputs[0].data).toEqual([1, 1, 1, 1]);
 
     expect((await call(r.base, 'POST', '/v2/repository/models/a/unload', {})).status).toBe(200);
     const gone = await infer('a');
     expect(gone.status).toBe(503);
-    expect(gone.body.error).toMatch(/model "a" is not ready: unloaded/);
-    expect(await call(r.base, 'GET', '/v2/models/a/ready')).toEqual({ status: 503, body: { error: "model 'a' is not ready: unloaded", code: 'UNAVAILABLE' } });
+    expect(gone.body.error).toMatch(/'a' has no available versions: unloaded/);
+    expect(await call(r.base, 'GET', '/v2/models/a/ready')).toEqual({ status: 503, body: { error: "Request for unknown model: 'a' has no available versions: unloaded", code: 'UNAVAILABLE' } });
     expect((await call(r.base, 'POST', '/v2/repository/index', {})).body).toEqual([
       { name: 'a', version: '1', state: 'UNAVAILABLE', reason: 'unloaded' },
       { name: 'b', version: '4', state: 'READY', reason: '' },

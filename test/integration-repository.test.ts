@@ -104,14 +104,14 @@ describe('repository extension, explicit mode', () => {
   it('loading a corrupt model fails with its reason, visible in the index; nothing serves it', async () => {
     const r = await call(h.base, '/v2/repository/models/broken/load', { method: 'POST' });
     expect(r.status).toBe(400);
-    expect(r.json.error).toMatch(/^failed to load "broken"/);
+    expect(r.json.error).toMatch(/^failed to load 'broken'/);
     const row = (await index()).find((e) => e.name === 'broken');
     expect(row).toMatchObject({ name: 'broken', version: '1', state: 'UNAVAILABLE' });
     expect(row!.reason).not.toBe('');
     expect((await index({ ready: true })).some((e) => e.name === 'broken')).toBe(false);
     const ready = await call(h.base, '/v2/models/broken/ready');
     expect(ready.status).toBe(503);
-    expect(ready.json.error).toMatch(/not ready/);
+    expect(ready.json.error).toMatch(/^Request for unknown model: 'broken' has no available versions: /);
   });
 
   it('unload stops serving: not ready, infer 503 with Retry-After, index UNAVAILABLE; reload serves again', async () => {
@@ -121,7 +121,7 @@ describe('repository extension, explicit mode', () => {
     const y = await inferX('/v2/models/versioned/infer');
     expect(y.status).toBe(503);
     expect(y.headers.get('retry-after')).toBe('1');
-    expect(y.json.error).toMatch(/model "versioned" is not ready/);
+    expect(y.json.error).toMatch(/'versioned' has no available versions/);
     const rows = (await index()).filter((e) => e.name === 'versioned');
     expect(rows.length).toBeGreaterThan(0);
     expect(rows.every((e) => e.state === 'UNAVAILABLE' || e.state === 'UNLOADING')).toBe(true);

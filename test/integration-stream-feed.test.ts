@@ -205,7 +205,7 @@ describe('live prediction feed', () => {
   it('answers errors with their codes and keeps the socket open', async () => {
     const d = await Dashboard.open();
     try {
-      expect(await d.control({ id: 1, subscribe: 'nope' })).toEqual({ id: 1, error: 'unknown model "nope"', code: 'NOT_FOUND', status: 404 });
+      expect(await d.control({ id: 1, subscribe: 'nope' })).toEqual({ id: 1, error: "Request for unknown model: 'nope' is not found", code: 'NOT_FOUND', status: 404 });
       expect(await d.control({ id: 2, subscribe: 'versioned', sample_rate: 0 })).toEqual({ id: 2, error: "'sample_rate' must be a number in (0, 1], got 0", code: 'INVALID_INPUT', status: 400 });
       expect(await d.control({ id: 3, subscribe: 'versioned', max_per_second: 'fast' })).toEqual({ id: 3, error: `'max_per_second' must be a positive number, got "fast"`, code: 'INVALID_INPUT', status: 400 });
       expect(await d.control({ id: 4, subscribe: 'versioned', include_inputs: 1 })).toEqual({ id: 4, error: "'include_inputs' must be true or false, got 1", code: 'INVALID_INPUT', status: 400 });

@@ -63,7 +63,6 @@ describe('completeConfig without a config file', () => {
       input: [{ name: 'x', data_type: 'TYPE_FP32', dims: [256] }],
       output: [{ name: 'y', data_type: 'TYPE_FP32', dims: [16] }],
       instance_group: [{ name: 'mlp', kind: 'KIND_CPU', count: 1, gpus: [] }],
-      optimization: { provider: { kind: 'cpu' } },
       version_policy: { latest: { num_versions: 1 } },
       dynamic_batching: {
         preferred_batch_size: [],
@@ -92,7 +91,7 @@ describe('completeConfig without a config file', () => {
     const e = completeConfig(undefined, MLP, 'mlp', { defaultProvider: { kind: 'cuda', deviceId: 0 }, defaultMaxBatchSize: 256 });
     expect(e.load).toEqual({ provider: { kind: 'cuda', deviceId: 0 }, instances: 1, maxBatchSize: 256 });
     expect(e.tritonConfig.instance_group).toEqual([{ name: 'mlp', kind: 'KIND_GPU', count: 1, gpus: [0] }]);
-    expect(e.tritonConfig.optimization).toEqual({ provider: { kind: 'cuda', device_id: 0 } });
+    expect(e.tritonConfig.optimization).toEqual({ execution_accelerators: { gpu_execution_accelerator: [{ name: 'cuda', parameters: {} }] } });
   });
 });
 
@@ -173,7 +172,7 @@ describe('completeConfig with a config', () => {
     const trt = completeConfig({ optimization: { provider: { kind: 'tensorrt', fp16: true, engine_cache_path: 'mlp' } } }, MLP, 'm', { trtCacheDir: '/srv/trt' });
     expect(trt.load.provider).toEqual({ kind: 'tensorrt', fp16: true, engineCachePath: '/srv/trt/mlp' });
     // The served config shows the path as the config gave it, never the server's directory.
-    expect(trt.tritonConfig.optimization).toEqual({ provider: { kind: 'tensorrt', fp16: true, engine_cache_path: 'mlp' } });
+    expect(trt.tritonConfig.optimization).toEqual({ execution_accelerators: { gpu_execution_accelerator: [{ name: 'tensorrt', parameters: { precision_mode: 'FP16', trt_engine_cache_path: 'mlp' } }] } });
     expect(errorOf(() => completeConfig({ instance_group: [{ kind: 'KIND_CPU' }], optimization: { provider: { kind: 'cuda' } } }, MLP, 'm'))).toBe(
       'model "m": instance_group[0].kind is KIND_CPU but optimization.provider.kind is cuda',
     );
@@ -215,7 +214,7 @@ describe('completeConfig with a config', () => {
       { name: 'zeros', batchSize: 8, count: 1, inputs: [{ name: 'input', datatype: 'FP32', shape: [8, 3, 224, 224], source: { kind: 'zero' } }] },
     ]);
     expect(e.tritonConfig.instance_group).toEqual([{ name: 'resnet', kind: 'KIND_GPU', count: 2, gpus: [0] }]);
-    expect(e.tritonConfig.optimization).toEqual({ provider: { kind: 'tensorrt', fp16: true, device_id: 0 } });
+    expect(e.tritonConfig.optimization).toEqual({ execution_accelerators: { gpu_execution_accelerator: [{ name: 'tensorrt', parameters: { precision_mode: 'FP16' } }] } });
     expect(e.tritonConfig.model_warmup).toEqual([{ name: 'zeros', batch_size: 8, inputs: { input: { data_type: 'TYPE_FP32', dims: [3, 224, 224], zero_data: true } } }]);
   });
 });

@@ -170,14 +170,23 @@ describe('DynamicBatcher: compatibility, order, priorities', () => {
     expect(payloads(batcher.next(1, 0))).toEqual(['low0']);
   });
 
-  it('rejects priorities outside 1..priority_levels with a message naming the range', () => {
-    const { add } = make({ priorityLevels: 2, defaultPriorityLevel: 1 });
-    expect(catchError(() => add('x', { priority: 3 })).message).toBe('priority: expected 1..2 or 0 for the default, got 3');
+  it('a priority the model has no level for is its default level, as in Triton; negative or fractional ones are 400', () => {
+    const { batcher, add } = make({ maxBatchSize: 1, priorityLevels: 2, defaultPriorityLevel: 2 });
+    add('low', { priority: 2 });
+    add('above', { priority: 3 }); // above the highest level: the default (2), behind 'low'
+    add('high', { priority: 1 });
+    expect(payloads(batcher.next(1, 0))).toEqual(['high']);
+    expect(payloads(batcher.next(1, 0))).toEqual(['low']);
+    expect(payloads(batcher.next(1, 0))).toEqual(['above']);
     const none = make();
-    const e = catchError(() => none.add('x', { priority: 1 }));
-    expect(e.code).toBe('INVALID_INPUT');
-    expect(e.status).toBe(400);
-    expect(e.message).toBe('priority: expected this model has no priority levels, so only 0, got 1');
+    none.add('x', { priority: 1 }); // no levels at all: queued, not refused
+    expect(payloads(none.batcher.next(1, 0))).toEqual(['x']);
+    for (const bad of [-1, 1.5, Number.NaN]) {
+      const e = catchError(() => none.add('y', { priority: bad }));
+      expect(e.code).toBe('INVALID_INPUT');
+      expect(e.status).toBe(400);
+      expect(e.message).toBe(`priority: expected an integer >= 0, got ${bad}`);
+    }
   });
 });
 
@@ -344,7 +353,8 @@ describe('DynamicBatcher: remove, sizes, live changes', () => {
     ]);
     expect(['p1', 'p2', 'p3'].map(() => payloads(batcher.next(1, 0))[0])).toEqual(['p1', 'p3', 'p2']);
     batcher.updateConfig({ priorityLevels: 0, defaultPriorityLevel: 0 });
-    expect(catchError(() => add('x', { priority: 1 })).code).toBe('INVALID_INPUT');
+    add('x', { priority: 1 }); // no levels now: the default level, as Triton
+    expect(batcher.sizeByLevel()).toEqual([{ level: 0, depth: 1 }]);
   });
 
   it('a bad live change throws INVALID_INPUT naming the field and changes nothing', () => {

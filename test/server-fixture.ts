@@ -12,6 +12,7 @@
 import type { ModelMetadata } from '../lib/engine/types';
 import type { InferenceService, ModelMetadataResponse, ModelStatistics, Readiness, RepositoryIndexEntry, VersionState } from '../lib/core/types';
 import { TensorwireError } from '../lib/errors';
+import { unknownModelMessage, unknownVersionMessage } from '../lib/core/triton-messages';
 import { validateRequest } from '../lib/protocol/validate';
 import type { InferOutputTensor, InferRequest, InferResponse } from '../lib/protocol/types';
 
@@ -80,8 +81,8 @@ export class FakeService implements InferenceService {
 
   private model(name: string, version?: string): { metadata: ModelMetadata; maxBatchSize: number } {
     const model = MODELS[name];
-    if (model === undefined || this.loaded.get(name) !== 'ready') throw new TensorwireError('NOT_FOUND', `unknown model '${name}'`);
-    if (version !== undefined && version !== '1') throw new TensorwireError('NOT_FOUND', `model '${name}' has no version ${version}`);
+    if (model === undefined || this.loaded.get(name) !== 'ready') throw new TensorwireError('NOT_FOUND', unknownModelMessage(name));
+    if (version !== undefined && version !== '1') throw new TensorwireError('NOT_FOUND', unknownVersionMessage(name, version));
     return model;
   }
 
@@ -179,8 +180,10 @@ export class FakeService implements InferenceService {
         last_inference: 0,
         inference_count: success.count,
         execution_count: success.count,
-        inference_stats: { success, fail: zero, queue: zero, compute_input: zero, compute_infer: zero, compute_output: zero },
+        inference_stats: { success, fail: zero, queue: zero, compute_input: zero, compute_infer: zero, compute_output: zero, cache_hit: zero, cache_miss: zero },
+        response_stats: {},
         batch_stats: [],
+        memory_usage: [],
       };
     });
   }

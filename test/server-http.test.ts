@@ -90,8 +90,8 @@ describe('model routes', () => {
     expect(meta.body.inputs[0]).toEqual({ name: 'INPUT0', datatype: 'FP32', shape: [-1, 4] });
     expect((await json('/v2/models/add/versions/1')).body.name).toBe('add');
     const missing = await json('/v2/models/nope');
-    expect(missing).toMatchObject({ status: 404, body: { error: "unknown model 'nope'", code: 'NOT_FOUND' } });
-    expect((await json('/v2/models/add/versions/7')).body).toEqual({ error: "model 'add' has no version 7", code: 'NOT_FOUND' });
+    expect(missing).toMatchObject({ status: 404, body: { error: "Request for unknown model: 'nope' is not found", code: 'NOT_FOUND' } });
+    expect((await json('/v2/models/add/versions/7')).body).toEqual({ error: "Request for unknown model: 'add' version 7 is not found", code: 'NOT_FOUND' });
   });
 
   it('decodes URL-encoded model names', async () => {
@@ -103,7 +103,7 @@ describe('model routes', () => {
     expect((await fetch(`${base}/v2/models/add/versions/1/ready`)).status).toBe(200);
     const broken = await json('/v2/models/broken/ready');
     expect(broken.status).toBe(503);
-    expect(broken.body.error).toBe("model 'broken' is not ready: failed to load: bad file");
+    expect(broken.body.error).toBe("Request for unknown model: 'broken' has no available versions: failed to load: bad file");
   });
 
   it('returns the config and Triton-shaped statistics', async () => {
@@ -186,7 +186,7 @@ describe('inference', () => {
     const gzip = await json('/v2/models/add/infer', { method: 'POST', body: JSON.stringify(ADD_REQUEST), headers: { 'content-encoding': 'gzip' } });
     expect(gzip).toMatchObject({ status: 400, body: { error: "Content-Encoding 'gzip' is not supported: send the request body uncompressed" } });
     const unknown = await post('/v2/models/zzz/infer', ADD_REQUEST);
-    expect(unknown).toMatchObject({ status: 404, body: { error: "unknown model 'zzz'" } });
+    expect(unknown).toMatchObject({ status: 404, body: { error: "Request for unknown model: 'zzz' is not found" } });
   });
 
   it('maps core errors to their status, with Retry-After on 503', async () => {

@@ -142,7 +142,7 @@ describe('stream requests', () => {
     expect(errors[0]).toEqual({ error: "every stream request needs an 'id' (a string or a number) to match its answer; this one for model 'gate' has none", code: 'INVALID_INPUT', status: 400 });
     expect(errors[1]).toMatchObject({ code: 'INVALID_INPUT', status: 400 });
     expect(errors[1].error).toMatch(/^malformed JSON/);
-    expect(errors[2]).toEqual({ id: 'u', error: "unknown model 'nope'", code: 'NOT_FOUND', status: 404 });
+    expect(errors[2]).toEqual({ id: 'u', error: "Request for unknown model: 'nope' is not found", code: 'NOT_FOUND', status: 404 });
     expect(errors[3].id).toBe('v');
     expect(errors[3]).toMatchObject({ code: 'INVALID_INPUT', status: 400 });
     expect(errors[3].error).toMatch(/INPUT1/);

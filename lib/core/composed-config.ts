@@ -5,7 +5,7 @@
 import type { ModelMetadata } from '../engine/types';
 import { TensorwireError } from '../errors';
 import type { InferRequest, InferResponse } from '../protocol/types';
-import { completeConfig, type CompleteOptions, type EffectiveConfig, type ModelConfig } from '../repository';
+import { completeConfig, toTritonJson, type CompleteOptions, type EffectiveConfig, type ModelConfig } from '../repository';
 
 /** How a composed model runs a step: the service's own infer (model, version or undefined, request). */
 export type StepRunner = (model: string, version: string | undefined, request: InferRequest, signal?: AbortSignal) => Promise<InferResponse>;
@@ -38,12 +38,9 @@ export function ensembleEffective(config: ModelConfig, name: string, complete: C
   // The default max_batch_size of the server applies to models read from files, not to an ensemble's declared tensors.
   const declared: ModelConfig = { ...config, max_batch_size: config.max_batch_size ?? 0, platform: undefined, ensemble_scheduling: undefined, cascade: undefined, routing: undefined, response_cache: undefined };
   const effective = completeConfig(declared, declaredMetadata(declared), name, complete);
-  const { backend: _b, instance_group: _i, optimization: _o, default_model_filename: _f, ...shown } = effective.tritonConfig as Record<string, unknown>;
-  return {
-    ...effective,
-    config: { ...effective.config, platform: config.platform, ...(config.ensemble_scheduling ? { ensemble_scheduling: config.ensemble_scheduling } : {}), ...(config.cascade ? { cascade: config.cascade } : {}) },
-    tritonConfig: { ...shown, platform: config.platform, ...(config.ensemble_scheduling ? { ensemble_scheduling: config.ensemble_scheduling } : {}), ...(config.cascade ? { cascade: config.cascade } : {}) },
-    warmup: [],
-  };
+  const composed: ModelConfig = { ...effective.config, platform: config.platform, ...(config.ensemble_scheduling ? { ensemble_scheduling: config.ensemble_scheduling } : {}), ...(config.cascade ? { cascade: config.cascade } : {}) };
+  // Shown as Triton shows an ensemble: no backend, instances, provider or model file of its own.
+  const { backend: _b, instance_group: _i, optimization: _o, default_model_filename: _f, ...shown } = composed;
+  return { ...effective, config: composed, tritonConfig: toTritonJson(shown), warmup: [] };
 }
 

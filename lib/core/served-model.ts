@@ -27,6 +27,7 @@ import { routingVersions, selectVersions, type ModelConfig, type RoutingPolicy, 
 import { batchingSettings, mergeLive, validateChange, type BatchingSettings, type LiveConfig } from './live-config';
 import { ModelVersion, type VersionContext } from './model-version';
 import type { Readiness, RepositoryIndexEntry, VersionState } from './types';
+import { noAvailableVersionMessage, unknownVersionMessage, versionNotReadyMessage } from './triton-messages';
 import { LatestVersionRouter, type VersionRouter } from './version-router';
 
 /** What one apply (or reload) did. */
@@ -320,13 +321,13 @@ export class ServedModel {
     if (version === undefined || version === '') {
       const latest = this.router.route(undefined);
       if (latest) return latest;
-      throw new TensorwireError('UNAVAILABLE', `model "${this.name}" is not ready: ${this.notReadyReason()}`, { retryAfterSeconds: 1 });
+      throw new TensorwireError('UNAVAILABLE', noAvailableVersionMessage(this.name, this.notReadyReason()), { retryAfterSeconds: 1 });
     }
     const number = versionNumber(version);
     const v = number === undefined ? undefined : this.router.route(number);
     if (v) return v;
-    if (number === undefined || !this.knows(number)) throw new TensorwireError('NOT_FOUND', `model "${this.name}" has no version "${version}"; serving: ${this.servingVersions().join(', ') || 'none'}`);
-    throw new TensorwireError('UNAVAILABLE', `model "${this.name}" version ${version} is not ready: ${this.versionReason(number)}`, { retryAfterSeconds: 1 });
+    if (number === undefined || !this.knows(number)) throw new TensorwireError('NOT_FOUND', unknownVersionMessage(this.name, version));
+    throw new TensorwireError('UNAVAILABLE', versionNotReadyMessage(this.name, version, this.versionReason(number)), { retryAfterSeconds: 1 });
   }
 
   /** Version numbers taking traffic, ascending. */
@@ -349,7 +350,7 @@ export class ServedModel {
     if (version === undefined || version === '') return this.isReady() ? { ready: true } : { ready: false, reason: this.notReadyReason() };
     const number = versionNumber(version);
     if (number !== undefined && this.serving.has(number)) return { ready: true };
-    if (number === undefined || !this.knows(number)) throw new TensorwireError('NOT_FOUND', `model "${this.name}" has no version "${version}"`);
+    if (number === undefined || !this.knows(number)) throw new TensorwireError('NOT_FOUND', unknownVersionMessage(this.name, version));
     return { ready: false, reason: this.versionReason(number) };
   }
 

@@ -11,6 +11,7 @@ import { stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { Registry } from 'prom-client';
 import { TensorwireError, toTensorwireError } from '../errors';
+import { truncateForMessage } from '../util/message-text';
 import { engineInfo, gpuStats } from '../engine';
 import { createMetrics, type TensorwireMetrics } from '../metrics/registry';
 import type { InferRequest, InferResponse, InferOutputTensor } from '../protocol/types';
@@ -21,6 +22,7 @@ import type { ServableFactory } from './servable';
 import { ServedModel } from './served-model';
 import { withEnsembles } from './ensemble-servable';
 import { loadOnnxServable } from './onnx-servable';
+import { loadFailedMessage, unknownModelMessage } from './triton-messages';
 import type { InferenceService, ModelMetadataResponse, ModelStatistics, Readiness, RepositoryIndexEntry } from './types';
 
 export type ModelControl = 'none' | 'poll' | 'explicit';
@@ -193,7 +195,7 @@ class Service implements TensorwireService {
 
   private known(name: string): ServedModel {
     const m = this.models.get(name);
-    if (!m) throw new TensorwireError('NOT_FOUND', `unknown model "${name}"`);
+    if (!m) throw new TensorwireError('NOT_FOUND', unknownModelMessage(name));
     return m;
   }
 
@@ -268,11 +270,20 @@ class Service implements TensorwireService {
     }
   }
 
+  /**
+   * Statistics of the versions that serve (or drain). A named model with none, or a named
+   * version that does not serve, is Triton's 400 with Triton's words (its statistics call
+   * answers so, not with the lookup's 404).
+   */
   statistics(name?: string, version?: string): ModelStatistics[] {
-    const models = name ? [this.known(name)] : [...this.models.values()];
+    const models = name ? [this.models.get(name)] : [...this.models.values()];
     const out: ModelStatistics[] = [];
     for (const m of models) {
-      const versions = version ? [m.resolve(version)] : m.versions().filter((v) => v.state === 'ready' || v.state === 'draining');
+      const available = m?.versions().filter((v) => v.state === 'ready' || v.state === 'draining') ?? [];
+      if (name && available.length === 0) throw new TensorwireError('INVALID_INPUT', `requested model '${truncateForMessage(name)}' is not available`);
+      // A number can stand for two objects (serving files and the files they replaced, draining): the serving one comes first.
+      const versions = version ? available.filter((v) => String(v.version) === version).slice(0, 1) : available;
+      if (name && versions.length === 0) throw new TensorwireError('INVALID_INPUT', `requested model version is not available for model '${truncateForMessage(name)}'`);
       for (const v of versions) out.push(v.stats.toJSON());
     }
     return out;
@@ -299,13 +310,13 @@ class Service implements TensorwireService {
     }
     if (this.singleFile) throw new TensorwireError('INVALID_INPUT', 'a single-file server has no repository to load from');
     // The name comes from a URL: only names the scanner would serve (no "..", no "/").
-    if (!MODEL_NAME.test(name)) throw new TensorwireError('NOT_FOUND', `no model "${name}": model names are letters, digits, _ . - (not starting with .)`);
+    if (!MODEL_NAME.test(name)) throw new TensorwireError('NOT_FOUND', loadFailedMessage(name, 'model names are letters, digits, _ . - (not starting with .)'));
     const override = config === undefined ? undefined : validateConfig(config, `load request for "${name}"`);
     const dir = path.join(this.options.repository, name);
-    if (!(await stat(dir).catch(() => undefined))?.isDirectory()) throw new TensorwireError('NOT_FOUND', `no model directory "${name}" in the repository`);
+    if (!(await stat(dir).catch(() => undefined))?.isDirectory()) throw new TensorwireError('NOT_FOUND', loadFailedMessage(name, 'no such model directory in the repository'));
     // The override's default_model_filename picks the file in each version directory (validated as a plain file name).
     const scanned = await scanModel(dir, name, override?.default_model_filename);
-    if (scanned.versions.length === 0 && !scanned.error) throw new TensorwireError('NOT_FOUND', `model "${name}" has no version directory with a model file`);
+    if (scanned.versions.length === 0 && !scanned.error) throw new TensorwireError('NOT_FOUND', loadFailedMessage(name, 'no version directory with a model file'));
     const m = this.served(name);
     const result = await m.apply(scanned, override, { retryFailed: true });
     // Server readiness waits for the models that serve (a first load that failed does not make the server unready).
@@ -314,7 +325,7 @@ class Service implements TensorwireService {
     if (problems.length > 0 || !m.isReady()) {
       const serving = m.servingVersions();
       const still = serving.length > 0 ? `; version ${serving.join(', ')} keeps serving` : '';
-      throw new TensorwireError('MODEL_LOAD_FAILED', `failed to load "${name}": ${problems.join('; ') || m.readiness(undefined).reason || 'unknown reason'}${still}`);
+      throw new TensorwireError('MODEL_LOAD_FAILED', loadFailedMessage(name, `${problems.join('; ') || m.readiness(undefined).reason || 'unknown reason'}${still}`));
     }
   }
 

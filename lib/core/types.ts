@@ -39,16 +39,28 @@ export interface ModelMetadataResponse {
   outputs: { name: string; datatype: string; shape: number[] }[];
 }
 
-/** Triton-style statistics of one model version. */
+/** A count and the nanoseconds it took in all (Triton's StatisticDuration). */
+export interface StatisticDuration {
+  count: number;
+  ns: number;
+}
+
+/**
+ * One version's statistics, every field Triton's core writes (tritonserver.cc,
+ * TRITONSERVER_ServerModelStatistics), so readers such as perf_analyzer find each one.
+ */
 export interface ModelStatistics {
   name: string;
   version: string;
+  /** Milliseconds since the epoch of the last answered request; 0 before the first. */
   last_inference: number;
   inference_count: number;
   execution_count: number;
-    /** cache_hit / cache_miss: Triton's response cache fields (the core always writes them). */
-  inference_stats: Record<'success' | 'fail' | 'queue' | 'compute_input' | 'compute_infer' | 'compute_output', { count: number; ns: number }> & Partial<Record<'cache_hit' | 'cache_miss', { count: number; ns: number }>>;
-  batch_stats: { batch_size: number; compute_input: { count: number; ns: number }; compute_infer: { count: number; ns: number }; compute_output: { count: number; ns: number } }[];
+  inference_stats: Record<'success' | 'fail' | 'queue' | 'compute_input' | 'compute_infer' | 'compute_output' | 'cache_hit' | 'cache_miss', StatisticDuration>;
+  /** Keyed by response index ("0", "1"...) for decoupled models; empty otherwise. */
+  response_stats: Record<string, Record<'compute_infer' | 'compute_output' | 'success' | 'fail' | 'empty_response' | 'cancel', StatisticDuration>>;
+  batch_stats: { batch_size: number; compute_input: StatisticDuration; compute_infer: StatisticDuration; compute_output: StatisticDuration }[];
+  memory_usage: { type: string; id: number; byte_size: number }[];
 }
 
 /** Body of a live change (POST /v2/models/{m}/batching): the `dynamic_batching` fields of a Triton config, plus the instance count. Every field is optional. */

@@ -91,6 +91,9 @@ export class VersionStatistics implements BatchRunnerListener {
   recordCacheHit(samples: number, us: number): void {
     add(this.cacheHit, us);
     add(this.success, us);
+    // Triton counts queue per success (cache hits included, with no queue time); compute_* per
+    // success that ran (success - cache_hit), as recorded by recordSuccess.
+    add(this.queue, 0);
     this.inferenceCount += samples;
     this.lastInferenceMs = Date.now();
   }
@@ -123,9 +126,13 @@ export class VersionStatistics implements BatchRunnerListener {
         cache_hit: { ...this.cacheHit },
         cache_miss: { ...this.cacheMiss },
       },
+      // Per response index of decoupled models in Triton; none of tensorwire's models is decoupled.
+      response_stats: {},
       batch_stats: [...this.batches.entries()]
         .sort((a, b) => a[0] - b[0])
         .map(([batch_size, s]) => ({ batch_size, compute_input: { ...s.compute_input }, compute_infer: { ...s.compute_infer }, compute_output: { ...s.compute_output } })),
+      // What a backend reports it allocated; ORT's own allocations are not attributed per model here.
+      memory_usage: [],
     };
   }
 }

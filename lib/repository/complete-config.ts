@@ -205,6 +205,25 @@ function shownProvider(provider: ProviderOptions, configured: ProviderConfig | u
 }
 
 /**
+ * Triton's onnxruntime backend reads CUDA settings from the model's parameters too: they fill
+ * what the provider leaves unset; a contradiction is an error, never a silent choice.
+ */
+function withCudaParameters(provider: ProviderOptions & { kind: 'cuda' }, p: NonNullable<ModelConfig['parameters']>, fail: (msg: string) => never): void {
+  const pairs = [
+    ['gpu_mem_limit', 'memoryLimitBytes'],
+    ['cudnn_conv_algo_search', 'cudnnConvAlgoSearch'],
+    ['arena_extend_strategy', 'arenaExtendStrategy'],
+  ] as const;
+  for (const [param, option] of pairs) {
+    const given = p[param];
+    if (given === undefined) continue;
+    const current = provider[option];
+    if (current !== undefined && current !== given) fail(`parameters.${param} (${given}) and the CUDA provider's ${param} (${current}) disagree`);
+    (provider as Record<string, unknown>)[option] = given;
+  }
+}
+
+/**
  * Resolves the provider from instance_group kind/gpus, optimization.provider and the server's
  * default. A contradiction (KIND_CPU with a CUDA provider, two different devices) is an error,
  * never a silent choice.
@@ -231,6 +250,7 @@ function resolveProvider(config: ModelConfig, options: CompleteOptions, where: s
   } else {
     provider = options.defaultProvider ? { ...options.defaultProvider } : { kind: 'cpu' };
   }
+  if (provider.kind === 'cuda') withCudaParameters(provider, config.parameters ?? {}, fail);
   if (gpu !== undefined) {
     if (provider.kind === 'cpu') fail(`instance_group[0].gpus is [${gpu}] but the provider is cpu`);
     else if (explicit && explicit.kind !== 'cpu' && explicit.device_id !== undefined && explicit.device_id !== gpu) {
@@ -312,6 +332,9 @@ export function completeConfig(config: ModelConfig | undefined, metadata: ModelM
   }
   if (c.parameters && Object.keys(c.parameters).length > 0) completed.parameters = { ...c.parameters };
   if (c.model_warmup) completed.model_warmup = c.model_warmup;
+  // Shown so GET .../config tells the whole config (as JSON string parameters, triton-json.ts).
+  if (c.routing) completed.routing = c.routing;
+  if (c.response_cache) completed.response_cache = c.response_cache;
 
   return {
     name: modelName,

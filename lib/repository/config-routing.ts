@@ -5,10 +5,9 @@
  * three, bounded by CONFIG_LIMITS: every number a policy sets is checked here, so the
  * request-time code (lib/routing) never sees an out-of-range weight or window.
  */
-import { TensorwireError } from '../errors';
 import { truncateForMessage } from '../util/message-text';
 import { CONFIG_LIMITS as L } from './config-limits';
-import { checkNesting, FieldReader, join } from './field-reader';
+import { checkNesting, FieldReader, join, parseJsonText } from './field-reader';
 
 /** Automatic rollback of a version whose errors or latency exceed the stable version's. */
 export interface RoutingGuard {
@@ -124,15 +123,7 @@ export function validateRoutingPolicy(obj: unknown, where: string): RoutingPolic
 
 /** Reads the JSON text of config.pbtxt's `parameters.routing` string value. */
 export function readRoutingText(r: FieldReader, text: unknown, path: string): RoutingPolicy {
-  const s = r.string(text, path, L.configBytes);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(s);
-  } catch (e) {
-    throw new TensorwireError('INVALID_INPUT', `${r.where}: ${path} is not valid JSON (${truncateForMessage((e as Error).message)})`);
-  }
-  checkNesting(parsed, `${r.where}: ${path}`);
-  return readRouting(r, parsed, path);
+  return readRouting(r, parseJsonText(r, text, path), path);
 }
 
 /** Every version a policy names (they are kept loaded whatever the version policy says), ascending. */

@@ -40,8 +40,9 @@ export function readInstanceGroups(r: FieldReader, v: unknown, path: string): In
   });
 }
 
-const CUDNN_ALGO = ['EXHAUSTIVE', 'HEURISTIC', 'DEFAULT'] as const;
-const ARENA = ['kNextPowerOfTwo', 'kSameAsRequested'] as const;
+/** ONNX Runtime's OrtCudnnConvAlgoSearch and ArenaExtendStrategy values, in enum order. */
+export const CUDNN_ALGO = ['EXHAUSTIVE', 'HEURISTIC', 'DEFAULT'] as const;
+export const ARENA = ['kNextPowerOfTwo', 'kSameAsRequested'] as const;
 
 /**
  * A TensorRT engine cache path: relative to the server's TensorRT cache directory (trtCacheDir,
@@ -92,6 +93,13 @@ function readProvider(r: FieldReader, v: unknown, path: string): ProviderConfig 
   return p;
 }
 
+/** One of ONNX Runtime's enum values, by its number (as the ORT backend takes it) or its name. */
+function enumOf<T extends string>(r: FieldReader, v: unknown, path: string, names: readonly T[]): T {
+  const s = String(v);
+  if (/^\d$/.test(s) && Number(s) < names.length) return names[Number(s)]!;
+  return r.oneOf(v, path, names);
+}
+
 /**
  * Translates one Triton ORT-backend `gpu_execution_accelerator` (`tensorrt` or `cuda`, with the
  * backend's string parameters) into a provider.
@@ -109,7 +117,9 @@ function readAccelerator(r: FieldReader, v: unknown, path: string): ProviderConf
     const p: ProviderConfig = { kind: 'tensorrt' };
     if (params.precision_mode !== undefined) p.fp16 = r.oneOf(params.precision_mode, join(at, 'precision_mode'), ['FP32', 'FP16'] as const) === 'FP16';
     if (params.max_workspace_size_bytes !== undefined) p.max_workspace_size_bytes = r.int(params.max_workspace_size_bytes, join(at, 'max_workspace_size_bytes'), 1, L.memoryBytes);
-    if (params.trt_engine_cache_enable !== undefined) p.engine_cache_enable = r.bool(params.trt_engine_cache_enable, join(at, 'trt_engine_cache_enable'));
+    // The backend passes the string to ONNX Runtime, which reads "1"/"0" as well as true/false.
+    const flag = params.trt_engine_cache_enable === '1' ? true : params.trt_engine_cache_enable === '0' ? false : params.trt_engine_cache_enable;
+    if (flag !== undefined) p.engine_cache_enable = r.bool(flag, join(at, 'trt_engine_cache_enable'));
     if (params.trt_engine_cache_path !== undefined) p.engine_cache_path = readCachePath(r, params.trt_engine_cache_path, join(at, 'trt_engine_cache_path'));
     if (params.trt_profile_min_shapes !== undefined) p.profile_min_shapes = r.string(params.trt_profile_min_shapes, join(at, 'trt_profile_min_shapes'));
     if (params.trt_profile_opt_shapes !== undefined) p.profile_opt_shapes = r.string(params.trt_profile_opt_shapes, join(at, 'trt_profile_opt_shapes'));
@@ -118,29 +128,33 @@ function readAccelerator(r: FieldReader, v: unknown, path: string): ProviderConf
   }
   r.object(params, at, ['cudnn_conv_algo_search', 'gpu_mem_limit', 'arena_extend_strategy']);
   const p: ProviderConfig = { kind: 'cuda' };
-  // The ORT backend takes these as ORT's enum numbers; the names are accepted too.
-  if (params.cudnn_conv_algo_search !== undefined) {
-    const s = params.cudnn_conv_algo_search;
-    p.cudnn_conv_algo_search = /^[0-2]$/.test(String(s)) ? CUDNN_ALGO[Number(s)] : r.oneOf(s, join(at, 'cudnn_conv_algo_search'), CUDNN_ALGO);
-  }
+  if (params.cudnn_conv_algo_search !== undefined) p.cudnn_conv_algo_search = enumOf(r, params.cudnn_conv_algo_search, join(at, 'cudnn_conv_algo_search'), CUDNN_ALGO);
   if (params.gpu_mem_limit !== undefined) p.memory_limit_bytes = r.int(params.gpu_mem_limit, join(at, 'gpu_mem_limit'), 1, L.memoryBytes);
-  if (params.arena_extend_strategy !== undefined) {
-    const s = params.arena_extend_strategy;
-    p.arena_extend_strategy = /^[01]$/.test(String(s)) ? ARENA[Number(s)] : r.oneOf(s, join(at, 'arena_extend_strategy'), ARENA);
-  }
+  if (params.arena_extend_strategy !== undefined) p.arena_extend_strategy = enumOf(r, params.arena_extend_strategy, join(at, 'arena_extend_strategy'), ARENA);
   return p;
 }
+
+/**
+ * Triton's onnxruntime backend's `optimization.graph.level`: -1 basic, 1 extended, 2 disabled,
+ * anything else (0) everything ONNX Runtime has.
+ */
+export const GRAPH_LEVELS: Readonly<Record<number, GraphOptimizationLevel>> = { [-1]: 'basic', 0: 'all', 1: 'extended', 2: 'disabled' };
 
 /**
  * Reads `optimization`. `input_pinned_memory`/`output_pinned_memory` are accepted and have no
  * effect: tensorwire's staging slots are always pinned on CUDA.
  */
 export function readOptimization(r: FieldReader, v: unknown, path: string): OptimizationConfig {
-  const o = r.object(v, path, ['provider', 'execution_accelerators', 'input_pinned_memory', 'output_pinned_memory']);
+  const o = r.object(v, path, ['provider', 'execution_accelerators', 'input_pinned_memory', 'output_pinned_memory', 'graph']);
   for (const k of ['input_pinned_memory', 'output_pinned_memory'] as const) {
     if (o[k] !== undefined) r.bool(r.object(o[k], join(path, k), ['enable']).enable ?? true, join(path, `${k}.enable`));
   }
   const out: OptimizationConfig = {};
+  if (o.graph !== undefined) {
+    const at = join(path, 'graph.level');
+    const level = r.int(r.object(o.graph, join(path, 'graph'), ['level']).level ?? 0, at, -1, 2);
+    out.graph_optimization_level = GRAPH_LEVELS[level]!;
+  }
   if (o.provider !== undefined) out.provider = readProvider(r, o.provider, join(path, 'provider'));
   if (o.execution_accelerators !== undefined) {
     const at = join(path, 'execution_accelerators');
@@ -158,7 +172,10 @@ export function readOptimization(r: FieldReader, v: unknown, path: string): Opti
   return out;
 }
 
-const PARAMETERS = ['intra_op_thread_count', 'inter_op_thread_count', 'slots_per_instance', 'graph_optimization_level', 'max_output_bytes'] as const;
+const PARAMETERS = [
+  'intra_op_thread_count', 'inter_op_thread_count', 'slots_per_instance', 'graph_optimization_level', 'max_output_bytes',
+  'cudnn_conv_algo_search', 'gpu_mem_limit', 'arena_extend_strategy',
+] as const;
 const LEVELS: readonly GraphOptimizationLevel[] = ['disabled', 'basic', 'extended', 'all'];
 
 /**
@@ -173,10 +190,17 @@ export function readParameters(r: FieldReader, v: unknown, path: string): Parame
     return x;
   };
   const p: ParametersConfig = {};
-  if (o.intra_op_thread_count !== undefined) p.intra_op_thread_count = r.int(value('intra_op_thread_count'), join(path, 'intra_op_thread_count'), 1, L.threadCount);
-  if (o.inter_op_thread_count !== undefined) p.inter_op_thread_count = r.int(value('inter_op_thread_count'), join(path, 'inter_op_thread_count'), 1, L.threadCount);
+  // 0 is "the default" in Triton's onnxruntime backend: here too (tensorwire's default).
+  for (const k of ['intra_op_thread_count', 'inter_op_thread_count'] as const) {
+    if (o[k] === undefined) continue;
+    const n = r.int(value(k), join(path, k), 0, L.threadCount);
+    if (n > 0) p[k] = n;
+  }
   if (o.slots_per_instance !== undefined) p.slots_per_instance = r.int(value('slots_per_instance'), join(path, 'slots_per_instance'), 2, L.slotsPerInstance);
   if (o.max_output_bytes !== undefined) p.max_output_bytes = r.int(value('max_output_bytes'), join(path, 'max_output_bytes'), 1, L.maxOutputBytes);
   if (o.graph_optimization_level !== undefined) p.graph_optimization_level = r.oneOf(value('graph_optimization_level'), join(path, 'graph_optimization_level'), LEVELS);
+  if (o.cudnn_conv_algo_search !== undefined) p.cudnn_conv_algo_search = enumOf(r, value('cudnn_conv_algo_search'), join(path, 'cudnn_conv_algo_search'), CUDNN_ALGO);
+  if (o.gpu_mem_limit !== undefined) p.gpu_mem_limit = r.int(value('gpu_mem_limit'), join(path, 'gpu_mem_limit'), 1, L.memoryBytes);
+  if (o.arena_extend_strategy !== undefined) p.arena_extend_strategy = enumOf(r, value('arena_extend_strategy'), join(path, 'arena_extend_strategy'), ARENA);
   return p;
 }

@@ -13,7 +13,7 @@ import type { Datatype, GraphOptimizationLevel } from '../engine/types';
 import { TensorwireError } from '../errors';
 import { truncateForMessage } from '../util/message-text';
 import { CONFIG_LIMITS as L, maxTotalThreads } from './config-limits';
-import { checkNesting, FieldReader, join } from './field-reader';
+import { checkNesting, FieldReader, join, parseJsonText } from './field-reader';
 import { readInstanceGroups, readOptimization, readParameters } from './config-runtime';
 import { readRouting, readRoutingText, type RoutingPolicy } from './config-routing';
 import { checkEnsemble, readCascade, readEnsembleScheduling, type CascadeConfig, type EnsembleScheduling } from './config-ensemble';
@@ -81,6 +81,8 @@ export type ProviderConfig =
 /** `optimization`: the provider (also what Triton `execution_accelerators` are turned into). */
 export interface OptimizationConfig {
   provider?: ProviderConfig;
+  /** Triton's `graph.level`, read; validateConfig moves it to parameters.graph_optimization_level. */
+  graph_optimization_level?: GraphOptimizationLevel;
 }
 
 /** Session parameters (Triton's `parameters`, typed). */
@@ -93,6 +95,14 @@ export interface ParametersConfig {
   graph_optimization_level?: GraphOptimizationLevel;
   /** tensorwire: largest output of one batch, bytes (default the server's --max-output-bytes). */
   max_output_bytes?: number;
+  /**
+   * Triton's onnxruntime backend: CUDA provider settings given as model parameters (numbers
+   * 0-2 / 0-1 as ONNX Runtime's enums, or the names). They apply to a CUDA provider only, as
+   * there; a `cuda` accelerator's own parameter wins only when they agree.
+   */
+  cudnn_conv_algo_search?: 'EXHAUSTIVE' | 'HEURISTIC' | 'DEFAULT';
+  gpu_mem_limit?: number;
+  arena_extend_strategy?: 'kNextPowerOfTwo' | 'kSameAsRequested';
 }
 
 /** Which versions of a model are served. Default: `{ latest: { num_versions: 1 } }`. */
@@ -307,6 +317,11 @@ function checkThreads(r: FieldReader, c: ModelConfig): void {
   }
 }
 
+/** A parameter's value: Triton's `{string_value}` or the bare string. */
+function stringParameter(r: FieldReader, v: unknown, path: string): unknown {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? r.object(v, path, ['string_value']).string_value : v;
+}
+
 const TOP_FIELDS = [
   'name', 'platform', 'backend', 'default_model_filename', 'max_batch_size', 'input', 'output',
   'dynamic_batching', 'instance_group', 'optimization', 'parameters', 'version_policy', 'model_warmup',
@@ -339,14 +354,26 @@ export function validateConfig(obj: unknown, where = 'config'): ModelConfig {
   if (o.instance_group !== undefined) c.instance_group = readInstanceGroups(r, o.instance_group, 'instance_group');
   if (o.optimization !== undefined) c.optimization = readOptimization(r, o.optimization, 'optimization');
   if (o.parameters !== undefined) {
-    // config.pbtxt has no place for a JSON object: its routing policy is a string parameter.
-    const { routing, ...session } = r.object(o.parameters, 'parameters');
+    // Triton's ModelConfig has no field for a traffic policy or a cascade: they are JSON text in
+    // string parameters (what GET .../config shows); the top-level objects are the older spelling.
+    const { routing, cascade, ...session } = r.object(o.parameters, 'parameters');
     if (routing !== undefined) {
       if (o.routing !== undefined) r.error('give the traffic policy either as routing or as parameters.routing, not both');
-      const text = typeof routing === 'object' && routing !== null && !Array.isArray(routing) ? r.object(routing, 'parameters.routing', ['string_value']).string_value : routing;
-      c.routing = readRoutingText(r, text, 'parameters.routing');
+      c.routing = readRoutingText(r, stringParameter(r, routing, 'parameters.routing'), 'parameters.routing');
+    }
+    if (cascade !== undefined) {
+      if (o.cascade !== undefined) r.error('give the stages either as cascade or as parameters.cascade, not both');
+      c.cascade = readCascade(r, parseJsonText(r, stringParameter(r, cascade, 'parameters.cascade'), 'parameters.cascade'), 'parameters.cascade');
     }
     c.parameters = readParameters(r, session, 'parameters');
+  }
+  const graphLevel = c.optimization?.graph_optimization_level;
+  if (graphLevel !== undefined) {
+    // One setting, two spellings (Triton's optimization.graph.level; tensorwire's parameter).
+    const given = c.parameters?.graph_optimization_level;
+    if (given !== undefined && given !== graphLevel) r.error(`optimization.graph.level (${graphLevel}) and parameters.graph_optimization_level (${given}) disagree`);
+    c.parameters = { ...c.parameters, graph_optimization_level: graphLevel };
+    delete c.optimization!.graph_optimization_level;
   }
   if (o.routing !== undefined) c.routing = readRouting(r, o.routing, 'routing');
   if (o.ensemble_scheduling !== undefined) c.ensemble_scheduling = readEnsembleScheduling(r, o.ensemble_scheduling, 'ensemble_scheduling');

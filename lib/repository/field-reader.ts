@@ -170,3 +170,16 @@ export class FieldReader {
     return this.array(v, path, maxLength).map((x, i) => this.int(x, join(path, i), min, max));
   }
 }
+
+/** JSON text inside a config (a string parameter), parsed within the config's bounds (size, nesting). */
+export function parseJsonText(r: FieldReader, text: unknown, path: string): unknown {
+  const s = r.string(text, path, CONFIG_LIMITS.configBytes);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(s);
+  } catch (e) {
+    throw new TensorwireError('INVALID_INPUT', `${r.where}: ${path} is not valid JSON (${truncateForMessage((e as Error).message)})`);
+  }
+  checkNesting(parsed, `${r.where}: ${path}`);
+  return parsed;
+}

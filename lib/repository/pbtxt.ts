@@ -230,6 +230,7 @@ const MODEL_CONFIG = msg({
     execution_accelerators: msg({ gpu_execution_accelerator: rep(ACCELERATOR), cpu_execution_accelerator: rep(ACCELERATOR) }),
     input_pinned_memory: msg({ enable: one }),
     output_pinned_memory: msg({ enable: one }),
+    graph: msg({ level: one }),
   }),
   parameters: map(msg({ string_value: one })),
   response_cache: msg({ enable: one }),

@@ -117,8 +117,8 @@ export class DynamicBatcher<T> {
 
   /**
    * Queues a request. Throws TensorwireError QUEUE_FULL (retry after 1 s) when its level is
-   * full, INVALID_INPUT for a priority outside 1..priorityLevels (0/undefined = default level),
-   * a batch size outside 1..maxBatchSize or a negative timeout.
+   * full, INVALID_INPUT for a priority that is not an integer >= 0 (0, undefined or one above
+   * priorityLevels: the default level), a batch size outside 1..maxBatchSize or a negative timeout.
    */
   enqueue(req: EnqueueRequest<T>): BatchEntry<T> {
     const { batchSize, priority, timeoutUs } = req;
@@ -126,12 +126,14 @@ export class DynamicBatcher<T> {
       throw new TensorwireError('INVALID_INPUT', `batch size: expected 1..${this.capacity} (max_batch_size), got ${batchSize}`);
     }
     let level = this.cfg.defaultPriorityLevel;
-    if (priority !== undefined && priority !== 0) {
-      if (!Number.isSafeInteger(priority) || priority < 1 || priority > this.cfg.priorityLevels) {
-        const range = this.cfg.priorityLevels === 0 ? 'this model has no priority levels, so only 0' : `1..${this.cfg.priorityLevels} or 0 for the default`;
-        throw new TensorwireError('INVALID_INPUT', `priority: expected ${range}, got ${priority}`);
+    if (priority !== undefined) {
+      // Triton reads priority as an unsigned integer: anything else is a bad request.
+      if (!Number.isSafeInteger(priority) || priority < 0) {
+        throw new TensorwireError('INVALID_INPUT', `priority: expected an integer >= 0, got ${priority}`);
       }
-      level = priority;
+      // Triton (InferenceRequest::SetPriority): 0, or a level the model does not have (any
+      // level when it has none), is the model's default level, not an error.
+      if (priority !== 0 && priority <= this.cfg.priorityLevels) level = priority;
     }
     const existing = this.levelByNumber.get(level);
     const policy = existing?.policy ?? queuePolicyOf(this.cfg, level);

@@ -10,6 +10,7 @@ import { encodeResponse } from '../protocol/binary-codec';
 import { decodeInferRequestOffLoop } from '../protocol/request-decode-pool';
 import { TensorwireError } from '../errors';
 import { truncateForMessage } from '../util/message-text';
+import { noAvailableVersionMessage, versionNotReadyMessage } from '../core/triton-messages';
 import type { HttpExchange } from './http-response';
 import { httpContext, shuttingDown, type RouteHandler, type RouteSpec } from './router';
 import type { InferRequest } from '../protocol/types';
@@ -37,8 +38,9 @@ const ready: RouteHandler = (x, ctx) => {
     x.send(200);
     return;
   }
-  const label = version === undefined ? `model '${name}'` : `model '${name}' version ${version}`;
-  x.sendError(new TensorwireError('UNAVAILABLE', `${label} is not ready${readiness.reason ? `: ${readiness.reason}` : ''}`));
+  // The same words as an infer on that model or version would get (Triton's).
+  const message = version === undefined ? noAvailableVersionMessage(name, readiness.reason) : versionNotReadyMessage(name, version, readiness.reason);
+  x.sendError(new TensorwireError('UNAVAILABLE', message));
 };
 
 const config: RouteHandler = (x, ctx) => {
