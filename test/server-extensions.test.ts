@@ -52,7 +52,12 @@ const EXTENSIONS: { name: string; served: () => Promise<boolean> }[] = [
     },
   },
   { name: 'system_shared_memory', served: () => routeAnswers('/v2/systemsharedmemory/status') },
-  { name: 'cuda_shared_memory', served: () => routeAnswers('/v2/cudasharedmemory/status') },
+  {
+    // Status answers [] and unregister succeeds (Triton's example clients call both to clean
+    // up), but registering is refused until the GPU path supports it: not served.
+    name: 'cuda_shared_memory',
+    served: async () => (await postJson(h.base, '/v2/cudasharedmemory/region/r/register', { raw_handle: { b64: 'AA==' }, device_id: 0, byte_size: 4 })).status === 200,
+  },
   { name: 'trace', served: () => routeAnswers('/v2/trace/setting') },
   { name: 'logging', served: () => routeAnswers('/v2/logging') },
 ];
