@@ -22,6 +22,7 @@ import type { InferenceService } from '../core/types';
 import type { InferResponse } from '../protocol/types';
 import type { AuditLog } from '../auth/audit';
 import { InFlightTracker } from './inflight';
+import { truncateForMessage } from '../util/message-text';
 import type { ControlCall, InferCall, InferGateway, InferStage, RequestContext, Transport } from './types';
 
 /** Where successes go for the live prediction feed (lib/server/prediction-feed.ts fits). */
@@ -184,7 +185,7 @@ export class FrontDoor implements InferGateway {
     }
     const log = this.log;
     if (log !== undefined && log.verboseLevel >= 1) {
-      const what = `${call.action}${call.target !== undefined ? ` ${call.target}` : ''} by ${call.context.principal.name}`;
+      const what = `${call.action}${call.target !== undefined ? ` ${truncateForMessage(call.target)}` : ''} by ${call.context.principal.name}`;
       // A side branch: the caller still gets `pending` itself.
       pending.then(
         () => log.verbose(1, `control ${what}: ok`),
