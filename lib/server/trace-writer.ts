@@ -45,6 +45,8 @@ export class TraceFiles {
   private bytes = 0;
   private filesOpened = 0;
   private readonly open = new Map<string, OpenTrace>();
+  /** Streams ended (rotated away or closing) and not flushed yet. */
+  private readonly ending = new Set<Promise<void>>();
   private readonly limits: TraceFileLimits;
 
   constructor(private readonly dir: string, limits: Partial<TraceFileLimits> = {}) {
@@ -55,12 +57,12 @@ export class TraceFiles {
   write(name: string, logFrequency: number, line: string): void {
     let file = this.open.get(name);
     if (file === undefined || file.logFrequency !== logFrequency) {
-      file?.stream?.end();
+      this.finish(file?.stream);
       file = { stream: undefined, logFrequency, index: 0, inFile: 0 };
       this.open.set(name, file);
     }
     if (logFrequency > 0 && file.inFile === logFrequency) {
-      file.stream?.end();
+      this.finish(file.stream);
       file.stream = undefined;
       file.index++;
       file.inFile = 0;
@@ -96,14 +98,22 @@ export class TraceFiles {
     stream.write(line + '\n');
   }
 
-  /** Flushes and closes every file (server shutdown). */
+  /** Flushes and closes every file (server shutdown), those rotated away included. */
   async close(): Promise<void> {
-    const streams = [...this.open.values()].map((f) => f.stream).filter((s): s is WriteStream => s !== undefined);
+    for (const f of this.open.values()) this.finish(f.stream);
     this.open.clear();
-    await Promise.all(streams.map((s) => new Promise<void>((resolve) => {
-      if (s.destroyed) resolve();
-      else s.end(() => resolve());
-      s.once('error', () => resolve());
-    })));
+    await Promise.all(this.ending);
+  }
+
+  /** Ends `stream`; close() waits for what is still being flushed. */
+  private finish(stream: WriteStream | undefined): void {
+    if (stream === undefined) return;
+    const done = new Promise<void>((resolve) => {
+      stream.once('error', () => resolve());
+      if (stream.destroyed) resolve();
+      else stream.end(() => resolve());
+    });
+    this.ending.add(done);
+    void done.then(() => this.ending.delete(done));
   }
 }
