@@ -146,3 +146,19 @@ describe('trace extension without --trace-dir', () => {
     expect((await postJson(h.base, '/v2/trace/setting', { trace_rate: '10' })).json.trace_rate).toBe('10');
   });
 });
+
+describe('serve flags', () => {
+  it('reads --trace-dir and --allow-model-upload, and refuses a trace directory that does not exist', async () => {
+    const { parseServeArgs } = await import('../lib/cli');
+    expect(parseServeArgs(['--repo', 'r', '--trace-dir', 'traces', '--allow-model-upload'])).toMatchObject({ traceDir: 'traces', allowModelUpload: true });
+    expect(parseServeArgs(['--repo', 'r'])).not.toHaveProperty('allowModelUpload');
+    const { startServer } = await import('../lib/server/server');
+    const { FakeService } = await import('./server-fixture');
+    const gone = tempDir('tw-gone-');
+    try {
+      expect(() => startServer(new FakeService(), { port: 0, traceDir: join(gone.dir, 'missing') })).toThrow(/traceDir must be an existing directory/);
+    } finally {
+      gone.cleanup();
+    }
+  });
+});
