@@ -3,6 +3,7 @@
  * WebSocket stream and /metrics. The front end knows only the core API (lib/core/types.ts).
  */
 import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import uWS from 'uWebSockets.js';
 import type { InferenceService } from '../core/types';
 import { InFlightTracker } from '../frontdoor/inflight';
@@ -180,7 +181,8 @@ export function startServer(service: InferenceService, options: ServerOptions = 
   // The response cache (lib/cache) after routing, so the version is chosen when the key is made.
   const cacheBytes = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
   if (cacheBytes > 0 && isCacheCore(service) && options.frontDoor === undefined) context.frontDoor.use(cacheStage(new ResponseCache(cacheBytes), service));
-  const trace = new TraceControl(context.frontDoor, options.traceDir !== undefined ? { traceDir: options.traceDir } : {});
+  // Resolved once: a later chdir must not move where traces go.
+  const trace = new TraceControl(context.frontDoor, options.traceDir !== undefined ? { traceDir: resolve(options.traceDir) } : {});
   const serverLog = options.log ?? new ServerLog();
   context.frontDoor.log = serverLog;
   const uploads = new ModelUploads(options.allowModelUpload ?? false);
