@@ -11,6 +11,7 @@ import { parentPort } from 'node:worker_threads';
 import { TensorwireError, toTensorwireError } from '../errors';
 import { writeUploadFiles } from './upload-files';
 import { readLoadParameters } from './upload-parameters';
+import { truncateForMessage } from '../util/message-text';
 
 if (parentPort === null) throw new TensorwireError('INTERNAL', 'lib/repository/upload-worker is a worker_threads entry point');
 const port = parentPort;
@@ -23,7 +24,7 @@ port.once('message', (m: { body: Uint8Array; model: string; root: string }) => {
       try {
         parsed = text.length === 0 ? undefined : JSON.parse(text);
       } catch (e) {
-        throw new TensorwireError('INVALID_INPUT', `load request for model: the body is not valid JSON (${(e as Error).message.slice(0, 80)})`);
+        throw new TensorwireError('INVALID_INPUT', `load request for model '${truncateForMessage(m.model)}': the body is not valid JSON (${truncateForMessage((e as Error).message)})`);
       }
       const { config, files } = readLoadParameters(m.model, parsed, 'allowed');
       const dir = files.length > 0 ? await writeUploadFiles(files, m.root) : undefined;

@@ -24,6 +24,8 @@ import { parseJsonBody } from './router';
 
 /** Bodies up to this size are handled on the JS thread (the decode takes well under a millisecond). */
 export const IN_THREAD_MAX_BYTES = 256 * 1024;
+/** Upload workers at once: each holds a body (up to --max-body-bytes) and a thread; more wait for a retry (503). */
+export const MAX_CONCURRENT_UPLOADS = 2;
 
 /** What a load body asked for, files already written. */
 interface StagedLoad {
@@ -37,6 +39,8 @@ export class ModelUploads {
   /** The load or unload of each model in progress (removed when it settles). */
   private readonly running = new Map<string, Promise<void>>();
   private closed = false;
+  /** Upload workers running. */
+  private staging = 0;
 
   /**
    * @param allowed whether `file:` parameters are accepted (--allow-model-upload).
@@ -112,7 +116,19 @@ export class ModelUploads {
   }
 
   /** Parses, checks and writes in a worker of its own (uploads are rare; the worker exits after one). */
-  private stageInWorker(model: string, body: Buffer): Promise<StagedLoad> {
+  private async stageInWorker(model: string, body: Buffer): Promise<StagedLoad> {
+    if (this.staging >= MAX_CONCURRENT_UPLOADS) {
+      throw new TensorwireError('UNAVAILABLE', `${MAX_CONCURRENT_UPLOADS} model uploads are being written already; retry shortly`, { retryAfterSeconds: 1 });
+    }
+    this.staging++;
+    try {
+      return await this.runWorker(model, body);
+    } finally {
+      this.staging--;
+    }
+  }
+
+  private runWorker(model: string, body: Buffer): Promise<StagedLoad> {
     const worker = spawnScriptWorker(`${__dirname}/../repository`, 'upload-worker', 'the model upload worker', 'build with tsc');
     // The body's memory moves to the worker instead of being copied, when it is the buffer's alone.
     const owned = body.byteOffset === 0 && body.byteLength === body.buffer.byteLength ? body : Buffer.from(body);
