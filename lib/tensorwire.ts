@@ -145,7 +145,7 @@ export async function createTensorwire(options: TensorwireOptions & CreateOption
     server,
     grpc,
     initialLoad: service.initialLoad,
-    close: () => (closing ??= gracefulShutdown(service, server, drainTimeoutMs, log, grpc)),
+    close: () => (closing ??= gracefulShutdown(service, server, drainTimeoutMs, (line) => serverLog.warn(line), grpc)),
   };
   if (options.waitForModels ?? true) await service.initialLoad;
   return tw;
