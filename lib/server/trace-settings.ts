@@ -196,13 +196,15 @@ export class TraceSettings {
    */
   sample(model: string): TraceSetting | undefined {
     const scope = this.models.get(model) ?? this.global;
-    const setting = scope === this.global ? (this.global.own as TraceSetting) : { ...(this.global.own as TraceSetting), ...scope.own };
-    if (setting.level === 'OFF' || setting.file === '') return undefined;
-    const counter = scope.own.count !== undefined ? scope : this.global;
+    const g = this.global.own as TraceSetting;
+    const own = scope.own;
+    // Field by field, so an untraced request allocates nothing.
+    if ((own.level ?? g.level) === 'OFF' || (own.file ?? g.file) === '') return undefined;
+    const counter = own.count !== undefined ? scope : this.global;
     if (counter.remaining === 0) return undefined;
-    if (++scope.seen % setting.rate !== 0) return undefined;
+    if (++scope.seen % (own.rate ?? g.rate) !== 0) return undefined;
     if (counter.remaining > 0 && --counter.remaining === 0) this.exhausted = true;
-    return setting;
+    return scope === this.global ? g : { ...g, ...own };
   }
 
   private isOn(scope: TraceScope): boolean {
