@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mlpModel } from './fixtures/models';
 import { call, postJson, startHarness, type Harness } from './helpers/server-harness';
 import { tempDir } from './helpers/engine-run';
+import { StreamClient } from '../lib/client/stream-client';
 
 const MLP = { inputDim: 4, hidden: 8, outputDim: 2 };
 const model = { name: 'mlp', versions: { 1: (d: string) => mlpModel(d, { ...MLP, file: 'model.onnx' }) } };
@@ -119,6 +120,22 @@ describe('trace extension', () => {
     expect((await call(h.base, '/v2/models/ghost/trace/setting')).status).toBe(404);
     expect((await postJson(h.base, '/v2/models/ghost/trace/setting', { trace_rate: '1' })).status).toBe(404);
     expect((await postJson(h.base, '/v2/trace/setting', { trace_level: ['OFF'] })).json.trace_level).toEqual(['OFF']);
+  });
+
+  it('traces failed requests and stream requests too', async () => {
+    expect((await postJson(h.base, '/v2/trace/setting', { trace_file: 'more.jsonl', trace_level: ['TIMESTAMPS'], trace_rate: '1', trace_count: '2', log_frequency: '0' })).status).toBe(200);
+    const bad = await postJson(h.base, '/v2/models/mlp/infer', { id: 'bad', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 3], data: [1, 2, 3] }] });
+    expect(bad.status).toBe(400);
+    const client = await StreamClient.connect(h.base);
+    try {
+      await client.infer('mlp', { input: { shape: [1, 4], data: new Float32Array([0.1, 0.2, 0.3, 0.4]) } });
+    } finally {
+      client.close();
+    }
+    const lines = await linesOf(join(dir.dir, 'more.jsonl'), 2);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ request_id: 'bad', error: 'INVALID_INPUT' });
+    expect(stampsOf(lines[0]!).map((s) => s.name)).toEqual(['REQUEST_START', 'REQUEST_END', 'HTTP_SEND_END']);
+    expect(stampsOf(lines[1]!).map((s) => s.name).at(-1)).toBe('STREAM_SEND_END');
   });
 
   it('rotates files every log_frequency traces', async () => {
