@@ -185,11 +185,6 @@ export class TraceSettings {
     this.models.set(model, scope);
   }
 
-  /** Drops a model's override (the model was unloaded). */
-  forget(model: string): void {
-    this.models.delete(model);
-  }
-
   /**
    * Whether this request of `model` is traced: every `rate`-th request of its scope, while
    * the count lasts. Called only while `active`.
