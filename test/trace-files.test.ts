@@ -89,3 +89,28 @@ describe('TraceSettings sampling', () => {
     expect(s.effective('a')).toEqual(s.effective());
   });
 });
+
+describe('TraceControl', () => {
+  it('reports dropped lines as a warning, at most once per interval', async () => {
+    const { FrontDoor } = await import('../lib/frontdoor/front-door');
+    const { createRequestContext } = await import('../lib/frontdoor/request-context');
+    const { TraceControl } = await import('../lib/server/trace-control');
+    const service = { infer: () => Promise.resolve({ modelName: 'm', modelVersion: '1', outputs: [] }) } as never;
+    const door = new FrontDoor({ service });
+    const warnings: string[] = [];
+    // A byte budget smaller than one line: every trace is dropped.
+    const trace = new TraceControl(door, { traceDir: dir(), limits: { maxBytes: 10 }, warn: (l) => warnings.push(l) });
+    expect(door.tracer).toBeUndefined();
+    trace.update({ level: 'TIMESTAMPS', file: 't.jsonl', rate: 1 }, undefined, 'test');
+    expect(door.tracer).toBe(trace);
+    const call = { model: 'm', version: undefined, request: { inputs: [] } as never, context: createRequestContext('http', '127.0.0.1', {}), signal: new AbortController().signal };
+    for (let i = 0; i < 3; i++) await door.infer(call);
+    await new Promise((r) => setImmediate(r));
+    expect(trace.files!.dropped).toBe(3);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/^trace: 1 trace line\(s\) dropped/);
+    trace.update({ level: 'OFF' }, undefined, 'test');
+    expect(door.tracer).toBeUndefined();
+    await trace.close();
+  });
+});

@@ -182,8 +182,8 @@ export function startServer(service: InferenceService, options: ServerOptions = 
   const cacheBytes = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
   if (cacheBytes > 0 && isCacheCore(service) && options.frontDoor === undefined) context.frontDoor.use(cacheStage(new ResponseCache(cacheBytes), service));
   // Resolved once: a later chdir must not move where traces go.
-  const trace = new TraceControl(context.frontDoor, options.traceDir !== undefined ? { traceDir: resolve(options.traceDir) } : {});
   const serverLog = options.log ?? new ServerLog();
+  const trace = new TraceControl(context.frontDoor, { ...(options.traceDir !== undefined ? { traceDir: resolve(options.traceDir) } : {}), warn: (line) => serverLog.warn(line) });
   context.frontDoor.log = serverLog;
   const uploads = new ModelUploads(options.allowModelUpload ?? false);
   const newApp = (): uWS.TemplatedApp => (setup?.tls !== undefined ? uWS.SSLApp(setup.tls.appOptions) : uWS.App());

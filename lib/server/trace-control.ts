@@ -39,16 +39,25 @@ export interface TraceControlOptions {
   /** Directory trace files are written in (`--trace-dir`); without it trace_file cannot be set. */
   traceDir?: string;
   limits?: Partial<TraceFileLimits>;
+  /** Where dropped trace lines are reported (a warning at most every DROP_REPORT_MS). */
+  warn?: (line: string) => void;
 }
+
+/** Dropped lines are reported at most this often. */
+const DROP_REPORT_MS = 10_000;
 
 /** Owns a server's trace settings and files, and installs the tracer on its front door while tracing is on. */
 export class TraceControl implements CallTracer {
   readonly settings = new TraceSettings();
   readonly files: TraceFiles | undefined;
   private nextId = 1;
+  private readonly warn: ((line: string) => void) | undefined;
+  private reportedDrops = 0;
+  private lastDropReport = 0;
 
   constructor(private readonly frontDoor: FrontDoor, options: TraceControlOptions = {}) {
     this.files = options.traceDir === undefined ? undefined : new TraceFiles(options.traceDir, options.limits);
+    this.warn = options.warn;
   }
 
   /** Whether trace files may be named (the server has a trace directory). */
@@ -81,7 +90,17 @@ export class TraceControl implements CallTracer {
 
   /** Writes a finished trace (called after the answer went out). */
   record(setting: TraceSetting, line: string): void {
-    this.files?.write(setting.file, setting.logFrequency, line);
+    const files = this.files;
+    if (files === undefined) return;
+    files.write(setting.file, setting.logFrequency, line);
+    if (files.dropped > this.reportedDrops && this.warn !== undefined) {
+      const now = Date.now();
+      if (now - this.lastDropReport >= DROP_REPORT_MS) {
+        this.warn(`trace: ${files.dropped - this.reportedDrops} trace line(s) dropped (the disk is behind, a trace file cannot be written, or the trace byte/file budget is spent); ${files.dropped} in all`);
+        this.reportedDrops = files.dropped;
+        this.lastDropReport = now;
+      }
+    }
   }
 
   /** Flushes and closes the trace files. */
