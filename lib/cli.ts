@@ -8,7 +8,7 @@
  *                    [--metrics-port P] [--stream-max-inflight N] [--stream-feed on|off]
  *                    [--default-provider cpu|cuda|tensorrt] [--default-instances N]
  *                    [--default-max-batch-size N] [--max-output-bytes N] [--trt-cache-dir DIR]
- *                    [--max-connections N] [--grpc-port P|off]
+ *                    [--max-connections N] [--grpc-port P|off] [--trace-dir DIR] [--allow-model-upload]
  *                    [security flags: lib/auth/serve-flags.ts]
  *   tensorwire auth add-key ...     (lib/auth/cli.ts)
  *   tensorwire bench ...            (lib/bench/cli.ts)
@@ -47,6 +47,8 @@ const USAGE = `usage:
                    [--trt-cache-dir DIR (default: <repo>/.tensorwire-trt-cache)]
                    [--max-connections ${DEFAULT_MAX_CONNECTIONS} (lowered to fit the open-file limit)]
                    [--grpc-port ${DEFAULT_GRPC_PORT}|off (KServe v2 / Triton gRPC on --host)]
+                   [--trace-dir DIR (trace files of /v2/trace/setting go only here; default: none)]
+                   [--allow-model-upload (repository loads may carry model files; default off)]
 ${SECURITY_USAGE}
   tensorwire auth add-key --file FILE --name NAME --scopes infer,monitor
   tensorwire bench ...`;
@@ -95,6 +97,8 @@ export function parseServeArgs(args: string[]): ServeOptions {
       'max-connections': { type: 'string', default: String(DEFAULT_MAX_CONNECTIONS) },
       ...SECURITY_FLAGS,
       'grpc-port': { type: 'string', default: String(DEFAULT_GRPC_PORT) },
+      'trace-dir': { type: 'string' },
+      'allow-model-upload': { type: 'boolean', default: false },
     },
   });
   if (values.repo !== undefined && positionals.length > 0) throw new Error(`give either --repo DIR or a model file, not both (got --repo ${values.repo} and ${positionals.join(' ')})`);
@@ -130,6 +134,8 @@ export function parseServeArgs(args: string[]): ServeOptions {
     ...(given('maxOutputBytes') ? { maxOutputBytes: integer('maxOutputBytes') } : {}),
     ...(given('cacheBytes') ? { cacheBytes: integer('cacheBytes') } : {}),
     ...(values['trt-cache-dir'] !== undefined ? { trtCacheDir: values['trt-cache-dir'] } : {}),
+    ...(values['trace-dir'] !== undefined ? { traceDir: values['trace-dir'] } : {}),
+    ...(values['allow-model-upload'] ? { allowModelUpload: true } : {}),
     maxConnections: integer('maxConnections'),
     ...(security ? { security } : {}),
     grpcPort: values['grpc-port'] === 'off' ? 'off' : boundedInteger('port', flagNumber(values['grpc-port']), '--grpc-port', values['grpc-port']),

@@ -78,6 +78,13 @@ export interface TensorwireOptions {
    * only from loopback, the loopback Host allow-list) hold without flags.
    */
   security?: SecurityOptions | SecuritySetup;
+  /**
+   * Directory trace files are written in (`--trace-dir`, must exist). Without it trace files
+   * cannot be named over the trace extension (docs/protocol.md "Trace").
+   */
+  traceDir?: string;
+  /** Whether repository loads may carry model files (`file:` parameters, `--allow-model-upload`). Default false. */
+  allowModelUpload?: boolean;
   /** State-change lines (model loaded, failed, swapped); default console.log. */
   log?: (line: string) => void;
 }
@@ -180,6 +187,8 @@ export function checkOptions(options: TensorwireOptions): void {
   }
   if (options.defaultProvider !== undefined) providerOption(options.defaultProvider);
   if (options.grpcPort !== undefined && options.grpcPort !== 'off') boundedInteger('port', options.grpcPort, 'grpcPort');
+  if (options.traceDir !== undefined && (typeof options.traceDir !== 'string' || options.traceDir === '')) throw new TensorwireError('INVALID_INPUT', `traceDir must be a directory path, got ${shown(options.traceDir)}`);
+  if (options.allowModelUpload !== undefined && typeof options.allowModelUpload !== 'boolean') throw new TensorwireError('INVALID_INPUT', `allowModelUpload must be true or false, got ${shown(options.allowModelUpload)}`);
   if (options.streamFeed !== undefined && typeof options.streamFeed !== 'boolean') throw new TensorwireError('INVALID_INPUT', `streamFeed must be true or false, got ${shown(options.streamFeed)}`);
 }
 

@@ -15,6 +15,7 @@ import type { RunningGrpcServer } from './grpc/server';
 import { startServer, type RunningServer } from './server/server';
 import { checkOptions, modelDefaults, type TensorwireOptions } from './tensorwire-options';
 import { createSecurity, type SecurityOptions, type SecuritySetup } from './auth/serve-flags';
+import { ServerLog } from './server/server-log';
 
 /** True when `security` is a built setup rather than the flags it is built from. */
 function isSetup(security: SecurityOptions | SecuritySetup): security is SecuritySetup {
@@ -67,6 +68,9 @@ export async function createTensorwire(options: TensorwireOptions & CreateOption
   const given = options.security;
   const security = given === undefined ? undefined : isSetup(given) ? given : createSecurity(given, host, process.env);
   const ownsSecurity = given !== undefined && !isSetup(given);
+  // One log for the core's lines and the server's, so /v2/logging governs both.
+  const serverLog = new ServerLog(options.log ?? ((line) => console.log(line)));
+  const log = (line: string): void => serverLog.info(line);
   let service: TensorwireService;
   try {
     service = await createInferenceService({
@@ -75,7 +79,7 @@ export async function createTensorwire(options: TensorwireOptions & CreateOption
     loadModels: options.loadModels ?? [],
     ...(options.repositoryPollMs !== undefined ? { pollMs: options.repositoryPollMs } : {}),
     ...(options.versionDrainMs !== undefined ? { drainMs: options.versionDrainMs } : {}),
-    ...(options.log !== undefined ? { log: options.log } : {}),
+    log,
     ...(Object.keys(defaults).length > 0 ? { modelDefaults: defaults } : {}),
     ...(options.trtCacheDir !== undefined ? { trtCacheDir: options.trtCacheDir } : {}),
     });
@@ -99,6 +103,9 @@ export async function createTensorwire(options: TensorwireOptions & CreateOption
       ...(options.cacheBytes !== undefined ? { cacheBytes: options.cacheBytes } : {}),
       metricsHandler: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
       ...(security !== undefined ? { security } : {}),
+      ...(options.traceDir !== undefined ? { traceDir: options.traceDir } : {}),
+      ...(options.allowModelUpload !== undefined ? { allowModelUpload: options.allowModelUpload } : {}),
+      log: serverLog,
     });
   } catch (e) {
     // Nothing listens: free what the core loaded before reporting the failure.
@@ -138,7 +145,7 @@ export async function createTensorwire(options: TensorwireOptions & CreateOption
     server,
     grpc,
     initialLoad: service.initialLoad,
-    close: () => (closing ??= gracefulShutdown(service, server, drainTimeoutMs, options.log, grpc)),
+    close: () => (closing ??= gracefulShutdown(service, server, drainTimeoutMs, (line) => serverLog.warn(line), grpc)),
   };
   if (options.waitForModels ?? true) await service.initialLoad;
   return tw;

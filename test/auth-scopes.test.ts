@@ -5,6 +5,10 @@ import { HTTP_ROUTE_SCOPES, needOf, routeScopeOf, STREAM_OP_SCOPES, subscribeNee
 import { healthRoutes, metricsRoute, notFoundRoute } from '../lib/server/routes-health';
 import { modelRoutes } from '../lib/server/routes-models';
 import { repositoryRoutes } from '../lib/server/routes-repository';
+import { traceRoutes } from '../lib/server/routes-trace';
+import { loggingRoutes } from '../lib/server/routes-logging';
+import type { TraceControl } from '../lib/server/trace-control';
+import type { ServerLog } from '../lib/server/server-log';
 import { batchingRoutes } from '../lib/server/routes-batching';
 import { routingRoutes } from '../lib/server/routes-routing';
 import type { RoutingTable } from '../lib/routing/routing-table';
@@ -49,7 +53,7 @@ describe('scopes', () => {
 
 describe('route scopes', () => {
   // (Route specs only: no table is consulted while listing them.)
-  const registered = [...healthRoutes, ...modelRoutes, ...repositoryRoutes, ...batchingRoutes, ...routingRoutes({} as RoutingTable), ...sharedMemoryRoutes({} as SharedMemoryRegistry), metricsRoute, notFoundRoute];
+  const registered = [...healthRoutes, ...modelRoutes, ...repositoryRoutes, ...batchingRoutes, ...routingRoutes({} as RoutingTable), ...sharedMemoryRoutes({} as SharedMemoryRegistry), ...traceRoutes({} as TraceControl), ...loggingRoutes({} as ServerLog), metricsRoute, notFoundRoute];
 
   it('has an entry for every route lib/server registers, and none for routes that do not exist', () => {
     for (const r of registered) expect(routeScopeOf(r.method, r.pattern), `${r.method} ${r.pattern}`).toBeDefined();
@@ -77,6 +81,10 @@ describe('route scopes', () => {
     expect(routeScopeOf('post', '/v2/models/:model/batching')).toMatchObject({ need: 'manage', changesState: true });
     expect(routeScopeOf('get', '/v2/models/:model/batching')!.need).toBe('monitor');
     expect(routeScopeOf('post', '/v2/repository/index')!.need).toBe('monitor');
+    for (const pattern of ['/v2/trace/setting', '/v2/models/:model/trace/setting', '/v2/logging']) {
+      expect(routeScopeOf('post', pattern)).toMatchObject({ need: 'manage', changesState: true });
+      expect(routeScopeOf('get', pattern)).toMatchObject({ need: 'monitor', changesState: false });
+    }
     expect(routeScopeOf('get', '/metrics')!.need).toBe('monitor');
     expect(routeScopeOf('post', '/v2/models/:model/versions/:version/infer')!.need).toBe('infer-model');
     expect(routeScopeOf('get', '/v2/models/:model/config')!.need).toBe('infer-model');

@@ -82,8 +82,9 @@ describe('repository extension, explicit mode', () => {
     expect(notJson.status).toBe(400);
     expect(notJson.json.error).toMatch(/^load request for model 'versioned': parameters.config is not valid JSON/);
     const unknownParam = await postJson(h.base, '/v2/repository/models/versioned/load', { parameters: { 'file:1/model.onnx': 'AAAA' } });
-    expect(unknownParam.status).toBe(400);
-    expect(unknownParam.json.error).toBe("load request for model 'versioned': parameter 'file:1/model.onnx' is not supported (only \"config\" is)");
+    // Loading from bytes is off unless the server was started with --allow-model-upload.
+    expect(unknownParam.status).toBe(403);
+    expect(unknownParam.json.error).toBe("load request for model 'versioned': loading a model from bytes (\"file:\" parameters) is off on this server; start it with --allow-model-upload to allow it");
     const badConfig = await postJson(h.base, '/v2/repository/models/versioned/load', { parameters: { config: JSON.stringify({ max_batch_sizes: 4 }) } });
     expect(badConfig.status).toBe(400);
     expect(badConfig.json.error).toMatch(/max_batch_sizes.*did you mean max_batch_size/);

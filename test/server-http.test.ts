@@ -59,7 +59,7 @@ describe('health and server metadata', () => {
     expect(body).toEqual({
       name: 'tensorwire',
       version: require('../package.json').version,
-      extensions: ['binary_tensor_data', 'model_repository', 'statistics', 'schedule_policy', 'model_configuration', 'system_shared_memory'],
+      extensions: ['binary_tensor_data', 'model_repository', 'statistics', 'schedule_policy', 'model_configuration', 'system_shared_memory', 'trace', 'logging'],
     });
   });
 
@@ -233,7 +233,8 @@ describe('repository extension', () => {
     expect(badJson.status).toBe(400);
     expect(badJson.body.error).toMatch(/^load request for model 'big': parameters.config is not valid JSON/);
     const file = await post('/v2/repository/models/big/load', { parameters: { 'file:1/model.onnx': 'AAAA' } });
-    expect(file.body.error).toBe("load request for model 'big': parameter 'file:1/model.onnx' is not supported (only \"config\" is)");
+    expect(file.status).toBe(403);
+    expect(file.body.error).toMatch(/start it with --allow-model-upload/);
     expect((await json('/v2/repository/models/none/load', { method: 'POST' })).status).toBe(404);
   });
 });

@@ -58,6 +58,13 @@ export const HTTP_ROUTE_SCOPES: readonly RouteScope[] = Object.freeze([
   { method: 'get', pattern: '/v2/models/:model/routing', need: 'monitor', changesState: false },
   { method: 'post', pattern: '/v2/models/:model/routing', need: 'manage', changesState: true },
   { method: 'post', pattern: '/v2/models/:model/labels/:label/infer', need: 'infer-model', changesState: false },
+  // Triton's trace and logging extensions: reading them is monitoring, changing them management.
+  { method: 'get', pattern: '/v2/trace/setting', need: 'monitor', changesState: false },
+  { method: 'post', pattern: '/v2/trace/setting', need: 'manage', changesState: true },
+  { method: 'get', pattern: '/v2/models/:model/trace/setting', need: 'monitor', changesState: false },
+  { method: 'post', pattern: '/v2/models/:model/trace/setting', need: 'manage', changesState: true },
+  { method: 'get', pattern: '/v2/logging', need: 'monitor', changesState: false },
+  { method: 'post', pattern: '/v2/logging', need: 'manage', changesState: true },
   // A POST only because KServe says so: it reads the index.
   { method: 'post', pattern: '/v2/repository/index', need: 'monitor', changesState: false },
   { method: 'post', pattern: '/v2/repository/models/:model/load', need: 'manage', changesState: true },

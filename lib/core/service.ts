@@ -304,7 +304,7 @@ class Service implements TensorwireService {
     return readyOnly ? rows.filter((r) => r.state === 'ready') : rows;
   }
 
-  async loadModel(name: string, config?: Record<string, unknown>): Promise<void> {
+  async loadModel(name: string, config?: Record<string, unknown>, options: { directory?: string } = {}): Promise<void> {
     if ((this.options.modelControl ?? 'poll') !== 'explicit') {
       throw new TensorwireError('INVALID_INPUT', 'explicit model load / unload is not allowed unless the server runs with --model-control explicit');
     }
@@ -312,7 +312,8 @@ class Service implements TensorwireService {
     // The name comes from a URL: only names the scanner would serve (no "..", no "/").
     if (!MODEL_NAME.test(name)) throw new TensorwireError('NOT_FOUND', loadFailedMessage(name, 'model names are letters, digits, _ . - (not starting with .)'));
     const override = config === undefined ? undefined : validateConfig(config, `load request for "${name}"`);
-    const dir = path.join(this.options.repository, name);
+    // An uploaded model's files are in a directory the server made for them (lib/server/model-uploads.ts).
+    const dir = options.directory ?? path.join(this.options.repository, name);
     if (!(await stat(dir).catch(() => undefined))?.isDirectory()) throw new TensorwireError('NOT_FOUND', loadFailedMessage(name, 'no such model directory in the repository'));
     // The override's default_model_filename picks the file in each version directory (validated as a plain file name).
     const scanned = await scanModel(dir, name, override?.default_model_filename);

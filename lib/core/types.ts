@@ -133,7 +133,11 @@ export interface InferenceService {
    * fall back to repositoryIndex().
    */
   scanRepositoryIndex?(readyOnly?: boolean): Promise<RepositoryIndexEntry[]>;
-  loadModel(name: string, config?: Record<string, unknown>): Promise<void>;
+  /**
+   * Loads (or reloads) `name`; `options.directory` loads it from that directory instead of the
+   * repository's `<repository>/<name>` (files uploaded with the load request).
+   */
+  loadModel(name: string, config?: Record<string, unknown>, options?: { directory?: string }): Promise<void>;
   unloadModel(name: string): Promise<void>;
   /**
    * Live change of a serving model's batching (at once, no reload) and instance count (a hot

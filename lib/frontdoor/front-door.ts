@@ -22,6 +22,7 @@ import type { InferenceService } from '../core/types';
 import type { InferResponse } from '../protocol/types';
 import type { AuditLog } from '../auth/audit';
 import { InFlightTracker } from './inflight';
+import { truncateForMessage } from '../util/message-text';
 import type { ControlCall, InferCall, InferGateway, InferStage, RequestContext, Transport } from './types';
 
 /** Where successes go for the live prediction feed (lib/server/prediction-feed.ts fits). */
@@ -29,6 +30,26 @@ export interface PredictionSink {
   /** True when somebody subscribes to `model`: only then is a success worth offering. */
   wants(model: string): boolean;
   publish(model: string, request: InferCall['request'], response: InferResponse, requestId: string | number | undefined): void;
+}
+
+/**
+ * Samples calls for request tracing (lib/server/trace-control.ts). Installed on the front door
+ * only while tracing is on, so an untraced call pays one property check.
+ */
+export interface CallTracer {
+  /** A trace for this call, or undefined when it is not sampled. */
+  begin(call: InferCall): CallTrace | undefined;
+}
+
+/** One sampled call: told once how it ended. */
+export interface CallTrace {
+  end(response: InferResponse | undefined, error: unknown): void;
+}
+
+/** Where management actions are logged at verbose level 1 (lib/server/server-log.ts fits). */
+export interface ControlLog {
+  readonly verboseLevel: number;
+  verbose(level: number, line: string): void;
 }
 
 /** Options of the front door. */
@@ -59,6 +80,10 @@ export class FrontDoor implements InferGateway {
   private pipeline: (call: InferCall) => Promise<InferResponse>;
   private draining = false;
   private readonly audit: AuditLog | undefined;
+  /** Request tracing, set only while some trace setting is on (see CallTracer). */
+  tracer: CallTracer | undefined = undefined;
+  /** The server log: each management action and its result at verbose level 1. */
+  log: ControlLog | undefined = undefined;
 
   constructor(options: FrontDoorOptions) {
     this.service = options.service;
@@ -103,6 +128,7 @@ export class FrontDoor implements InferGateway {
     const transport = call.context.transport;
     this.calls.enter();
     this.byTransport[transport]++;
+    const trace = this.tracer?.begin(call);
     let pending: Promise<InferResponse>;
     try {
       pending = this.pipeline(call);
@@ -114,6 +140,7 @@ export class FrontDoor implements InferGateway {
         this.byTransport[transport]--;
         this.calls.leave();
         if (response.id === undefined && call.request.id !== undefined) response.id = call.request.id;
+        if (trace !== undefined) trace.end(response, undefined);
         const feed = this.feed;
         if (feed !== undefined && feed.wants(call.model)) setImmediate(() => feed.publish(call.model, call.request, response, call.answerId ?? response.id));
         return response;
@@ -121,7 +148,9 @@ export class FrontDoor implements InferGateway {
       (e: unknown) => {
         this.byTransport[transport]--;
         this.calls.leave();
-        throw toTensorwireError(e);
+        const error = toTensorwireError(e);
+        if (trace !== undefined) trace.end(undefined, error);
+        throw error;
       },
     );
   }
@@ -153,6 +182,15 @@ export class FrontDoor implements InferGateway {
       pending = Promise.resolve(run());
     } catch (e) {
       pending = Promise.reject(e);
+    }
+    const log = this.log;
+    if (log !== undefined && log.verboseLevel >= 1) {
+      const what = `${call.action}${call.target !== undefined ? ` ${truncateForMessage(call.target)}` : ''} by ${call.context.principal.name}`;
+      // A side branch: the caller still gets `pending` itself.
+      pending.then(
+        () => log.verbose(1, `control ${what}: ok`),
+        (e: unknown) => log.verbose(1, `control ${what}: ${toTensorwireError(e).code}`),
+      );
     }
     if (audit === undefined) return pending;
     return pending.then(

@@ -8,8 +8,8 @@
  */
 import type { RepositoryIndexEntry, VersionState } from '../core/types';
 import { TensorwireError } from '../errors';
-import { checkConfigSize } from '../repository/config';
-import { checkNesting } from '../repository/field-reader';
+import { readLoadParameters } from '../repository/upload-parameters';
+import type { ModelUploads } from './model-uploads';
 import { previewValue, truncateForMessage } from '../util/message-text';
 import { parseJsonBody, type RouteSpec } from './router';
 
@@ -41,47 +41,21 @@ function readyOnlyFlag(body: unknown): boolean {
 }
 
 /**
- * Reads the optional load parameters. Triton's form: `{"parameters": {"config": "<model
- * config as a JSON string>"}}`. File overrides (`file:<path>` parameters) are not supported
- * and are refused rather than ignored.
+ * Reads the optional load parameters without files. Triton's form: `{"parameters": {"config":
+ * "<model config as a JSON string>"}}`. File overrides (`file:<path>` parameters) are refused
+ * here rather than ignored: transports that take uploads go through ModelUploads.
  */
 export function loadConfig(model: string, body: unknown): Record<string, unknown> | undefined {
-  if (body === undefined) return undefined;
-  const where = `load request for model '${truncateForMessage(model)}'`;
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new TensorwireError('INVALID_INPUT', `${where}: expected a JSON object, got ${previewValue(body)}`);
-  }
-  const parameters = (body as { parameters?: unknown }).parameters;
-  if (parameters === undefined) return undefined;
-  if (typeof parameters !== 'object' || parameters === null || Array.isArray(parameters)) {
-    throw new TensorwireError('INVALID_INPUT', `${where}: "parameters" must be an object, got ${previewValue(parameters)}`);
-  }
-  let config: Record<string, unknown> | undefined;
-  for (const [key, value] of Object.entries(parameters)) {
-    if (key !== 'config') {
-      throw new TensorwireError('INVALID_INPUT', `${where}: parameter '${truncateForMessage(key)}' is not supported (only "config" is)`);
-    }
-    if (typeof value !== 'string') {
-      throw new TensorwireError('INVALID_INPUT', `${where}: parameters.config must be the model configuration as a JSON string, got ${typeof value}`);
-    }
-    checkConfigSize(value, `${where}: parameters.config`);
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(value);
-    } catch (e) {
-      throw new TensorwireError('INVALID_INPUT', `${where}: parameters.config is not valid JSON (${truncateForMessage((e as Error).message)})`);
-    }
-    checkNesting(parsed, `${where}: parameters.config`);
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-      throw new TensorwireError('INVALID_INPUT', `${where}: parameters.config must be a JSON object, got ${truncateForMessage(value)}`);
-    }
-    config = parsed as Record<string, unknown>;
-  }
-  return config;
+  return readLoadParameters(model, body, 'unsupported').config;
 }
 
-/** POST /v2/repository/index, /v2/repository/models/{m}/load and /unload. */
-export const repositoryRoutes: RouteSpec[] = [
+/**
+ * POST /v2/repository/index, /v2/repository/models/{m}/load and /unload. With `uploads`, loads
+ * may carry model files (`file:` parameters, when uploads are allowed) and the model's upload
+ * directory goes with its unload.
+ */
+export function repositoryRoutesWith(uploads: ModelUploads | undefined): RouteSpec[] {
+  return [
   {
     method: 'post',
     pattern: '/v2/repository/index',
@@ -102,8 +76,8 @@ export const repositoryRoutes: RouteSpec[] = [
     handler: async (x, ctx) => {
       const model = x.params[0]!;
       const body = await x.readBody(ctx.maxBodyBytes);
-      const config = loadConfig(model, parseJsonBody(body, `load request for model '${truncateForMessage(model)}'`));
-      await ctx.service.loadModel(model, config);
+      if (uploads !== undefined) await uploads.load(ctx.service, model, body);
+      else await ctx.service.loadModel(model, loadConfig(model, parseJsonBody(body, `load request for model '${truncateForMessage(model)}'`)));
       x.send(200);
     },
   },
@@ -116,8 +90,13 @@ export const repositoryRoutes: RouteSpec[] = [
       const model = x.params[0]!;
       // Triton accepts {"parameters": {"unload_dependents": bool}}; there are no dependents here.
       parseJsonBody(await x.readBody(ctx.maxBodyBytes), `unload request for model '${truncateForMessage(model)}'`);
-      await ctx.service.unloadModel(model);
+      if (uploads !== undefined) await uploads.unload(ctx.service, model);
+      else await ctx.service.unloadModel(model);
       x.send(200);
     },
   },
 ];
+}
+
+/** The repository routes without uploads (`file:` parameters are refused with 403). */
+export const repositoryRoutes: RouteSpec[] = repositoryRoutesWith(undefined);

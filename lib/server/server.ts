@@ -2,6 +2,8 @@
  * Starts the uWebSockets.js app that serves an `InferenceService`: KServe v2 REST, the
  * WebSocket stream and /metrics. The front end knows only the core API (lib/core/types.ts).
  */
+import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import uWS from 'uWebSockets.js';
 import type { InferenceService } from '../core/types';
 import { InFlightTracker } from '../frontdoor/inflight';
@@ -15,13 +17,18 @@ import { TlsFileWatcher, type TlsFileWatcherOptions } from '../auth/tls-file-wat
 import { isLoopbackHost } from '../auth/bind-policy';
 import { healthRoutes, metricsRoute, notFoundRoute } from './routes-health';
 import { modelRoutes } from './routes-models';
-import { repositoryRoutes } from './routes-repository';
+import { repositoryRoutesWith } from './routes-repository';
 import { batchingRoutes } from './routes-batching';
 import { routingRoutes } from './routes-routing';
 import { sharedMemoryRoutes } from './routes-shared-memory';
 import { SharedMemoryRegistry } from '../shm/region-registry';
 import { sharedMemoryStage } from '../shm/shared-memory-stage';
 import type { SharedMemoryLimits } from '../shm/limits';
+import { traceRoutes } from './routes-trace';
+import { loggingRoutes } from './routes-logging';
+import { TraceControl } from './trace-control';
+import { ServerLog } from './server-log';
+import { ModelUploads } from './model-uploads';
 import { isRoutingCore, RoutingTable } from '../routing/routing-table';
 import { routingStage } from '../routing/routing-stage';
 import { cacheStage, isCacheCore } from '../cache/cache-stage';
@@ -83,6 +90,15 @@ export interface ServerOptions {
    * Default on; false leaves reloads to `reloadTls` (SIGHUP).
    */
   tlsWatch?: TlsFileWatcherOptions | false;
+  /**
+   * Directory trace files are written in (`--trace-dir`, an existing directory). Without it
+   * the trace extension still samples nothing and refuses `trace_file` (docs/protocol.md "Trace").
+   */
+  traceDir?: string;
+  /** Whether repository loads may carry model files (`file:` parameters, `--allow-model-upload`). Default false. */
+  allowModelUpload?: boolean;
+  /** The server log GET/POST /v2/logging control (default: one writing to stdout). */
+  log?: ServerLog;
 }
 
 /** A listening server. */
@@ -103,6 +119,8 @@ export interface RunningServer {
   readonly frontDoor: FrontDoor;
   /** This server's system shared memory regions (the gRPC service's shared memory RPCs can call it). */
   readonly sharedMemory: SharedMemoryRegistry;
+  /** Request tracing (Triton's trace extension): settings and trace files. */
+  readonly trace: TraceControl;
   /**
    * Begins a graceful shutdown: readiness turns false, new inference requests and stream
    * connections get 503, and the promise resolves true once every in-flight request settled
@@ -144,6 +162,9 @@ export function startServer(service: InferenceService, options: ServerOptions = 
     throw new RangeError(`metricsPort must be 0..65535, got ${metricsPort}`);
   }
 
+  if (options.traceDir !== undefined && !statSync(options.traceDir, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new RangeError(`traceDir must be an existing directory, got ${options.traceDir}`);
+  }
   const feed = new PredictionFeed();
   const setup = options.security;
   const security: RouteSecurity | undefined = setup === undefined ? undefined : {
@@ -178,6 +199,11 @@ export function startServer(service: InferenceService, options: ServerOptions = 
   // The response cache (lib/cache) after routing, so the version is chosen when the key is made.
   const cacheBytes = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
   if (cacheBytes > 0 && isCacheCore(service) && options.frontDoor === undefined) context.frontDoor.use(cacheStage(new ResponseCache(cacheBytes), service));
+  // Resolved once: a later chdir must not move where traces go.
+  const serverLog = options.log ?? new ServerLog();
+  const trace = new TraceControl(context.frontDoor, { ...(options.traceDir !== undefined ? { traceDir: resolve(options.traceDir) } : {}), warn: (line) => serverLog.warn(line) });
+  context.frontDoor.log = serverLog;
+  const uploads = new ModelUploads(options.allowModelUpload ?? false);
   const newApp = (): uWS.TemplatedApp => (setup?.tls !== undefined ? uWS.SSLApp(setup.tls.appOptions) : uWS.App());
   let metricsBoundPort: number | undefined;
   // With a metrics port, a scrape of the main port is told where to go instead.
@@ -198,7 +224,7 @@ export function startServer(service: InferenceService, options: ServerOptions = 
       feed: options.streamFeed ?? false,
       ...(options.streamHighWaterBytes !== undefined ? { highWaterBytes: options.streamHighWaterBytes } : {}),
     }));
-    for (const spec of [...healthRoutes, ...modelRoutes, ...repositoryRoutes, ...batchingRoutes, ...(routing ? routingRoutes(routing) : []), ...sharedMemoryRoutes(sharedMemory), mainMetricsRoute]) addRoute(app, context, spec);
+    for (const spec of [...healthRoutes, ...modelRoutes, ...repositoryRoutesWith(uploads), ...batchingRoutes, ...(routing ? routingRoutes(routing) : []), ...sharedMemoryRoutes(sharedMemory), ...traceRoutes(trace), ...loggingRoutes(serverLog), mainMetricsRoute]) addRoute(app, context, spec);
     addRoute(app, context, notFoundRoute);
     if (security !== undefined) addPreflightRoute(app, security);
     apps.push(app);
@@ -327,6 +353,7 @@ export function startServer(service: InferenceService, options: ServerOptions = 
       feed: context.feed,
       frontDoor: context.frontDoor,
       sharedMemory,
+      trace,
       async reloadTls(): Promise<void> {
         await reloadTls();
       },
@@ -348,6 +375,8 @@ export function startServer(service: InferenceService, options: ServerOptions = 
           // HTTP connections, keep-alive ones included; pending responses see onAborted.
           for (const a of apps) (a as unknown as { close?: () => void }).close?.();
           sharedMemory.close();
+          // Trace lines still buffered reach their files; uploaded model files are removed.
+          await Promise.all([trace.close(), uploads.close()]);
         })();
         return closed;
       },

@@ -45,6 +45,10 @@ export interface HarnessOptions {
   security?: SecurityOptions | SecuritySetup;
   /** Serve /metrics on its own port (0: any free one). */
   metricsPort?: number;
+  /** `--trace-dir`: where trace files may be written. */
+  traceDir?: string;
+  /** `--allow-model-upload`: repository loads may carry model files. */
+  allowModelUpload?: boolean;
 }
 
 /** A running server over a temporary repository. */
@@ -103,6 +107,8 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
       ...(options.streamFeed !== undefined ? { streamFeed: options.streamFeed } : {}),
       ...(security !== undefined ? { security } : {}),
       ...(options.metricsPort !== undefined ? { metricsPort: options.metricsPort } : {}),
+      ...(options.traceDir !== undefined ? { traceDir: options.traceDir } : {}),
+      ...(options.allowModelUpload !== undefined ? { allowModelUpload: options.allowModelUpload } : {}),
     });
     let closed: Promise<void> | undefined;
     return {
