@@ -66,10 +66,10 @@ export function responseCoding(header: string): ContentCoding | undefined {
   return gzip > deflate ? 'gzip' : 'deflate';
 }
 
-/** The q of `;q=0.5` parameters (RFC 9110 §12.4.2), -1 when unreadable. */
+/** The q of `;q=0.5` parameters (RFC 9110 §12.4.2: 0 to 1, three decimals at most), -1 when malformed. */
 function qValue(params: string): number {
-  const match = /(?:^|;)\s*q\s*=\s*([0-9.]+)\s*(?:;|$)/i.exec(params);
+  const match = /(?:^|;)\s*q\s*=([^;]*)/i.exec(params);
   if (match === null) return 1; // parameters other than q
-  const q = Number(match[1]);
-  return Number.isFinite(q) && q >= 0 && q <= 1 ? q : -1;
+  const text = match[1]!.trim();
+  return /^(?:0(?:\.\d{0,3})?|1(?:\.0{0,3})?)$/.test(text) ? Number(text) : -1;
 }
