@@ -13,7 +13,9 @@ import { randomBytes } from 'node:crypto';
 import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mlpModel, mlpReference, mlpWeights } from './fixtures/models';
-import { binaryRequest, bytes, f32, startHarness, type Harness } from './helpers/server-harness';
+import { binaryRequest, bytes, f32, startHarness, writeHarnessModel, type Harness } from './helpers/server-harness';
+import { tempDir } from './helpers/engine-run';
+import { createTensorwire } from '../lib/tensorwire';
 
 const W = mlpWeights();
 /** Body limit of the small server (zip bombs). */
@@ -338,5 +340,40 @@ describe('compressed answers', () => {
     const r = await raw(h.base, '/v2/models/mlp/infer', body, { 'accept-encoding': 'gzip' });
     expect(r.status).toBe(200);
     expect(r.headers['content-encoding']).toBe('gzip');
+  });
+});
+
+describe('compression turned off (createTensorwire({ compression: { enabled: false } }))', () => {
+  it('refuses compressed bodies naming the coding, and compresses no answer', async () => {
+    const { dir, cleanup } = tempDir('tw-compression-off-');
+    try {
+      await writeHarnessModel(dir, { name: 'mlp', versions: { 1: (d) => mlpModel(d, { file: 'model.onnx' }) } });
+      const tw = await createTensorwire({ repository: dir, port: 0, modelControl: 'none', log: () => undefined, compression: { enabled: false } });
+      try {
+        const x = input(64, 30);
+        const refused = await raw(tw.url, '/v2/models/mlp/infer', zlib.gzipSync(jsonRequest(x)), { 'content-encoding': 'gzip' });
+        expect(refused.status).toBe(400);
+        expect(JSON.parse(refused.body.toString()).error).toBe("Content-Encoding 'gzip' is turned off on this server: send the body uncompressed");
+        const plain = await raw(tw.url, '/v2/models/mlp/infer', jsonRequest(x), { 'accept-encoding': 'gzip' });
+        expect(plain.status).toBe(200);
+        expect(plain.body.length).toBeGreaterThan(1024);
+        expect(plain.headers['content-encoding']).toBeUndefined();
+        expect(plain.headers['vary']).toBeUndefined();
+      } finally {
+        await tw.close();
+      }
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('settings out of bounds are refused at start', async () => {
+    const { dir, cleanup } = tempDir('tw-compression-bad-');
+    try {
+      await writeHarnessModel(dir, { name: 'mlp', versions: { 1: (d) => mlpModel(d, { file: 'model.onnx' }) } });
+      await expect(createTensorwire({ repository: dir, port: 0, modelControl: 'none', log: () => undefined, compression: { maxJobs: 0 } })).rejects.toThrow('compression.maxJobs must be an integer in 1..1024, got 0');
+    } finally {
+      cleanup();
+    }
   });
 });
