@@ -133,3 +133,13 @@ describe('joinChunks', () => {
     }
   });
 });
+
+describe('tensorwire serve --http-compression', () => {
+  it('on by default (nothing passed), off turns it off, anything else is refused', async () => {
+    const { parseServeArgs } = await import('../lib/cli');
+    expect(parseServeArgs(['--repo', 'r']).compression).toBeUndefined();
+    expect(parseServeArgs(['--repo', 'r', '--http-compression', 'on']).compression).toBeUndefined();
+    expect(parseServeArgs(['--repo', 'r', '--http-compression', 'off']).compression).toEqual({ enabled: false });
+    expect(() => parseServeArgs(['--repo', 'r', '--http-compression', 'gzip'])).toThrow("--http-compression must be on or off, got 'gzip'");
+  });
+});
