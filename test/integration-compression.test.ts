@@ -26,7 +26,8 @@ let small: Harness;
 beforeAll(async () => {
   const models = [{ name: 'mlp', versions: { 1: (d: string) => mlpModel(d, { file: 'model.onnx' }) } }];
   h = await startHarness({ models });
-  small = await startHarness({ models, maxBodyBytes: SMALL_LIMIT });
+  // With `tensorwire serve`'s default security (the router's secured path), unlike `h`.
+  small = await startHarness({ models, maxBodyBytes: SMALL_LIMIT, security: {} });
 }, 60_000);
 afterAll(async () => {
   await h?.close();
@@ -183,10 +184,11 @@ describe('compressed request bodies', () => {
     // Four bombs of 512 MiB each: inflated they would be 2 GiB. Each stops at the 4 MiB limit
     // (and holds at most about twice that while it is refused).
     expect(rssPeak - rssBefore).toBeLessThan(160 * 1024 * 1024);
-    const x = input(2, 6);
-    const after = await raw(small.base, '/v2/models/mlp/infer', zlib.gzipSync(jsonRequest(x)), { 'content-encoding': 'gzip' });
+    const x = input(64, 6);
+    const after = await raw(small.base, '/v2/models/mlp/infer', zlib.gzipSync(jsonRequest(x)), { 'content-encoding': 'gzip', 'accept-encoding': 'gzip' });
     expect(after.status).toBe(200);
-    expectClose(JSON.parse(after.body.toString()).outputs[0].data, mlpReference(W, x));
+    expect(after.headers['content-encoding']).toBe('gzip');
+    expectClose(JSON.parse(decoded(after).toString()).outputs[0].data, mlpReference(W, x));
   });
 
   it('decompressing a 30 MB body does not hold the event loop', async () => {
@@ -205,21 +207,27 @@ describe('compressed request bodies', () => {
     zlib.gunzipSync(body);
     const syncMs = performance.now() - t0;
 
-    let worst = 0;
-    let last = performance.now();
-    const timer = setInterval(() => {
-      const now = performance.now();
-      worst = Math.max(worst, now - last - 5);
-      last = now;
-    }, 5);
-    const r = await raw(h.base, '/v2/models/mlp/infer', body, { 'content-encoding': 'gzip' });
-    clearInterval(timer);
-    expect(r.status, r.body.toString().slice(0, 200)).toBe(200);
-    expect(JSON.parse(r.body.toString()).id).toBe('big');
-    // Generous: the box is shared. The inflate alone would block for syncMs.
-    console.log(`30 MB gzip body: worst timer lateness ${worst.toFixed(1)} ms (the same inflate on the JS thread: ${syncMs.toFixed(1)} ms)`);
-    // Joining the inflated chunks in one Buffer.concat held the loop ~400 ms here.
-    expect(worst).toBeLessThan(150);
+    // Best of up to three tries: on a shared box noise only ever makes the lateness worse,
+    // while a loop held by the decompression would be late every time.
+    const tries: number[] = [];
+    for (let attempt = 0; attempt < 3 && !(tries.length > 0 && Math.min(...tries) < 150); attempt++) {
+      let worst = 0;
+      let last = performance.now();
+      const timer = setInterval(() => {
+        const now = performance.now();
+        worst = Math.max(worst, now - last - 5);
+        last = now;
+      }, 5);
+      const r = await raw(h.base, '/v2/models/mlp/infer', body, { 'content-encoding': 'gzip' });
+      clearInterval(timer);
+      expect(r.status, r.body.toString().slice(0, 200)).toBe(200);
+      expect(JSON.parse(r.body.toString()).id).toBe('big');
+      tries.push(worst);
+    }
+    console.log(`30 MB gzip body: worst timer lateness ${tries.map((t) => t.toFixed(1)).join(', ')} ms (the same inflate on the JS thread: ${syncMs.toFixed(1)} ms)`);
+    // Generous: the box is shared. Joining the inflated chunks in one Buffer.concat held the
+    // loop ~400 ms here; the inflate on the JS thread would hold it for syncMs.
+    expect(Math.min(...tries)).toBeLessThan(150);
   }, 60_000);
 });
 
