@@ -9,6 +9,7 @@
  *                    [--default-provider cpu|cuda|tensorrt] [--default-instances N]
  *                    [--default-max-batch-size N] [--max-output-bytes N] [--trt-cache-dir DIR]
  *                    [--max-connections N] [--grpc-port P|off] [--trace-dir DIR] [--allow-model-upload]
+ *                    [--http-compression on|off]
  *                    [security flags: lib/auth/serve-flags.ts]
  *   tensorwire auth add-key ...     (lib/auth/cli.ts)
  *   tensorwire bench ...            (lib/bench/cli.ts)
@@ -39,6 +40,7 @@ const USAGE = `usage:
                    [--max-body-bytes ${DEFAULT_MAX_BODY_BYTES}] [--repository-poll-ms 1000]
                    [--drain-timeout-ms 30000] [--metrics-port P (default: /metrics on --port)]
                    [--stream-max-inflight ${DEFAULT_STREAM_MAX_INFLIGHT}] [--stream-feed on|off (default off)]
+                   [--http-compression on|off (gzip/deflate bodies and answers, default on)]
                    [--default-provider cpu|cuda|tensorrt (default cpu)]
                    [--default-instances 1 (1-${OPTION_BOUNDS.defaultInstances[1]})]
                    [--default-max-batch-size 64 (0-${OPTION_BOUNDS.defaultMaxBatchSize[1]})]
@@ -88,6 +90,7 @@ export function parseServeArgs(args: string[]): ServeOptions {
       'metrics-port': { type: 'string' },
       'stream-max-inflight': { type: 'string', default: String(DEFAULT_STREAM_MAX_INFLIGHT) },
       'stream-feed': { type: 'string', default: 'off' },
+      'http-compression': { type: 'string', default: 'on' },
       'default-provider': { type: 'string' },
       'default-instances': { type: 'string' },
       'default-max-batch-size': { type: 'string' },
@@ -112,6 +115,8 @@ export function parseServeArgs(args: string[]): ServeOptions {
   const streamFeed = values['stream-feed'];
   // There is no authentication yet: `off` is how an operator keeps predictions private.
   if (streamFeed !== 'on' && streamFeed !== 'off') throw new Error(`--stream-feed must be on or off, got '${streamFeed}'`);
+  const httpCompression = values['http-compression'];
+  if (httpCompression !== 'on' && httpCompression !== 'off') throw new Error(`--http-compression must be on or off, got '${httpCompression}'`);
   const text = (option: NumericOption): string | undefined => values[flagOf(option).slice(2) as keyof typeof values] as string | undefined;
   const integer = (option: NumericOption): number => boundedInteger(option, flagNumber(text(option) ?? ''), flagOf(option), text(option));
   const given = (option: NumericOption): boolean => text(option) !== undefined;
@@ -128,6 +133,7 @@ export function parseServeArgs(args: string[]): ServeOptions {
     ...(given('metricsPort') ? { metricsPort: integer('metricsPort') } : {}),
     streamMaxInflight: integer('streamMaxInflight'),
     streamFeed: streamFeed === 'on',
+    ...(httpCompression === 'off' ? { compression: { enabled: false } } : {}),
     ...(values['default-provider'] !== undefined ? { defaultProvider: providerOption(values['default-provider'], '--default-provider').kind } : {}),
     ...(given('defaultInstances') ? { defaultInstances: integer('defaultInstances') } : {}),
     ...(given('defaultMaxBatchSize') ? { defaultMaxBatchSize: integer('defaultMaxBatchSize') } : {}),

@@ -5,6 +5,7 @@
  * `repositoryPollMs`), and every number has the same bound on both paths, so a value the CLI
  * refuses is refused by the API with the same words.
  */
+import type { CompressionOptions } from './server/http-compression';
 import type { ModelControl } from './core/service';
 import type { ProviderOptions } from './engine/types';
 import { TensorwireError } from './errors';
@@ -30,6 +31,8 @@ export interface TensorwireOptions {
   repositoryPollMs?: number;
   /** Largest request body and WebSocket message, bytes. Default 64 MiB. */
   maxBodyBytes?: number;
+  /** HTTP gzip/deflate bodies and answers (lib/server/http-compression.ts, docs/protocol.md "Compression"). Default on. */
+  compression?: CompressionOptions;
   /** How long `close()` waits for in-flight requests before cancelling them. Default 30000 ms. */
   drainTimeoutMs?: number;
   /** Serve /metrics on this port instead of the main one (0 picks a free one). */

@@ -101,6 +101,7 @@ export async function createTensorwire(options: TensorwireOptions & CreateOption
       ...(options.streamFeed !== undefined ? { streamFeed: options.streamFeed } : {}),
       ...(options.metricsPort !== undefined ? { metricsPort: options.metricsPort } : {}),
       ...(options.cacheBytes !== undefined ? { cacheBytes: options.cacheBytes } : {}),
+      ...(options.compression !== undefined ? { compression: options.compression } : {}),
       metricsHandler: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
       ...(security !== undefined ? { security } : {}),
       ...(options.traceDir !== undefined ? { traceDir: options.traceDir } : {}),

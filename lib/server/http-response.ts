@@ -19,6 +19,12 @@
  *   and the response ends when the body ended; a client still sending after `LINGER_MS` is
  *   disconnected. Closing at once would leave unread bytes, so the kernel would send a
  *   reset, which can destroy the answer before the client reads it.
+ * - Content codings (http-compression.ts): a body sent with `Content-Encoding: gzip`/`deflate`
+ *   is read (bounded by the limit), then decompressed off the event loop with the same limit
+ *   on its decompressed size; an answer at least `minResponseBytes` long to a client whose
+ *   `Accept-Encoding` allows it is compressed off the event loop before it goes out. The
+ *   exchange counts as answered (`isDone`) from `send`, and a client gone meanwhile gets
+ *   nothing written. Without those headers the only cost is a string check.
  * - Bodies go out with `tryEnd` and `onWritable`: under backpressure uWS keeps no copy and the
  *   exchange knows when the last byte was handed to the kernel (`whenFlushed`), so a graceful
  *   shutdown can wait for responses still being written to slow readers.
@@ -28,6 +34,8 @@ import { TensorwireError, toTensorwireError } from '../errors';
 import { RequestSignal } from './request-signal';
 import { WWW_AUTHENTICATE } from '../auth/access-control';
 import type { Principal } from '../frontdoor/types';
+import { requestCoding, responseCoding, SUPPORTED_CODINGS, type ContentCoding } from './content-coding';
+import type { HttpCompression } from './http-compression';
 
 /** Bodies the exchange can send as they are. */
 export type ResponseBody = string | Uint8Array | ArrayBuffer;
@@ -109,6 +117,11 @@ export class HttpExchange {
    * router when configured, so an exchange without them pays nothing.
    */
   extraHeaders: readonly string[] | undefined;
+  /**
+   * The server's compression (set by the router): request bodies in a content coding are
+   * decoded with it, answers compressed. Undefined: codings are refused, nothing compressed.
+   */
+  compression: HttpCompression | undefined;
 
   private readonly res: HttpResponse;
   private addressText: string | undefined;
@@ -200,8 +213,35 @@ export class HttpExchange {
    * The returned Buffer is the server's own copy; views into it stay valid.
    */
   readBody(maxBytes: number): Promise<Buffer> {
+    const encoding = this.headers['content-encoding'];
+    if (encoding !== undefined && encoding !== '') return this.readEncodedBody(encoding, maxBytes);
     if (this.prefetched !== undefined) return this.prefetched;
     return this.startBodyRead(maxBytes);
+  }
+
+  /**
+   * readBody of a body with a `Content-Encoding`: the compressed body is read with the limit,
+   * then decompressed (off the event loop) with the limit on its decompressed size. A coding
+   * the server does not speak is refused before a byte is buffered, and the answer says which
+   * it does (`Accept-Encoding`, RFC 9110 §12.5.3).
+   */
+  private readEncodedBody(encoding: string, maxBytes: number): Promise<Buffer> {
+    let coding: ContentCoding | undefined;
+    try {
+      coding = requestCoding(encoding);
+    } catch (e) {
+      this.extraHeaders = [...(this.extraHeaders ?? []), 'Accept-Encoding', SUPPORTED_CODINGS];
+      this.discardBody();
+      return Promise.reject(e);
+    }
+    const read = this.prefetched ?? this.startBodyRead(maxBytes);
+    if (coding === undefined) return read;
+    const compression = this.compression;
+    if (compression === undefined) {
+      this.discardBody();
+      return Promise.reject(new TensorwireError('INVALID_INPUT', `Content-Encoding '${coding}' is not accepted on this endpoint: send the body uncompressed`));
+    }
+    return read.then((body) => (this.aborted ? Promise.reject(cancelledError()) : compression.decompress(body, coding, maxBytes)));
   }
 
   /**
@@ -301,8 +341,8 @@ export class HttpExchange {
   send(status: number, body: ResponseBody = '', contentType?: string, headers?: readonly string[]): boolean {
     if (this.aborted || this.ended) return false;
     this.ended = true;
-    const res = this.res;
     if (this.bodyPending) {
+      const res = this.res;
       // Answer now, end once the rest of the body was read (see LINGER_MS). A chunked answer
       // leaves the response open until then. (No "Connection: close": uWS would write it into
       // the body of a chunked answer, and once the body is read the connection is reusable.)
@@ -317,19 +357,58 @@ export class HttpExchange {
       this.lingerTimer = setTimeout(() => this.finishLinger(), LINGER_MS);
       return true;
     }
-    let done = false;
     const size = typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
+    const compression = this.compression;
+    if (compression !== undefined && size >= compression.minResponseBytes && size > 0) {
+      if (!this.sendCompressed(compression, status, body, contentType, headers)) this.writeResponse(status, body, size, contentType, headers, VARY_ONLY);
+      return true;
+    }
+    this.writeResponse(status, body, size, contentType, headers, undefined);
+    return true;
+  }
+
+  /**
+   * Starts compressing an answer for a client that accepts a coding; false (nothing started)
+   * when it accepts none or the server's compression jobs are all taken. `body` must not
+   * change once sent (the codecs hand over fresh buffers).
+   */
+  private sendCompressed(compression: HttpCompression, status: number, body: ResponseBody, contentType: string | undefined, headers: readonly string[] | undefined): boolean {
+    const accept = this.headers['accept-encoding'];
+    if (accept === undefined || accept === '') return false;
+    const coding = responseCoding(accept);
+    if (coding === undefined) return false;
+    const bytes = typeof body === 'string' ? Buffer.from(body) : body instanceof ArrayBuffer ? new Uint8Array(body) : body;
+    const job = compression.compress(bytes, coding);
+    if (job === undefined) return false;
+    // Until the job ends the exchange is answered but not flushed: a graceful shutdown waits
+    // for it; a client gone meanwhile (handleAbort) gets nothing written.
+    job.then(
+      (compressed) => {
+        if (!this.aborted) this.writeResponse(status, compressed, compressed.byteLength, contentType, headers, coding === 'gzip' ? GZIP_HEADERS : DEFLATE_HEADERS);
+      },
+      () => {
+        // zlib failed (memory): the answer is still good uncompressed, as Triton sends it.
+        if (!this.aborted) this.writeResponse(status, bytes, bytes.byteLength, contentType, headers, VARY_ONLY);
+      },
+    );
+    return true;
+  }
+
+  /** Writes a whole answer (`coding`: the Content-Encoding/Vary headers it needs, flat). */
+  private writeResponse(status: number, body: ResponseBody, size: number, contentType: string | undefined, headers: readonly string[] | undefined, coding: readonly string[] | undefined): void {
+    const res = this.res;
+    let done = false;
     res.cork(() => {
       if (status !== 200) res.writeStatus(statusLine(status)); // uWS writes "200 OK" by default
       if (contentType !== undefined) res.writeHeader('Content-Type', contentType);
       if (headers !== undefined) for (let i = 0; i + 1 < headers.length; i += 2) res.writeHeader(headers[i]!, headers[i + 1]!);
+      if (coding !== undefined) for (let i = 0; i + 1 < coding.length; i += 2) res.writeHeader(coding[i]!, coding[i + 1]!);
       const extra = this.extraHeaders;
       if (extra !== undefined) for (let i = 0; i + 1 < extra.length; i += 2) res.writeHeader(extra[i]!, extra[i + 1]!);
       done = res.tryEnd(body, size)[1];
     });
     if (done) this.markFlushed();
     else this.writeRest(typeof body === 'string' ? Buffer.from(body) : body, size);
-    return true;
   }
 
   /**
@@ -421,6 +500,14 @@ export class HttpExchange {
     this.markFlushed();
   }
 }
+
+/**
+ * Headers of an answer long enough to be compressed: whether it is depends on the request's
+ * Accept-Encoding, which a cache must know (RFC 9110 §12.5.5).
+ */
+const VARY_ONLY: readonly string[] = ['Vary', 'Accept-Encoding'];
+const GZIP_HEADERS: readonly string[] = ['Content-Encoding', 'gzip', 'Vary', 'Accept-Encoding'];
+const DEFLATE_HEADERS: readonly string[] = ['Content-Encoding', 'deflate', 'Vary', 'Accept-Encoding'];
 
 /** Every 401 says how to authenticate (RFC 6750). */
 const UNAUTHENTICATED_HEADERS: readonly string[] = ['WWW-Authenticate', WWW_AUTHENTICATE];

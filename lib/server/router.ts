@@ -17,6 +17,7 @@ import type { HostAllowList } from '../auth/browser-checks';
 import { checkJsonContentType } from '../auth/browser-checks';
 import type { CorsPolicy } from '../auth/cors';
 import { needOf, routeScopeOf, type RouteScope } from '../auth/route-scopes';
+import type { HttpCompression } from './http-compression';
 
 /** Access control and browser checks of a server that has them (lib/auth/serve-flags.ts builds the parts). */
 export interface RouteSecurity {
@@ -44,6 +45,8 @@ export interface ServerContext {
   readonly metricsHandler?: () => Promise<{ contentType: string; body: string | Uint8Array }>;
   /** Access control, Host allow-list, CORS: when absent nothing is checked (and nothing paid for). */
   readonly security?: RouteSecurity;
+  /** Request body decompression and response compression; absent: codings are refused, nothing is compressed. */
+  readonly compression?: HttpCompression;
 }
 
 /**
@@ -79,9 +82,11 @@ export function addRoute(app: TemplatedApp, context: ServerContext, spec: RouteS
     addSecuredRoute(app, context, spec, security, paramCount);
     return;
   }
-  const headers = spec.headers ?? NO_HEADERS;
+  const headers = withCodingHeaders(spec.headers ?? NO_HEADERS, spec.method !== 'get', context);
+  const compression = context.compression;
   app[spec.method](spec.pattern, (res, req) => {
     const exchange = new HttpExchange(res, req, paramCount, headers, copyUrl);
+    exchange.compression = compression;
     if (exchange.framingError !== undefined) {
       exchange.sendErrorAndClose(new TensorwireError('INVALID_INPUT', exchange.framingError));
       return;
@@ -91,6 +96,18 @@ export function addRoute(app: TemplatedApp, context: ServerContext, spec: RouteS
 }
 
 const NOTHING = (): void => undefined;
+
+/**
+ * A route's header names plus those of content codings (http-response.ts): every route with
+ * a body reads `Content-Encoding` (a compressed body must never be parsed as if it were
+ * plain), and every route reads `Accept-Encoding` when the server compresses answers.
+ */
+function withCodingHeaders(names: readonly string[], hasBody: boolean, context: ServerContext): readonly string[] {
+  const wanted = hasBody ? ['content-encoding'] : [];
+  if (context.compression !== undefined && context.compression.enabled) wanted.push('accept-encoding');
+  const missing = wanted.filter((name) => !names.includes(name));
+  return missing.length === 0 ? names : [...names, ...missing];
+}
 
 /**
  * A route on a server with access control: the Host allow-list, CORS headers, then the
@@ -109,9 +126,10 @@ function addSecuredRoute(app: TemplatedApp, context: ServerContext, spec: RouteS
   const extra = everyone !== undefined ? ['host'] : ['authorization', 'host'];
   if (security.cors !== undefined) extra.push('origin');
   if (scope.changesState) extra.push('content-type');
-  const headers = [...new Set([...(spec.headers ?? NO_HEADERS), ...extra])];
-  const copyUrl = spec.copyUrl === true;
   const hasBody = spec.method !== 'get';
+  const headers = withCodingHeaders([...new Set([...(spec.headers ?? NO_HEADERS), ...extra])], hasBody, context);
+  const compression = context.compression;
+  const copyUrl = spec.copyUrl === true;
   const gate = security.gate;
   const cors = security.cors;
   const { need, changesState } = scope;
@@ -119,6 +137,7 @@ function addSecuredRoute(app: TemplatedApp, context: ServerContext, spec: RouteS
   const inflight = context.inflight;
   app[spec.method](spec.pattern, (res, req) => {
     const exchange = new HttpExchange(res, req, paramCount, headers, copyUrl);
+    exchange.compression = compression;
     if (exchange.framingError !== undefined) {
       exchange.sendErrorAndClose(new TensorwireError('INVALID_INPUT', exchange.framingError));
       return;

@@ -74,12 +74,6 @@ export async function inferAt(x: HttpExchange, ctx: Parameters<RouteHandler>[1],
   const body = await x.readBody(ctx.maxBodyBytes);
   let request: InferRequest;
   try {
-    const encoding = x.headers['content-encoding'];
-    if (encoding !== '' && encoding !== 'identity') {
-      // Triton accepts gzip/deflate bodies; decompressing here would cost the event loop more
-      // than the bytes it saves on a LAN, so say so rather than fail to parse the bytes.
-      throw new TensorwireError('INVALID_INPUT', `Content-Encoding '${truncateForMessage(encoding)}' is not supported: send the request body uncompressed`);
-    }
     const headerLength = x.headers['inference-header-content-length'];
     // Large bodies are decoded in a worker thread: a 45 MB JSON body held the loop for ~1 s.
     request = await decodeInferRequestOffLoop(body, headerLength === '' ? undefined : headerLength);

@@ -36,6 +36,7 @@ import { DEFAULT_CACHE_BYTES, ResponseCache } from '../cache/response-cache';
 import { registerStream, type StreamRegistry } from './stream';
 import { PredictionFeed } from './prediction-feed';
 import { FrontDoor } from '../frontdoor/front-door';
+import { HttpCompression, type CompressionOptions } from './http-compression';
 import { ConnectionLimiter, DEFAULT_MAX_CONNECTIONS, effectiveMaxConnections, openDescriptors } from './connection-limit';
 
 /** Options of `startServer`. */
@@ -99,6 +100,12 @@ export interface ServerOptions {
   allowModelUpload?: boolean;
   /** The server log GET/POST /v2/logging control (default: one writing to stdout). */
   log?: ServerLog;
+  /**
+   * HTTP content codings (lib/server/http-compression.ts): gzip/deflate request bodies are
+   * decompressed within `maxBodyBytes`, answers of at least 1 KiB compressed for clients
+   * that accept it. Default: on.
+   */
+  compression?: CompressionOptions;
 }
 
 /** A listening server. */
@@ -190,6 +197,7 @@ export function startServer(service: InferenceService, options: ServerOptions = 
     inflight: new InFlightTracker(),
     feed,
     frontDoor,
+    compression: new HttpCompression(options.compression),
     ...(options.metricsHandler && metricsPort === undefined ? { metricsHandler: options.metricsHandler } : {}),
     ...(security ? { security } : {}),
   };
