@@ -9,7 +9,6 @@
 import { encodeResponse } from '../protocol/binary-codec';
 import { decodeInferRequestOffLoop } from '../protocol/request-decode-pool';
 import { TensorwireError } from '../errors';
-import { truncateForMessage } from '../util/message-text';
 import { noAvailableVersionMessage, versionNotReadyMessage } from '../core/triton-messages';
 import type { HttpExchange } from './http-response';
 import { httpContext, shuttingDown, type RouteHandler, type RouteSpec } from './router';
