@@ -6,7 +6,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Datatype } from '../lib/engine/types';
+import type { Datatype, FixedSizeDatatype } from '../lib/engine/types';
 import { ERROR_CATALOGUE } from '../lib/errors';
 import { ALL_DATATYPES, datatypeExpected, datatypeModel, datatypeSample, decodeValues, encodeValues } from './fixtures/datatypes';
 import { mlpModel, mlpReference, mlpWeights, multiIoModel, multiIoReference, slowModel } from './fixtures/models';
@@ -47,7 +47,7 @@ function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol
 }
 
 /** The contents field each datatype is sent in (FP16/BF16: fp32_contents, tensorwire's extension). */
-const FIELD: Record<Datatype, string> = {
+const FIELD: Record<FixedSizeDatatype, string> = {
   BOOL: 'bool_contents', INT8: 'int_contents', INT16: 'int_contents', INT32: 'int_contents', INT64: 'int64_contents',
   UINT8: 'uint_contents', UINT16: 'uint_contents', UINT32: 'uint_contents', UINT64: 'uint64_contents',
   FP16: 'fp32_contents', BF16: 'fp32_contents', FP32: 'fp32_contents', FP64: 'fp64_contents',

@@ -8,13 +8,14 @@
  * count: every reader here walks the prefixes and checks them against the count the shape
  * gives, before anything is allocated from them.
  */
-import { TensorwireError } from '../errors';
+import { isUtf8 } from 'node:buffer';
+import { TensorwireError, type ErrorCode } from '../errors';
 
 /** Bytes of one element's length prefix. */
 export const BYTES_PREFIX = 4;
 
-function invalid(label: string, detail: string): TensorwireError {
-  return new TensorwireError('INVALID_INPUT', `${label}: ${detail}`);
+function invalid(label: string, detail: string, code: ErrorCode = 'INVALID_INPUT'): TensorwireError {
+  return new TensorwireError(code, `${label}: ${detail}`);
 }
 
 /** The serialized form of `elements` (strings are written as UTF-8). */
@@ -43,23 +44,23 @@ export function serializeBytesElements(elements: readonly (string | Uint8Array)[
  * after checking that `data` holds exactly `count` well-formed elements. `label` names the
  * tensor in messages ("input 'text'").
  */
-export function bytesElementOffsets(label: string, data: Uint8Array, count: number): Uint32Array {
+export function bytesElementOffsets(label: string, data: Uint8Array, count: number, code: ErrorCode = 'INVALID_INPUT'): Uint32Array {
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const offsets = new Uint32Array(count + 1);
   let at = 0;
   for (let i = 0; i < count; i++) {
     if (at + BYTES_PREFIX > data.byteLength) {
-      throw invalid(label, `the shape says ${count} BYTES elements but the data ends after ${i} (element ${i} has no 4-byte length prefix)`);
+      throw invalid(label, `the shape says ${count} BYTES elements but the data ends after ${i} (element ${i} has no 4-byte length prefix)`, code);
     }
     offsets[i] = at;
     const length = view.getUint32(at, true);
     if (length > data.byteLength - at - BYTES_PREFIX) {
-      throw invalid(label, `BYTES element ${i} declares ${length} bytes but only ${data.byteLength - at - BYTES_PREFIX} remain in the data`);
+      throw invalid(label, `BYTES element ${i} declares ${length} bytes but only ${data.byteLength - at - BYTES_PREFIX} remain in the data`, code);
     }
     at += BYTES_PREFIX + length;
   }
   if (at !== data.byteLength) {
-    throw invalid(label, `the shape says ${count} BYTES elements but the data holds ${data.byteLength - at} more bytes after them`);
+    throw invalid(label, `the shape says ${count} BYTES elements but the data holds ${data.byteLength - at} more bytes after them`, code);
   }
   offsets[count] = at;
   return offsets;
@@ -87,4 +88,51 @@ export function bytesElementsAsText(label: string, data: Uint8Array, count: numb
     }
   }
   return out;
+}
+
+/**
+ * Checks that `data` holds exactly `count` well-formed elements, each valid UTF-8: what an
+ * ONNX `string` input needs (ONNX strings are UTF-8). Validates in place, building no strings.
+ */
+export function checkBytesText(label: string, data: Uint8Array, count: number): void {
+  const offsets = bytesElementOffsets(label, data, count);
+  for (let i = 0; i < count; i++) {
+    if (!isUtf8(data.subarray(offsets[i] + BYTES_PREFIX, offsets[i + 1]))) throw invalid(label, `BYTES element ${i} is not valid UTF-8 text`);
+  }
+}
+
+/**
+ * The elements of a checked BYTES buffer (see bytesElementOffsets) as the inside of a JSON
+ * array of strings (`"a","b"`, no brackets). JSON text cannot carry arbitrary bytes, so an
+ * element that is not valid UTF-8 is an INVALID_INPUT naming the tensor and the element: the
+ * client asks for that output as binary data instead (Triton would write the raw bytes into
+ * the JSON string, which makes the whole body invalid JSON).
+ */
+export function bytesToJsonText(label: string, data: Uint8Array): string {
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  let text = '';
+  let at = 0;
+  for (let i = 0; at < data.byteLength; i++) {
+    const start = at + BYTES_PREFIX;
+    const end = start + view.getUint32(at, true);
+    try {
+      text += (i === 0 ? '' : ',') + JSON.stringify(strictUtf8.decode(data.subarray(start, end)));
+    } catch {
+      throw invalid(label, `BYTES element ${i} is not valid UTF-8 and cannot be sent as JSON; request this output with "binary_data": true`);
+    }
+    at = end;
+  }
+  return text;
+}
+
+/** The serialized form of JSON `data` elements (strings, or raw bytes from a gRPC client); INVALID_INPUT naming any other value. */
+export function jsonToBytesTensor(label: string, elements: readonly unknown[]): Buffer {
+  for (let i = 0; i < elements.length; i++) {
+    const e = elements[i];
+    if (typeof e !== 'string' && !(e instanceof Uint8Array)) {
+      const shown = typeof e === 'object' ? (e === null ? 'null' : Array.isArray(e) ? 'an array' : 'an object') : `${typeof e} ${String(e).slice(0, 40)}`;
+      throw invalid(label, `BYTES element ${i} must be a string, got ${shown}`);
+    }
+  }
+  return serializeBytesElements(elements as (string | Uint8Array)[]);
 }

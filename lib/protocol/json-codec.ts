@@ -95,7 +95,7 @@ export function buildResponseHeader(resp: InferResponse, idJson: string | undefi
       binaryBytes += out.data.byteLength;
       binaryOutputs++;
     } else {
-      json += ',"data":[' + tensorBytesToJsonText(out.datatype, out.data) + ']}';
+      json += ',"data":[' + tensorBytesToJsonText(out.datatype, out.data, out.name) + ']}';
     }
   }
   json += ']}';
@@ -141,7 +141,7 @@ export function tensorListJson(tensors: readonly { name: string; datatype: Datat
   let json = '[';
   for (let i = 0; i < tensors.length; i++) {
     const t = tensors[i];
-    json += (i === 0 ? '{"name":' : ',{"name":') + JSON.stringify(t.name) + ',"datatype":"' + t.datatype + '","shape":[' + t.shape.join(',') + '],"data":[' + tensorBytesToJsonText(t.datatype, t.data) + ']}';
+    json += (i === 0 ? '{"name":' : ',{"name":') + JSON.stringify(t.name) + ',"datatype":"' + t.datatype + '","shape":[' + t.shape.join(',') + '],"data":[' + tensorBytesToJsonText(t.datatype, t.data, t.name) + ']}';
   }
   return json + ']';
 }

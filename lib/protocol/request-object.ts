@@ -7,8 +7,9 @@
  * request fits the model is validate.ts's job.
  */
 import type { Datatype } from '../engine/types';
-import { DATATYPE_SIZE } from '../engine/types';
+import { DATATYPE_SIZE, isFixedSize } from '../engine/types';
 import { TensorwireError } from '../errors';
+import { bytesElementOffsets } from './bytes-tensor';
 import { checkCount, checkLength, clip, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_PARAMETER_CHARS, MAX_PARAMETERS, MAX_RANK, MAX_TENSORS } from './request-limits';
 import { DATATYPES, describeValue, elementCount, formatShape, isDatatype, jsonToTensorBytes, type JsonDecodeState } from './tensor-data';
 import type { InferInputTensor, InferRequest, RequestedOutput } from './types';
@@ -163,20 +164,24 @@ function readInput(input: unknown, index: number, binary: BinarySection | undefi
   if (binary === undefined) {
     throw invalid(`${label}: parameters.binary_data_size is set but the request carries no binary data (no Inference-Header-Content-Length header, or a text stream frame)`);
   }
-  const expected = elementCount(shape) * DATATYPE_SIZE[datatype];
-  if (binarySize !== expected) {
-    throw invalid(`${label}: binary_data_size ${binarySize} does not match ${datatype} shape ${formatShape(shape)} (expected ${expected} bytes)`);
+  if (isFixedSize(datatype)) {
+    const expected = elementCount(shape) * DATATYPE_SIZE[datatype];
+    if (binarySize !== expected) {
+      throw invalid(`${label}: binary_data_size ${binarySize} does not match ${datatype} shape ${formatShape(shape)} (expected ${expected} bytes)`);
+    }
   }
   const left = binary.body.byteLength - offset;
   if (binarySize > left) {
     throw invalid(`${label}: binary_data_size ${binarySize} runs past the end of the body (${left} bytes of binary data left)`);
   }
-  return { tensor: { name, datatype, shape, data: binary.body.subarray(offset, offset + binarySize) }, binarySize };
+  const data = binary.body.subarray(offset, offset + binarySize);
+  // BYTES: binary_data_size is the serialized size (Triton's); the prefixes must account for exactly those bytes.
+  if (!isFixedSize(datatype)) bytesElementOffsets(label, data, elementCount(shape));
+  return { tensor: { name, datatype, shape, data }, binarySize };
 }
 
 function readDatatype(label: string, datatype: unknown): Datatype {
   if (isDatatype(datatype)) return datatype;
-  if (datatype === 'BYTES') throw invalid(`${label}: datatype BYTES is not supported`);
   throw invalid(`${label}: unknown datatype ${describeValue(datatype)}; expected one of ${DATATYPES.join(', ')}`);
 }
 

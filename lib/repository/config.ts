@@ -150,7 +150,7 @@ export interface ModelConfig {
 export const TRITON_DATATYPE: Readonly<Record<Datatype, string>> = {
   BOOL: 'TYPE_BOOL', UINT8: 'TYPE_UINT8', UINT16: 'TYPE_UINT16', UINT32: 'TYPE_UINT32', UINT64: 'TYPE_UINT64',
   INT8: 'TYPE_INT8', INT16: 'TYPE_INT16', INT32: 'TYPE_INT32', INT64: 'TYPE_INT64',
-  FP16: 'TYPE_FP16', FP32: 'TYPE_FP32', FP64: 'TYPE_FP64', BF16: 'TYPE_BF16',
+  FP16: 'TYPE_FP16', FP32: 'TYPE_FP32', FP64: 'TYPE_FP64', BF16: 'TYPE_BF16', BYTES: 'TYPE_STRING',
 };
 
 const DATATYPES = Object.keys(TRITON_DATATYPE) as Datatype[];
@@ -160,7 +160,8 @@ export function readDatatype(r: FieldReader, v: unknown, path: string): Datatype
   if (typeof v === 'string') {
     const bare = v.startsWith('TYPE_') ? v.slice(5) : v;
     if ((DATATYPES as string[]).includes(bare)) return bare as Datatype;
-    if (bare === 'STRING' || bare === 'BYTES') r.error(`${path}: ${v} (string tensors) is not supported yet`);
+    // Triton spells string tensors TYPE_STRING; KServe calls them BYTES.
+    if (bare === 'STRING') return 'BYTES';
   }
   return r.fail(path, `a datatype (${DATATYPES.map((d) => TRITON_DATATYPE[d]).join(', ')}, or the KServe names FP32, ...)`, v);
 }
