@@ -115,6 +115,13 @@ describe('an identity model on strings', () => {
     }
   });
 
+  it('a JSON body over 64 KiB (decoded off the event loop, in a worker) answers the same strings', async () => {
+    const data = Array.from({ length: 16 * 2 }, (_, i) => `${i}:` + 'long text '.repeat(300));
+    const r = await infer('echo', { inputs: [{ name: 'text', datatype: 'BYTES', shape: [16, 2], data }] });
+    expect(r.status).toBe(200);
+    expect(r.json.outputs[0].data).toEqual(data);
+  });
+
   it('TYPE_STRING in config.pbtxt is BYTES', async () => {
     const meta = await call(h.base, '/v2/models/echo_pbtxt');
     expect(meta.status).toBe(200);

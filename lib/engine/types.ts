@@ -33,7 +33,6 @@ export type FixedSizeDatatype =
  * or use tensorByteLength / bytes-tensor.ts).
  */
 export const DATATYPE_SIZE: Readonly<Record<Datatype, number>> = {
-  BYTES: 0,
   BOOL: 1,
   UINT8: 1,
   UINT16: 2,
@@ -47,6 +46,7 @@ export const DATATYPE_SIZE: Readonly<Record<Datatype, number>> = {
   FP32: 4,
   FP64: 8,
   BF16: 2,
+  BYTES: 0,
 };
 
 /** True for datatypes with a fixed element size (all but BYTES). */

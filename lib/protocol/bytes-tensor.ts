@@ -28,7 +28,8 @@ export function serializeBytesElements(elements: readonly (string | Uint8Array)[
     parts[i] = bytes;
     total += BYTES_PREFIX + bytes.byteLength;
   }
-  const out = Buffer.allocUnsafe(total);
+  // Its own ArrayBuffer, not a slice of Node's shared pool: request decoding hands tensor buffers between threads.
+  const out = Buffer.allocUnsafeSlow(total);
   let at = 0;
   for (const bytes of parts) {
     out.writeUInt32LE(bytes.byteLength, at);
