@@ -13,6 +13,7 @@
  * version number (a reload of changed files), is ServedModel's business; a version only
  * reports its own changes (`onState`).
  */
+import { loadOutputLabels, type OutputLabels } from '../repository/output-labels';
 import * as path from 'node:path';
 import { TensorwireError, toTensorwireError } from '../errors';
 import type { TensorwireMetrics } from '../metrics/registry';
@@ -48,6 +49,8 @@ export class ModelVersion {
   reason = 'loading';
   /** What computes its answers (owned: closed when the version fails or is freed). */
   private current: Servable | undefined;
+  /** Class labels of outputs whose config names a label_filename (classification extension); read at load. */
+  outputLabels: OutputLabels = new Map();
   readonly stats: VersionStatistics;
   private starting: Promise<void> | undefined;
   private retiring: Promise<void> | undefined;
@@ -114,6 +117,7 @@ export class ModelVersion {
       const complete = { ...this.context.complete, where: this.where };
       const config = withLive(this.baseConfig, this.live, this.where);
       const factory = this.context.servables ?? loadOnnxServable;
+      this.outputLabels = await loadOutputLabels(path.dirname(this.source.dir), this.name, config ?? {});
       this.current = await factory({ name: this.name, version: this.version, source: this.source, config, complete, listener: this.stats });
       this.setState('warming', 'warming up');
       this.stats.paused = true;

@@ -10,6 +10,7 @@ import type { Datatype } from '../engine/types';
 import { DATATYPE_SIZE, isFixedSize } from '../engine/types';
 import { TensorwireError } from '../errors';
 import { bytesElementOffsets } from './bytes-tensor';
+import { MAX_CLASSIFICATION_COUNT } from './classification';
 import { checkCount, checkLength, clip, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_PARAMETER_CHARS, MAX_PARAMETERS, MAX_RANK, MAX_TENSORS } from './request-limits';
 import { DATATYPES, describeValue, elementCount, formatShape, isDatatype, jsonToTensorBytes, type JsonDecodeState } from './tensor-data';
 import type { InferInputTensor, InferRequest, RequestedOutput } from './types';
@@ -210,10 +211,17 @@ function readOutputs(outputs: unknown, binaryDefault: boolean, allowBinary: bool
     if (typeof name !== 'string' || name.length === 0) throw invalid(`output ${i}: 'name' must be a non-empty string, got ${describeValue(name)}`);
     checkLength(`output ${i}: 'name'`, name, MAX_NAME_CHARS);
     let binary = binaryDefault;
+    let classification: number | undefined;
     const parameters = output.parameters;
     if (parameters !== undefined) {
       if (!isObject(parameters)) throw invalid(`output '${clip(name)}': 'parameters' must be an object, got ${describeValue(parameters)}`);
-      if (parameters.classification !== undefined) throw invalid(`output '${clip(name)}': the classification extension is not supported`);
+      const k = parameters.classification;
+      if (k !== undefined) {
+        if (!isCount(k) || k < 1 || k > MAX_CLASSIFICATION_COUNT) {
+          throw invalid(`output '${clip(name)}': parameters.classification must be an integer from 1 to ${MAX_CLASSIFICATION_COUNT}, got ${describeValue(k)}`);
+        }
+        classification = k;
+      }
       if (parameters.shared_memory_region !== undefined) throw invalid(`output '${clip(name)}': shared memory outputs are not supported`);
       const flag = parameters.binary_data;
       if (flag !== undefined) {
@@ -221,7 +229,7 @@ function readOutputs(outputs: unknown, binaryDefault: boolean, allowBinary: bool
         binary = flag;
       }
     }
-    result.push({ name, binary: allowBinary && binary });
+    result.push({ name, binary: allowBinary && binary, classification });
   }
   return result;
 }

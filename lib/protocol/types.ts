@@ -17,6 +17,8 @@ export interface InferInputTensor {
 export interface RequestedOutput {
   name: string;
   binary: boolean;
+  /** Classification extension: answer the top this-many classes per row as BYTES (classification.ts). */
+  classification?: number;
 }
 
 /** A decoded inference request. */
