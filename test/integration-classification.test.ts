@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bytesElementsAsText } from '../lib/protocol/bytes-tensor';
 import { formatClassValue } from '../lib/protocol/classification';
+import { MAX_LABEL_FILE_BYTES } from '../lib/repository/output-labels';
 import { node, writeModel } from './fixtures/onnx-builder';
 import { call, postJson, startHarness, type Harness } from './helpers/server-harness';
 
@@ -45,6 +46,21 @@ beforeAll(async () => {
             { name: 'counts', data_type: 'TYPE_INT32', dims: [5] },
           ],
         },
+      },
+      {
+        name: 'missing_labels',
+        versions: { 1: async (d) => scoresModel(d) },
+        config: { max_batch_size: 8, output: [{ name: 'scores', data_type: 'TYPE_FP32', dims: [5], label_filename: 'missing.txt' }, { name: 'counts', data_type: 'TYPE_INT32', dims: [5] }] },
+      },
+      {
+        name: 'huge_labels',
+        versions: {
+          1: async (d) => {
+            writeFileSync(join(dirname(d), 'labels.txt'), Buffer.alloc(MAX_LABEL_FILE_BYTES + 1, 0x61));
+            return scoresModel(d);
+          },
+        },
+        config: { max_batch_size: 8, output: [{ name: 'scores', data_type: 'TYPE_FP32', dims: [5], label_filename: 'labels.txt' }, { name: 'counts', data_type: 'TYPE_INT32', dims: [5] }] },
       },
     ],
   });
@@ -122,6 +138,16 @@ describe('classification', () => {
     }
     const ok = await infer([{ name: 'scores', parameters: { classification: 5 } }]);
     expect(ok.json.outputs[0].shape).toEqual([2, 5]);
+  });
+
+  it('a label file that is missing or over 4 MiB fails the load, named relative to the repository', async () => {
+    const index = await call(h.base, '/v2/repository/index', { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
+    const byName = Object.fromEntries(index.json.map((m: { name: string; reason: string; state: string }) => [m.name, m]));
+    expect(byName.missing_labels.state).not.toBe('READY');
+    expect(byName.missing_labels.reason).toContain("missing_labels/missing.txt (label_filename of output 'scores'): ENOENT");
+    expect(byName.huge_labels.reason).toContain(`holds ${MAX_LABEL_FILE_BYTES + 1} bytes; a label file may hold at most ${MAX_LABEL_FILE_BYTES}`);
+    expect(byName.missing_labels.reason).not.toContain(h.repo);
+    expect(byName.classes.state).toBe('READY');
   });
 
   it('GET /v2 lists the classification extension', async () => {

@@ -107,6 +107,9 @@ describe('config.json', () => {
     );
     expect(errorOf(() => parseConfigJson('{"backend":"python"}', WHERE))).toMatch(/backend must be "onnxruntime"/);
     expect(parseConfigJson('{"input":[{"name":"t","data_type":"TYPE_STRING","dims":[1]}]}', WHERE).input?.[0]?.data_type).toBe('BYTES');
+    expect(parseConfigJson('{"output":[{"name":"p","label_filename":"labels.txt"}]}', WHERE).output?.[0]?.label_filename).toBe('labels.txt');
+    expect(errorOf(() => parseConfigJson('{"output":[{"name":"p","label_filename":"../../etc/passwd"}]}', WHERE))).toContain('output[0].label_filename');
+    expect(errorOf(() => parseConfigJson('{"input":[{"name":"p","label_filename":"labels.txt"}]}', WHERE))).toContain('label_filename');
   });
 
   it('checks cross-field rules', () => {
