@@ -105,8 +105,13 @@ export function buildResponseHeader(resp: InferResponse, idJson: string | undefi
 /**
  * Refuses a response whose JSON `data` would hold more than MAX_JSON_OUTPUT_ELEMENTS values in
  * all: writing them would hold the event loop for hundreds of milliseconds and the text
- * would be ~12 bytes a value. Names the largest such output and the way out.
+ * would be ~12 bytes a value. A BYTES output weighs one value per string or per
+ * JSON_BYTES_PER_ELEMENT bytes of strings, whichever is more: decoding and quoting cost by
+ * the byte, and one string can hold megabytes. Names the largest such output and the way out.
  */
+/** Bytes of BYTES data that weigh as much as one numeric element written as JSON. */
+export const JSON_BYTES_PER_ELEMENT = 12;
+
 function checkJsonOutputSize(outputs: InferResponse['outputs'], allowBinary: boolean): void {
   let total = 0;
   let largest = -1;
@@ -114,7 +119,8 @@ function checkJsonOutputSize(outputs: InferResponse['outputs'], allowBinary: boo
   for (let i = 0; i < outputs.length; i++) {
     const out = outputs[i];
     if (allowBinary && out.binary) continue;
-    const count = elementCount(out.shape);
+    let count = elementCount(out.shape);
+    if (out.datatype === 'BYTES') count = Math.max(count, Math.ceil(out.data.byteLength / JSON_BYTES_PER_ELEMENT));
     total += count;
     if (count > largestCount) {
       largest = i;

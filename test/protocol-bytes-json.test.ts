@@ -1,0 +1,52 @@
+/**
+ * BYTES in the JSON codec and classification's ranking, without a server: strings in and
+ * out, the JSON output weight of large strings, and the order of equal and NaN values.
+ */
+import { describe, expect, it } from 'vitest';
+import { serializeBytesElements } from '../lib/protocol/bytes-tensor';
+import { classifyOutput } from '../lib/protocol/classification';
+import { buildResponseHeader, decodeJsonRequest, JSON_BYTES_PER_ELEMENT } from '../lib/protocol/json-codec';
+import { MAX_JSON_OUTPUT_ELEMENTS } from '../lib/protocol/request-limits';
+import { bytesElementsAsText } from '../lib/protocol/bytes-tensor';
+import { thrownError } from './helpers/expect-error';
+
+describe('BYTES in the JSON codec', () => {
+  it('decodes strings to the serialized form', () => {
+    const r = decodeJsonRequest(JSON.stringify({ inputs: [{ name: 't', datatype: 'BYTES', shape: [2], data: ['é', ''] }] }));
+    expect(Buffer.from(r.inputs[0]!.data)).toEqual(serializeBytesElements(['é', '']));
+  });
+
+  it('one huge string weighs by its bytes against the JSON output limit (413 before encoding)', () => {
+    const huge = serializeBytesElements(['x'.repeat(MAX_JSON_OUTPUT_ELEMENTS * JSON_BYTES_PER_ELEMENT + 1)]);
+    const response = (binary: boolean) => ({ modelName: 'm', modelVersion: '1', outputs: [{ name: 'text', datatype: 'BYTES' as const, shape: [1], data: huge, binary }] });
+    const e = thrownError(() => buildResponseHeader(response(false), undefined, true), { code: 'PAYLOAD_TOO_LARGE', status: 413 });
+    expect(e.message).toContain("output 'text'");
+    expect(buildResponseHeader(response(true), undefined, true).binaryBytes).toBe(huge.byteLength);
+  });
+});
+
+describe('classification ranking', () => {
+  const f32 = (values: number[]) => new Uint8Array(new Float32Array(values).buffer);
+
+  it('NaN ranks last, equal values by index, k = all classes', () => {
+    const out = classifyOutput({ name: 'p', datatype: 'FP32', shape: [1, 5], data: f32([NaN, 1, 3, 1, -Infinity]) }, 5, true, undefined);
+    expect(out.shape).toEqual([1, 5]);
+    expect(bytesElementsAsText('p', out.data, 5)).toEqual(['3.000000:2', '1.000000:1', '1.000000:3', '-inf:4', 'nan:0']);
+  });
+
+  it('a model that does not batch: one ranking over the whole output, shape [k]; labels past the file get none', () => {
+    const out = classifyOutput({ name: 'p', datatype: 'FP32', shape: [4], data: f32([0.1, 0.4, 0.3, 0.2]) }, 3, false, ['a', 'b']);
+    expect(out.shape).toEqual([3]);
+    expect(bytesElementsAsText('p', out.data, 3)).toEqual(['0.400000:1:b', '0.300000:2', '0.200000:3']);
+  });
+
+  it('64-bit integers are written exactly', () => {
+    const data = new Uint8Array(new BigInt64Array([2n ** 62n + 1n, -5n]).buffer);
+    const out = classifyOutput({ name: 'p', datatype: 'INT64', shape: [1, 2], data }, 2, true, undefined);
+    expect(bytesElementsAsText('p', out.data, 2)).toEqual([`${2n ** 62n + 1n}:0`, '-5:1']);
+  });
+
+  it('BOOL and BYTES outputs cannot be ranked', () => {
+    expect(() => classifyOutput({ name: 'p', datatype: 'BOOL', shape: [1, 2], data: new Uint8Array(2) }, 1, true, undefined)).toThrow(/classification ranks numeric outputs only/);
+  });
+});
