@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { onnx } from 'onnx-proto';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Datatype, FixedSizeDatatype } from '../lib/engine/types';
+import type { FixedSizeDatatype } from '../lib/engine/types';
 import { buildModel, node } from './fixtures/onnx-builder';
 import { fromBFloat16Bits, fromFloat16Bits, toBFloat16Bits, toFloat16Bits } from './fixtures/half';
 import {

@@ -6,7 +6,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Datatype, FixedSizeDatatype } from '../lib/engine/types';
+import type { FixedSizeDatatype } from '../lib/engine/types';
 import { ERROR_CATALOGUE } from '../lib/errors';
 import { ALL_DATATYPES, datatypeExpected, datatypeModel, datatypeSample, decodeValues, encodeValues } from './fixtures/datatypes';
 import { mlpModel, mlpReference, mlpWeights, multiIoModel, multiIoReference, slowModel } from './fixtures/models';
