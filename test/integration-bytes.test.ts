@@ -5,7 +5,8 @@
  * reads strings, a string output that is not UTF-8, every malformed BYTES input, and
  * TYPE_STRING in a Triton config.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, test } from 'vitest';
+import { bytesTensorStrings, HttpClient, StreamClient } from '../lib/client';
 import { serializeBytesElements } from '../lib/protocol/bytes-tensor';
 import { labelModel, NOT_UTF8, stringIdentityModel, textModel, TEXT_VOCABULARY } from './fixtures/string-models';
 import { binaryRequest, call, postBinary, postJson, startHarness, type Harness } from './helpers/server-harness';
@@ -128,6 +129,27 @@ describe('an identity model on strings', () => {
     expect(meta.json.inputs[0]).toEqual({ name: 'text', datatype: 'BYTES', shape: [-1, 2] });
     const r = await infer('echo_pbtxt', { inputs: [{ name: 'text', datatype: 'BYTES', shape: [1, 2], data: ['p', 'q'] }] });
     expect(r.json.outputs[0].data).toEqual(['p', 'q']);
+  });
+});
+
+describe('the clients', () => {
+  test.each([true, false])('HttpClient, binary=%s: strings in, the serialized form out, read back as strings', async (binary) => {
+    const client = new HttpClient({ url: h.base });
+    const r = await client.infer('echo', { text: { datatype: 'BYTES', shape: [2, 2], data: ['a', 'ünï', '', 'zz'] } }, { binary });
+    const out = r.outputs.echo!;
+    expect(out.datatype).toBe('BYTES');
+    expect(out.shape).toEqual([2, 2]);
+    expect(bytesTensorStrings(out)).toEqual(['a', 'ünï', '', 'zz']);
+  });
+
+  test.each([true, false])('StreamClient, binary=%s', async (binary) => {
+    const client = await StreamClient.connect({ url: h.base, binary });
+    try {
+      const r = await client.infer('echo', { text: { datatype: 'BYTES', shape: [1, 2], data: ['over', 'the stream'] } });
+      expect(bytesTensorStrings(r.outputs.echo!)).toEqual(['over', 'the stream']);
+    } finally {
+      await client.close();
+    }
   });
 });
 

@@ -11,6 +11,7 @@ import { formatClassValue } from '../lib/protocol/classification';
 import { MAX_LABEL_FILE_BYTES } from '../lib/repository/output-labels';
 import { node, writeModel } from './fixtures/onnx-builder';
 import { call, postJson, startHarness, type Harness } from './helpers/server-harness';
+import { RawStream } from './helpers/raw-stream';
 
 const LABELS = ['cat', 'dog', 'bird', 'fish', 'ünïcørn'];
 
@@ -148,6 +149,17 @@ describe('classification', () => {
     expect(byName.huge_labels.reason).toContain(`holds ${MAX_LABEL_FILE_BYTES + 1} bytes; a label file may hold at most ${MAX_LABEL_FILE_BYTES}`);
     expect(byName.missing_labels.reason).not.toContain(h.repo);
     expect(byName.classes.state).toBe('READY');
+  });
+
+  it('the stream: a text frame answers the classes as strings', async () => {
+    const ws = await RawStream.open(h.base);
+    try {
+      ws.sendText({ id: 's1', model_name: 'classes', inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 5], data: rows }], outputs: [{ name: 'scores', parameters: { classification: 2 } }] });
+      await ws.count(1);
+      expect(ws.byId().get('s1')!.json.outputs[0]).toEqual({ name: 'scores', datatype: 'BYTES', shape: [2, 2], data: ['0.900000:1:dog', '0.900000:3:fish', '100.250000:2:bird', '7.500000:0:cat'] });
+    } finally {
+      ws.ws.close();
+    }
   });
 
   it('GET /v2 lists the classification extension', async () => {
