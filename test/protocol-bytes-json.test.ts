@@ -3,7 +3,8 @@
  * out, the JSON output weight of large strings, and the order of equal and NaN values.
  */
 import { describe, expect, it } from 'vitest';
-import { serializeBytesElements } from '../lib/protocol/bytes-tensor';
+import { isUtf8 } from 'node:buffer';
+import { checkBytesText, serializeBytesElements } from '../lib/protocol/bytes-tensor';
 import { classifyOutput } from '../lib/protocol/classification';
 import { buildResponseHeader, decodeJsonRequest, JSON_BYTES_PER_ELEMENT } from '../lib/protocol/json-codec';
 import { MAX_JSON_OUTPUT_ELEMENTS } from '../lib/protocol/request-limits';
@@ -22,6 +23,31 @@ describe('BYTES in the JSON codec', () => {
     const e = thrownError(() => buildResponseHeader(response(false), undefined, true), { code: 'PAYLOAD_TOO_LARGE', status: 413 });
     expect(e.message).toContain("output 'text'");
     expect(buildResponseHeader(response(true), undefined, true).binaryBytes).toBe(huge.byteLength);
+  });
+});
+
+describe('UTF-8 check of BYTES inputs', () => {
+  it('agrees with Node on random short byte strings (the JS path) and long ones (the native path)', () => {
+    let seed = 7;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    // Bytes biased towards the interesting ranges: ASCII, continuation bytes, lead bytes.
+    const pool = [0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0, 0xe1, 0xec, 0xed, 0xee, 0xef, 0xf0, 0xf1, 0xf3, 0xf4, 0xf5, 0xff];
+    let valid = 0;
+    for (let n = 0; n < 20000; n++) {
+      const length = n % 100 === 0 ? 64 + Math.floor(rand() * 64) : Math.floor(rand() * 6);
+      const element = Uint8Array.from({ length }, () => pool[Math.floor(rand() * pool.length)]!);
+      const data = serializeBytesElements(['ok', element]);
+      let accepted = true;
+      try {
+        checkBytesText("input 't'", data, 2);
+      } catch (e) {
+        accepted = false;
+        expect((e as Error).message).toBe("input 't': BYTES element 1 is not valid UTF-8 text");
+      }
+      expect(accepted).toBe(isUtf8(element));
+      if (accepted) valid++;
+    }
+    expect(valid).toBeGreaterThan(1000); // both outcomes were exercised
   });
 });
 

@@ -21,7 +21,7 @@ import type { Datatype } from '../engine/types';
 import { DATATYPE_SIZE } from '../engine/types';
 import { TensorwireError } from '../errors';
 import { decodeBfloat16Array, decodeFloat16Array, float32ToBfloat16Bits, float32ToFloat16Bits } from '../protocol/half';
-import { bytesElements, bytesElementsAsText, bytesElementOffsets } from '../protocol/bytes-tensor';
+import { bytesElements, bytesElementsAsText, checkBytesElements } from '../protocol/bytes-tensor';
 import { elementCount, formatShape, isDatatype, jsonToTensorBytes } from '../protocol/tensor-data';
 
 /** Every typed array a tensor can be carried in. */
@@ -132,7 +132,7 @@ export function toWireTensors(inputs: Record<string, TensorInput> | ReadonlyArra
  */
 export function fromWireBytes(label: string, datatype: Datatype, shape: readonly number[], bytes: Uint8Array): TypedArray {
   if (datatype === 'BYTES') {
-    bytesElementOffsets(label, bytes, elementCount(shape));
+    checkBytesElements(label, bytes, elementCount(shape));
     return bytes;
   }
   const expected = elementCount(shape) * DATATYPE_SIZE[datatype];

@@ -14,7 +14,7 @@
 import type { Datatype } from '../engine/types';
 import { DATATYPE_SIZE } from '../engine/types';
 import { TensorwireError } from '../errors';
-import { bytesElementOffsets, bytesToJsonText } from './bytes-tensor';
+import { bytesToJsonText, checkBytesElements } from './bytes-tensor';
 import { decodeBfloat16Array, decodeFloat16Array } from './half';
 import { elementCount, formatShape } from './tensor-data';
 
@@ -32,7 +32,7 @@ function view<T>(Ctor: TypedArrayConstructor<T>, bytes: Uint8Array): T {
 /** Checks that output `name`'s `bytes` hold exactly its `shape` of `datatype`; INTERNAL otherwise (a bug upstream). */
 export function checkOutputBytes(name: string, datatype: Datatype, shape: readonly number[], bytes: Uint8Array): void {
   if (datatype === 'BYTES') {
-    bytesElementOffsets(`output '${name}'`, bytes, elementCount(shape), 'INTERNAL');
+    checkBytesElements(`output '${name}'`, bytes, elementCount(shape), 'INTERNAL');
     return;
   }
   const expected = elementCount(shape) * DATATYPE_SIZE[datatype];
