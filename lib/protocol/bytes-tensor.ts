@@ -145,7 +145,7 @@ function utf8Range(data: Uint8Array, start: number, end: number): boolean {
       continue;
     }
     // Continuation bytes after the lead; the allowed range of the first one (the rest are 80..BF).
-    let need = 0;
+    let need: number;
     let min = 0x80;
     let max = 0xbf;
     if (b >= 0xc2 && b <= 0xdf) need = 1;
