@@ -226,7 +226,7 @@ describe('errors: one status per catalogue code, and the server serves on', () =
       [{ model_name: 'mlp', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256], contents: { int_contents: [1] } }] }, 'FP32 data belongs in contents.fp32_contents, got contents.int_contents'],
       [{ model_name: 'mlp', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256], contents: { fp32_contents: [1, 2] } }] }, 'expected 256 FP32 values for shape [1,256], got 2'],
       [{ model_name: 'mlp', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256], contents: { fp32_contents: [1] } }], raw_input_contents: [Buffer.alloc(1024)] }, 'has both typed'],
-      [{ model_name: 'mlp', inputs: [{ name: 'input', datatype: 'BYTES', shape: [1], contents: { bytes_contents: [Buffer.from('a')] } }] }, 'datatype BYTES is not supported'],
+      [{ model_name: 'mlp', inputs: [{ name: 'input', datatype: 'BYTES', shape: [1], contents: { bytes_contents: [Buffer.from('a')] } }] }, "input 'input': expected datatype FP32, got BYTES"],
       [{ model_name: 'mlp', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256] }], raw_input_contents: [Buffer.alloc(1024), Buffer.alloc(4)] }, '1 input(s) but 2 raw_input_contents'],
       [{ model_name: 'mlp', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256] }] }, "input 'input': no data"],
       [{ model_name: 'dt_int8', inputs: [{ name: 'x', datatype: 'INT8', shape: [1, 4], contents: { int_contents: [1, 2, 300, 4] } }] }, 'value at index 2 (300) is out of range for INT8'],
