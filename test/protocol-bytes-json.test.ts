@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { isUtf8 } from 'node:buffer';
 import { checkBytesText, serializeBytesElements } from '../lib/protocol/bytes-tensor';
 import { classifyOutput } from '../lib/protocol/classification';
-import { buildResponseHeader, decodeJsonRequest, JSON_BYTES_PER_ELEMENT } from '../lib/protocol/json-codec';
+import { buildResponseHeader, decodeJsonRequest, JSON_BYTES_PER_ELEMENT, JSON_WEIGHT_PER_STRING } from '../lib/protocol/json-codec';
 import { MAX_JSON_OUTPUT_ELEMENTS } from '../lib/protocol/request-limits';
 import { bytesElementsAsText } from '../lib/protocol/bytes-tensor';
 import { thrownError } from './helpers/expect-error';
@@ -23,6 +23,13 @@ describe('BYTES in the JSON codec', () => {
     const e = thrownError(() => buildResponseHeader(response(false), undefined, true), { code: 'PAYLOAD_TOO_LARGE', status: 413 });
     expect(e.message).toContain("output 'text'");
     expect(buildResponseHeader(response(true), undefined, true).binaryBytes).toBe(huge.byteLength);
+  });
+
+  it('many short strings weigh 16 elements each against the JSON output limit', () => {
+    const strings = (n: number) => ({ modelName: 'm', modelVersion: '1', outputs: [{ name: 'text', datatype: 'BYTES' as const, shape: [n], data: serializeBytesElements(Array.from({ length: n }, () => 'a')), binary: false }] });
+    const limit = MAX_JSON_OUTPUT_ELEMENTS / JSON_WEIGHT_PER_STRING;
+    expect(buildResponseHeader(strings(limit), undefined, true).json).toContain('"data":["a","a"');
+    thrownError(() => buildResponseHeader(strings(limit + 1), undefined, true), { code: 'PAYLOAD_TOO_LARGE', status: 413 });
   });
 });
 

@@ -178,20 +178,31 @@ function utf8Range(data: Uint8Array, start: number, end: number): boolean {
  * the JSON string, which makes the whole body invalid JSON).
  */
 export function bytesToJsonText(label: string, data: Uint8Array): string {
-  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const buffer = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   let text = '';
   let at = 0;
   for (let i = 0; at < data.byteLength; i++) {
     const start = at + BYTES_PREFIX;
-    const end = start + view.getUint32(at, true);
-    try {
-      text += (i === 0 ? '' : ',') + JSON.stringify(strictUtf8.decode(data.subarray(start, end)));
-    } catch {
+    const end = start + lengthAt(data, at);
+    const length = end - start;
+    if (!(length >= NATIVE_UTF8_BYTES ? isUtf8(data.subarray(start, end)) : utf8Range(data, start, end))) {
       throw invalid(label, `BYTES element ${i} is not valid UTF-8 and cannot be sent as JSON; request this output with "binary_data": true`);
     }
+    // Most strings need no escaping: quote them directly rather than through JSON.stringify.
+    const s = buffer.toString('utf8', start, end);
+    text += (i === 0 ? '"' : ',"') + (needsEscape(data, start, end) ? JSON.stringify(s).slice(1, -1) : s) + '"';
     at = end;
   }
   return text;
+}
+
+/** True when data[start, end) holds a byte JSON must escape in a string: a control character, `"` or `\`. */
+function needsEscape(data: Uint8Array, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) {
+    const b = data[i]!;
+    if (b < 0x20 || b === 0x22 || b === 0x5c) return true;
+  }
+  return false;
 }
 
 /** The serialized form of JSON `data` elements (strings, or raw bytes from a gRPC client); INVALID_INPUT naming any other value. */

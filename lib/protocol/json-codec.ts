@@ -105,12 +105,15 @@ export function buildResponseHeader(resp: InferResponse, idJson: string | undefi
 /**
  * Refuses a response whose JSON `data` would hold more than MAX_JSON_OUTPUT_ELEMENTS values in
  * all: writing them would hold the event loop for hundreds of milliseconds and the text
- * would be ~12 bytes a value. A BYTES output weighs one value per string or per
- * JSON_BYTES_PER_ELEMENT bytes of strings, whichever is more: decoding and quoting cost by
- * the byte, and one string can hold megabytes. Names the largest such output and the way out.
+ * would be ~12 bytes a value. A BYTES output weighs JSON_WEIGHT_PER_STRING values per
+ * string or one per JSON_BYTES_PER_ELEMENT bytes of strings, whichever is more: a string
+ * costs ~16 numbers' time to check and quote (~0.6 µs), and one string can hold megabytes.
+ * Names the largest such output and the way out.
  */
 /** Bytes of BYTES data that weigh as much as one numeric element written as JSON. */
 export const JSON_BYTES_PER_ELEMENT = 12;
+/** Numeric elements one BYTES element weighs against the JSON output limit. */
+export const JSON_WEIGHT_PER_STRING = 16;
 
 function checkJsonOutputSize(outputs: InferResponse['outputs'], allowBinary: boolean): void {
   let total = 0;
@@ -120,7 +123,7 @@ function checkJsonOutputSize(outputs: InferResponse['outputs'], allowBinary: boo
     const out = outputs[i];
     if (allowBinary && out.binary) continue;
     let count = elementCount(out.shape);
-    if (out.datatype === 'BYTES') count = Math.max(count, Math.ceil(out.data.byteLength / JSON_BYTES_PER_ELEMENT));
+    if (out.datatype === 'BYTES') count = Math.max(count * JSON_WEIGHT_PER_STRING, Math.ceil(out.data.byteLength / JSON_BYTES_PER_ELEMENT));
     total += count;
     if (count > largestCount) {
       largest = i;
