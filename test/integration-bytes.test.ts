@@ -227,6 +227,9 @@ describe('malformed BYTES inputs get a 400 naming the tensor and the element', (
     expect(n.json.error).toContain('BYTES element 1 must be a string, got number 7');
     const o = await infer('echo', { inputs: [{ name: 'text', datatype: 'BYTES', shape: [1, 2], data: ['a', { x: 1 }] }] });
     expect(o.json.error).toContain('BYTES element 1 must be a string, got an object');
+    const s = await postJson(h.base, '/v2/models/echo/infer', '{"inputs":[{"name":"text","datatype":"BYTES","shape":[1,2],"data":["ok \\ud83d\\ude00","\\ud800"]}]}');
+    expect(s.status).toBe(400);
+    expect(s.json.error).toContain("input 'text': BYTES element 1 is not valid Unicode text (a lone surrogate)");
     const c = await infer('echo', { inputs: [{ name: 'text', datatype: 'BYTES', shape: [2, 2], data: ['a', 'b', 'c'] }] });
     expect(c.status).toBe(400);
     expect(c.json.error).toContain('expected 4 BYTES values for shape [2,2], got 3');

@@ -205,6 +205,9 @@ function needsEscape(data: Uint8Array, start: number, end: number): boolean {
   return false;
 }
 
+/** A UTF-16 surrogate not part of a pair (in `u` mode a valid pair is one code point, not matched). */
+const LONE_SURROGATE = /\p{Cs}/u;
+
 /** The serialized form of JSON `data` elements (strings, or raw bytes from a gRPC client); INVALID_INPUT naming any other value. */
 export function jsonToBytesTensor(label: string, elements: readonly unknown[]): Buffer {
   for (let i = 0; i < elements.length; i++) {
@@ -213,6 +216,8 @@ export function jsonToBytesTensor(label: string, elements: readonly unknown[]): 
       const shown = typeof e === 'object' ? (e === null ? 'null' : Array.isArray(e) ? 'an array' : 'an object') : `${typeof e} ${String(e).slice(0, 40)}`;
       throw invalid(label, `BYTES element ${i} must be a string, got ${shown}`);
     }
+    // JSON can spell a lone surrogate ("\ud800"), which has no UTF-8 form: Buffer.from would put U+FFFD in silently.
+    if (typeof e === 'string' && LONE_SURROGATE.test(e)) throw invalid(label, `BYTES element ${i} is not valid Unicode text (a lone surrogate)`);
   }
   return serializeBytesElements(elements as (string | Uint8Array)[]);
 }
