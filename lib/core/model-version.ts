@@ -13,7 +13,6 @@
  * version number (a reload of changed files), is ServedModel's business; a version only
  * reports its own changes (`onState`).
  */
-import { loadOutputLabels, type OutputLabels } from '../repository/output-labels';
 import * as path from 'node:path';
 import { TensorwireError, toTensorwireError } from '../errors';
 import type { TensorwireMetrics } from '../metrics/registry';
@@ -28,6 +27,7 @@ import { relativeToDirectory } from '../util/message-text';
 import { VersionStatistics } from './version-statistics';
 import { INITIAL_VERSION_STATE, transition } from './version-state';
 import { warmUp } from './warmup-requests';
+import { loadOutputLabels, type OutputLabels } from '../repository/output-labels';
 
 /** Least time batches already running get to finish once the drain time is over (ms). */
 const RUNNING_GRACE_MS = 10_000;

@@ -7,7 +7,6 @@
  * - poll: as none, then watch the repository and hot-swap on every settled change.
  * - explicit: load only `loadModels` at start; the repository API loads and unloads.
  */
-import { checkClassificationRequest, classifyOutput } from '../protocol/classification';
 import { stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { Registry } from 'prom-client';
@@ -23,6 +22,7 @@ import { ServedModel } from './served-model';
 import { withEnsembles } from './ensemble-servable';
 import { loadOnnxServable } from './onnx-servable';
 import type { InferenceService, ModelMetadataResponse, ModelStatistics, Readiness, RepositoryIndexEntry } from './types';
+import { checkClassificationRequest, classifyOutput } from '../protocol/classification';
 
 export type ModelControl = 'none' | 'poll' | 'explicit';
 

@@ -192,7 +192,11 @@ export function scatterOutputs(
     const picked = m.outputIndices;
     const count = picked === null ? n : picked.length;
     let total = 0;
-    for (let j = 0; j < count; j++) total += memberBytes(rowBytes, rowStarts, picked === null ? j : picked[j]!, firstRow, rows)[1];
+    for (let j = 0; j < count; j++) {
+      const o = picked === null ? j : picked[j]!;
+      const starts = rowStarts[o];
+      total += starts === undefined ? rowBytes[o]! * rows : starts[firstRow + rows]! - starts[firstRow]!;
+    }
     // One allocation per request; allocUnsafe skips zero-filling bytes we overwrite at once.
     const buffer = Buffer.allocUnsafe(total);
     const list: BatchOutput[] = new Array(count);
@@ -200,7 +204,9 @@ export function scatterOutputs(
     for (let j = 0; j < count; j++) {
       const o = picked === null ? j : picked[j]!;
       const out = outputs[o]!;
-      const [start, bytes] = memberBytes(rowBytes, rowStarts, o, firstRow, rows);
+      const starts = rowStarts[o];
+      const start = starts === undefined ? rowBytes[o]! * firstRow : starts[firstRow]!;
+      const bytes = starts === undefined ? rowBytes[o]! * rows : starts[firstRow + rows]! - start;
       const data = new Uint8Array(buffer.buffer, buffer.byteOffset + offset, bytes);
       data.set(out.data.subarray(start, start + bytes));
       offset += bytes;
@@ -211,13 +217,6 @@ export function scatterOutputs(
     results[k] = list;
   }
   return results;
-}
-
-/** Byte offset and length of rows [firstRow, firstRow + rows) of output `o`. */
-function memberBytes(rowBytes: readonly number[], rowStarts: readonly (Float64Array | undefined)[], o: number, firstRow: number, rows: number): [number, number] {
-  const starts = rowStarts[o];
-  if (starts !== undefined) return [starts[firstRow]!, starts[firstRow + rows]! - starts[firstRow]!];
-  return [rowBytes[o]! * firstRow, rowBytes[o]! * rows];
 }
 
 /** Where each row of a batched BYTES output starts, checked against its shape (ENGINE_FAILURE otherwise). */
