@@ -12,6 +12,8 @@ export const {
   streamUrl,
   datatypeOf,
   toFloat32,
+  bytesTensorStrings,
+  bytesTensorElements,
   TensorwireError,
   ERROR_CATALOGUE,
   isTensorwireError,

@@ -15,6 +15,8 @@ export {
   streamUrl,
   datatypeOf,
   toFloat32,
+  bytesTensorStrings,
+  bytesTensorElements,
   type HttpClientOptions,
   type InferOptions,
   type InferResult,

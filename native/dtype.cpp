@@ -17,6 +17,7 @@ const char* KserveName(ONNXTensorElementDataType type) {
     case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT: return "FP32";
     case ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE: return "FP64";
     case ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16: return "BF16";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_STRING: return "BYTES";
     default: return "";
   }
 }

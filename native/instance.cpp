@@ -7,7 +7,9 @@
 #include <cstring>
 
 #include "cuda_runtime.hpp"
+#include "dtype.hpp"
 #include "errors.hpp"
+#include "string_tensor.hpp"
 
 namespace {
 /** Runs whose inputs or outputs exceed this leave ORT's CPU arena shrunk (see RunCpu). */
@@ -32,6 +34,9 @@ size_t Elements(const std::vector<int64_t>& shape) {
   return n;
 }
 
+/** Serialized bytes a slot reserves per string element up front: the prefix and a short string. */
+constexpr size_t kStringInitialBytes = kStringPrefixBytes + 12;
+
 /** Bytes a slot reserves up front for a tensor: max_batch rows when batchable, unknown dims count 1. */
 size_t InitialBytes(const TensorInfo& t, bool batchable, int max_batch) {
   size_t n = 1;
@@ -41,12 +46,16 @@ size_t InitialBytes(const TensorInfo& t, bool batchable, int max_batch) {
     if (v < 0) v = 1;
     n *= static_cast<size_t>(v);
   }
-  return n * t.element_size;
+  return n * (IsString(t.type) ? kStringInitialBytes : t.element_size);
 }
 
-/** The output's shape for this batch when the model fixes it (dynamic batch dim = batch), else false. */
+/**
+ * The output's shape for this batch when the model fixes it (dynamic batch dim = batch), else
+ * false. Always false for strings: their bytes are known only after the run.
+ */
 bool KnownOutputShape(const TensorInfo& t, bool batchable, int64_t batch, std::vector<int64_t>& shape) {
   shape = t.shape;
+  if (IsString(t.type)) return false;
   if (batchable && !shape.empty()) shape[0] = batch;
   for (int64_t d : shape)
     if (d < 0) return false;
@@ -138,6 +147,7 @@ void Instance::UploadInputs(RunJob& job) {
   StagingSlot& slot = *slots_[job.slot];
   CheckCuda(cuda.set_device(options_.device_id), "cudaSetDevice");
   for (size_t i = 0; i < signature_.inputs.size(); i++) {
+    if (IsString(signature_.inputs[i].type)) continue;  // string tensors stay on the host (RunGpu)
     size_t bytes = Elements(job.shapes[i]) * signature_.inputs[i].element_size;
     EnsureDevice(slot.device_inputs[i], bytes);
     CheckCuda(cuda.copy_h2d_async(slot.device_inputs[i].ptr, slot.inputs[i].data(), bytes, copy_stream_), "cudaMemcpyAsync H2D");
@@ -261,6 +271,10 @@ void Instance::RunCpu(RunJob& job, StagingSlot& slot) {
   inputs.reserve(n_in);
   for (size_t i = 0; i < n_in; i++) {
     const auto& shape = job.shapes[i];
+    if (IsString(signature_.inputs[i].type)) {
+      inputs.push_back(StringTensorFromSerialized(signature_.inputs[i].name, slot.inputs[i].data(), slot.inputs[i].capacity(), shape));
+      continue;
+    }
     size_t bytes = Elements(shape) * signature_.inputs[i].element_size;
     if (bytes > slot.inputs[i].capacity())
       throw EngineError("INVALID_INPUT", "input '" + signature_.inputs[i].name + "' needs " + std::to_string(bytes) +
@@ -299,11 +313,14 @@ void Instance::RunCpu(RunJob& job, StagingSlot& slot) {
   auto t2 = Clock::now();
   size_t output_bytes = 0;
   for (size_t o = 0; o < n_out; o++) {
-    if (!preallocated[o]) job.output_shapes[o] = outputs[o].GetTensorTypeAndShapeInfo().GetShape();
-    output_bytes += Elements(job.output_shapes[o]) * signature_.outputs[o].element_size;
+    if (!preallocated[o]) {
+      job.output_shapes[o] = outputs[o].GetTensorTypeAndShapeInfo().GetShape();
+      job.output_bytes[o] = OrtOutputBytes(o, outputs[o]);
+    }
+    output_bytes += job.output_bytes[o];
   }
   if (output_bytes > kArenaShrinkBytes) shrink_arena_next_ = true;
-  CheckOutputSize(job.output_shapes);
+  CheckOutputSize(job);
   for (size_t o = 0; o < n_out; o++)
     if (!preallocated[o]) CopyOrtOutput(job, slot, o, outputs[o]);
   auto t3 = Clock::now();
@@ -323,6 +340,12 @@ void Instance::RunGpu(RunJob& job, StagingSlot& slot) {
   bound.reserve(n_in + n_out);
   for (size_t i = 0; i < n_in; i++) {
     const auto& shape = job.shapes[i];
+    if (IsString(signature_.inputs[i].type)) {
+      // No provider keeps strings on the device: ORT runs string nodes on the CPU from a host tensor.
+      bound.push_back(StringTensorFromSerialized(signature_.inputs[i].name, slot.inputs[i].data(), slot.inputs[i].capacity(), shape));
+      binding.BindInput(input_names_[i], bound.back());
+      continue;
+    }
     size_t bytes = Elements(shape) * signature_.inputs[i].element_size;
     bound.push_back(Ort::Value::CreateTensor(device_info, slot.device_inputs[i].ptr, bytes, shape.data(), shape.size(), signature_.inputs[i].type));
     binding.BindInput(input_names_[i], bound.back());
@@ -334,7 +357,11 @@ void Instance::RunGpu(RunJob& job, StagingSlot& slot) {
     const auto& t = signature_.outputs[o];
     if (KnownOutputShape(t, signature_.batchable, batch, shape)) {
       size_t bytes = Elements(shape) * t.element_size;
-      if (bytes > options_.max_output_bytes) CheckOutputSize({shape});
+      if (bytes > options_.max_output_bytes) {
+        job.output_shapes[o] = shape;
+        job.output_bytes[o] = bytes;
+        CheckOutputSize(job);
+      }
       EnsureDevice(slot.device_outputs[o], bytes);
       if (bytes > slot.outputs[o].capacity()) {
         slot.retired.push_back(std::move(slot.outputs[o]));
@@ -357,9 +384,12 @@ void Instance::RunGpu(RunJob& job, StagingSlot& slot) {
   if (std::find(on_device.begin(), on_device.end(), 0) != on_device.end()) {
     values = binding.GetOutputValues();
     for (size_t o = 0; o < n_out; o++)
-      if (!on_device[o]) job.output_shapes[o] = values[o].GetTensorTypeAndShapeInfo().GetShape();
+      if (!on_device[o]) {
+        job.output_shapes[o] = values[o].GetTensorTypeAndShapeInfo().GetShape();
+        job.output_bytes[o] = OrtOutputBytes(o, values[o]);
+      }
   }
-  CheckOutputSize(job.output_shapes);
+  CheckOutputSize(job);
   for (size_t o = 0; o < n_out; o++)
     if (on_device[o])
       CheckCuda(cuda.copy_d2h_async(slot.outputs[o].data(), slot.device_outputs[o].ptr, job.output_bytes[o], compute_stream_), "cudaMemcpyAsync D2H");
@@ -372,28 +402,36 @@ void Instance::RunGpu(RunJob& job, StagingSlot& slot) {
   job.output_us = Micros(t2, t3);
 }
 
+size_t Instance::OrtOutputBytes(size_t o, const Ort::Value& value) const {
+  if (IsString(signature_.outputs[o].type)) return SerializedStringBytes(value);
+  return value.GetTensorTypeAndShapeInfo().GetElementCount() * signature_.outputs[o].element_size;
+}
+
+// Runs after CheckOutputSize: the buffer grown here is bounded by max_output_bytes.
 void Instance::CopyOrtOutput(RunJob& job, StagingSlot& slot, size_t o, const Ort::Value& value) {
   auto info = value.GetTensorTypeAndShapeInfo();
   std::vector<int64_t> shape = info.GetShape();
-  size_t bytes = info.GetElementCount() * signature_.outputs[o].element_size;
+  const bool is_string = IsString(signature_.outputs[o].type);
+  size_t bytes = OrtOutputBytes(o, value);
   if (bytes > slot.outputs[o].capacity()) {
     slot.retired.push_back(std::move(slot.outputs[o]));
     slot.outputs[o] = HostBuffer(bytes + bytes / 2, options_.on_gpu());
     slot.output_replaced[o] = 1;
   }
-  if (bytes > 0) std::memcpy(slot.outputs[o].data(), value.GetTensorRawData(), bytes);
+  if (is_string) SerializeStringTensor(value, slot.outputs[o].data());
+  else if (bytes > 0) std::memcpy(slot.outputs[o].data(), value.GetTensorRawData(), bytes);
   job.output_shapes[o] = std::move(shape);
   job.output_bytes[o] = bytes;
 }
 
-void Instance::CheckOutputSize(const std::vector<std::vector<int64_t>>& shapes) const {
+void Instance::CheckOutputSize(const RunJob& job) const {
   size_t total = 0;
-  for (size_t o = 0; o < shapes.size() && o < signature_.outputs.size(); o++) {
-    size_t bytes = Elements(shapes[o]) * signature_.outputs[o].element_size;
+  for (size_t o = 0; o < job.output_bytes.size() && o < signature_.outputs.size(); o++) {
+    size_t bytes = job.output_bytes[o];
     total += bytes;
     if (total > options_.max_output_bytes) {
       std::string shape;
-      for (int64_t d : shapes[o]) shape += (shape.empty() ? "" : "x") + std::to_string(d);
+      for (int64_t d : job.output_shapes[o]) shape += (shape.empty() ? "" : "x") + std::to_string(d);
       throw EngineError("OUTPUT_TOO_LARGE", "output '" + signature_.outputs[o].name + "' of " + options_.display_name + " has shape [" + shape +
                                                 "] (" + std::to_string(bytes) + " bytes); the outputs of one batch may hold at most " +
                                                 std::to_string(options_.max_output_bytes) + " bytes (maxOutputBytes)");

@@ -61,8 +61,13 @@ class Instance {
   void RunCpu(RunJob& job, StagingSlot& slot);
   void RunGpu(RunJob& job, StagingSlot& slot);
   void CopyOrtOutput(RunJob& job, StagingSlot& slot, size_t o, const Ort::Value& value);
-  /** Throws OUTPUT_TOO_LARGE when the outputs' shapes add up to more than max_output_bytes. */
-  void CheckOutputSize(const std::vector<std::vector<int64_t>>& shapes) const;
+  /** Bytes output `o` takes in the slot: its raw data, or the serialized form of a string tensor. */
+  size_t OrtOutputBytes(size_t o, const Ort::Value& value) const;
+  /**
+   * Throws OUTPUT_TOO_LARGE when job.output_bytes (filled for every output so far) add up to
+   * more than max_output_bytes. Runs before any output is copied or a buffer grown for it.
+   */
+  void CheckOutputSize(const RunJob& job) const;
 
   ModelOptions options_;
   ModelSignature signature_;

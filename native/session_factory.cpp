@@ -131,7 +131,7 @@ ModelSignature ReadSignature(const Ort::Session& session, const std::string& pat
                                                    name.get() + "' is not a tensor (sequences and maps are not supported)");
       auto tensor = type.GetTensorTypeAndShapeInfo();
       TensorInfo info{name.get(), tensor.GetElementType(), tensor.GetShape(), ElementSize(tensor.GetElementType())};
-      if (info.element_size == 0)
+      if (info.element_size == 0 && !IsString(info.type))
         throw EngineError("MODEL_LOAD_FAILED", std::string("cannot serve ") + path + ": " + (is_input ? "input '" : "output '") +
                                                    info.name + "' has an element type tensorwire does not support (ONNX type " +
                                                    std::to_string(static_cast<int>(info.type)) + ")");

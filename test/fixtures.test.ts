@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { onnx } from 'onnx-proto';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Datatype } from '../lib/engine/types';
+import type { FixedSizeDatatype } from '../lib/engine/types';
 import { buildModel, node } from './fixtures/onnx-builder';
 import { fromBFloat16Bits, fromFloat16Bits, toBFloat16Bits, toFloat16Bits } from './fixtures/half';
 import {
@@ -33,15 +33,15 @@ const open = (pathOrBytes: string | Uint8Array) =>
     ? ort.InferenceSession.create(pathOrBytes, { intraOpNumThreads: 1, interOpNumThreads: 1 })
     : ort.InferenceSession.create(pathOrBytes, { intraOpNumThreads: 1, interOpNumThreads: 1 });
 
-const ORT_TYPE: Record<Exclude<Datatype, 'BF16'>, ort.Tensor.Type> = {
+const ORT_TYPE: Record<Exclude<FixedSizeDatatype, 'BF16'>, ort.Tensor.Type> = {
   BOOL: 'bool', UINT8: 'uint8', UINT16: 'uint16', UINT32: 'uint32', UINT64: 'uint64', INT8: 'int8',
   INT16: 'int16', INT32: 'int32', INT64: 'int64', FP16: 'float16', FP32: 'float32', FP64: 'float64',
 };
 
 /** An ORT tensor over little-endian `bytes` of a KServe datatype. */
-function tensorFromBytes(type: Exclude<Datatype, 'BF16'>, bytes: Uint8Array, dims: number[]): ort.Tensor {
+function tensorFromBytes(type: Exclude<FixedSizeDatatype, 'BF16'>, bytes: Uint8Array, dims: number[]): ort.Tensor {
   const buf = bytes.slice().buffer;
-  const views: Record<Exclude<Datatype, 'BF16'>, () => ort.Tensor['data']> = {
+  const views: Record<Exclude<FixedSizeDatatype, 'BF16'>, () => ort.Tensor['data']> = {
     BOOL: () => new Uint8Array(buf), UINT8: () => new Uint8Array(buf), INT8: () => new Int8Array(buf),
     UINT16: () => new Uint16Array(buf), INT16: () => new Int16Array(buf), FP16: () => new Uint16Array(buf),
     UINT32: () => new Uint32Array(buf), INT32: () => new Int32Array(buf), FP32: () => new Float32Array(buf),
@@ -77,7 +77,7 @@ describe('half-precision helpers', () => {
 describe('datatype models', () => {
   const paths = datatypeModels(dir);
 
-  for (const type of ALL_DATATYPES.filter((t): t is Exclude<Datatype, 'BF16'> => t !== 'BF16')) {
+  for (const type of ALL_DATATYPES.filter((t): t is Exclude<FixedSizeDatatype, 'BF16'> => t !== 'BF16')) {
     it(`${type}: ${DATATYPE_MODEL_OPS[type]}`, async () => {
       const session = await open((await paths)[type]);
       expect(session.inputMetadata[0]).toMatchObject({ name: 'x', type: ORT_TYPE[type], shape: ['N', 4] });

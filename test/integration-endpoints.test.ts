@@ -83,7 +83,7 @@ describe('server endpoints', () => {
     expect(r.json).toEqual({
       name: 'tensorwire',
       version: expect.stringMatching(/^\d+\.\d+\.\d+/),
-      extensions: ['binary_tensor_data', 'model_repository', 'statistics', 'schedule_policy', 'model_configuration', 'system_shared_memory', 'trace', 'logging'],
+      extensions: ['binary_tensor_data', 'classification', 'model_repository', 'statistics', 'schedule_policy', 'model_configuration', 'system_shared_memory', 'trace', 'logging'],
     });
   });
 });

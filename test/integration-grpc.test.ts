@@ -6,7 +6,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Datatype } from '../lib/engine/types';
+import type { FixedSizeDatatype } from '../lib/engine/types';
 import { ERROR_CATALOGUE } from '../lib/errors';
 import { ALL_DATATYPES, datatypeExpected, datatypeModel, datatypeSample, decodeValues, encodeValues } from './fixtures/datatypes';
 import { mlpModel, mlpReference, mlpWeights, multiIoModel, multiIoReference, slowModel } from './fixtures/models';
@@ -47,7 +47,7 @@ function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol
 }
 
 /** The contents field each datatype is sent in (FP16/BF16: fp32_contents, tensorwire's extension). */
-const FIELD: Record<Datatype, string> = {
+const FIELD: Record<FixedSizeDatatype, string> = {
   BOOL: 'bool_contents', INT8: 'int_contents', INT16: 'int_contents', INT32: 'int_contents', INT64: 'int64_contents',
   UINT8: 'uint_contents', UINT16: 'uint_contents', UINT32: 'uint_contents', UINT64: 'uint64_contents',
   FP16: 'fp32_contents', BF16: 'fp32_contents', FP32: 'fp32_contents', FP64: 'fp64_contents',
@@ -226,7 +226,7 @@ describe('errors: one status per catalogue code, and the server serves on', () =
       [{ model_name: 'mlp', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256], contents: { int_contents: [1] } }] }, 'FP32 data belongs in contents.fp32_contents, got contents.int_contents'],
       [{ model_name: 'mlp', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256], contents: { fp32_contents: [1, 2] } }] }, 'expected 256 FP32 values for shape [1,256], got 2'],
       [{ model_name: 'mlp', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256], contents: { fp32_contents: [1] } }], raw_input_contents: [Buffer.alloc(1024)] }, 'has both typed'],
-      [{ model_name: 'mlp', inputs: [{ name: 'input', datatype: 'BYTES', shape: [1], contents: { bytes_contents: [Buffer.from('a')] } }] }, 'datatype BYTES is not supported'],
+      [{ model_name: 'mlp', inputs: [{ name: 'input', datatype: 'BYTES', shape: [1], contents: { bytes_contents: [Buffer.from('a')] } }] }, "input 'input': expected datatype FP32, got BYTES"],
       [{ model_name: 'mlp', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256] }], raw_input_contents: [Buffer.alloc(1024), Buffer.alloc(4)] }, '1 input(s) but 2 raw_input_contents'],
       [{ model_name: 'mlp', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256] }] }, "input 'input': no data"],
       [{ model_name: 'dt_int8', inputs: [{ name: 'x', datatype: 'INT8', shape: [1, 4], contents: { int_contents: [1, 2, 300, 4] } }] }, 'value at index 2 (300) is out of range for INT8'],

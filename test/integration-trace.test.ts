@@ -130,7 +130,7 @@ describe('trace extension', () => {
     try {
       await client.infer('mlp', { input: { shape: [1, 4], data: new Float32Array([0.1, 0.2, 0.3, 0.4]) } });
     } finally {
-      client.close();
+      await client.close();
     }
     const lines = await linesOf(join(dir.dir, 'more.jsonl'), 2);
     expect(JSON.parse(lines[0]!)).toMatchObject({ request_id: 'bad', error: 'INVALID_INPUT' });

@@ -94,7 +94,7 @@ describe('sizes a request can claim', () => {
   it('clips client text it echoes to 64 characters', () => {
     const long = 'N'.repeat(500);
     const message = refused(json({ inputs: [{ ...x, name: long, datatype: 'FP99' }] }));
-    expect(message).toBe(`input '${'N'.repeat(61)}...': unknown datatype "FP99"; expected one of BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64, BF16`);
+    expect(message).toBe(`input '${'N'.repeat(61)}...': unknown datatype "FP99"; expected one of BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64, BF16, BYTES`);
     const frame = decodeStreamFrame(Buffer.from(JSON.stringify({ id: 'i'.repeat(10_000_000), model_name: 'm', inputs: [x] })), false);
     expect(frame.ok ? undefined : [frame.id, frame.error.message]).toEqual([undefined, "'id' is 10000000 characters long; the limit is 256"]);
   });

@@ -101,14 +101,15 @@ describe('config.json', () => {
     );
   });
 
-  it('rejects other platforms and string tensors', () => {
+  it('rejects other platforms; reads TYPE_STRING as BYTES', () => {
     expect(errorOf(() => parseConfigJson('{"platform":"tensorrt_plan"}', WHERE))).toBe(
       'models/iris/config.json: platform must be "onnxruntime_onnx" (tensorwire serves ONNX models with ONNX Runtime), "ensemble" or "tensorwire_cascade", got "tensorrt_plan"',
     );
     expect(errorOf(() => parseConfigJson('{"backend":"python"}', WHERE))).toMatch(/backend must be "onnxruntime"/);
-    expect(errorOf(() => parseConfigJson('{"input":[{"name":"t","data_type":"TYPE_STRING"}]}', WHERE))).toBe(
-      'models/iris/config.json: input[0].data_type: TYPE_STRING (string tensors) is not supported yet',
-    );
+    expect(parseConfigJson('{"input":[{"name":"t","data_type":"TYPE_STRING","dims":[1]}]}', WHERE).input?.[0]?.data_type).toBe('BYTES');
+    expect(parseConfigJson('{"output":[{"name":"p","label_filename":"labels.txt"}]}', WHERE).output?.[0]?.label_filename).toBe('labels.txt');
+    expect(errorOf(() => parseConfigJson('{"output":[{"name":"p","label_filename":"../../etc/passwd"}]}', WHERE))).toContain('output[0].label_filename');
+    expect(errorOf(() => parseConfigJson('{"input":[{"name":"p","label_filename":"labels.txt"}]}', WHERE))).toContain('label_filename');
   });
 
   it('checks cross-field rules', () => {

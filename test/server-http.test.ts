@@ -59,7 +59,7 @@ describe('health and server metadata', () => {
     expect(body).toEqual({
       name: 'tensorwire',
       version: require('../package.json').version,
-      extensions: ['binary_tensor_data', 'model_repository', 'statistics', 'schedule_policy', 'model_configuration', 'system_shared_memory', 'trace', 'logging'],
+      extensions: ['binary_tensor_data', 'classification', 'model_repository', 'statistics', 'schedule_policy', 'model_configuration', 'system_shared_memory', 'trace', 'logging'],
     });
   });
 

@@ -3,6 +3,7 @@
  * KServe JSON request file), serialised once into the exact bytes each protocol puts on the
  * wire, and checked with one request before any load is generated.
  */
+import { serializeBytesElements } from '../protocol/bytes-tensor';
 import { readFileSync } from 'node:fs';
 import type { Datatype } from '../engine/types';
 import { DATATYPE_SIZE } from '../engine/types';
@@ -72,6 +73,8 @@ export async function fetchModelInfo(url: string, model: string, version?: strin
 
 /** Random bytes for a tensor: floats in [0, 1), integers in [0, 10), booleans 0/1. */
 function randomBytes(datatype: Datatype, count: number, rand: () => number): Uint8Array {
+  // BYTES: one random digit per string, in the serialized form.
+  if (datatype === 'BYTES') return serializeBytesElements(Array.from({ length: count }, () => String(Math.floor(rand() * 10))));
   const bytes = new Uint8Array(count * DATATYPE_SIZE[datatype]);
   const b = bytes.buffer;
   for (let i = 0; i < count; i++) {

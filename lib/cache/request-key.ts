@@ -22,7 +22,7 @@ export function requestKey(model: string, version: number, generation: number, r
   let head = `${model.length}:${model}|${version}|${generation}|${request.binaryDataOutput ? 1 : 0}|${request.inputs.length}`;
   for (const input of request.inputs) head += `|${input.name.length}:${input.name}|${input.datatype}|${input.shape.join(',')}|${input.data.byteLength}`;
   if (request.outputs === undefined) head += '|all';
-  else for (const o of request.outputs) head += `|${o.name.length}:${o.name}|${o.binary ? 1 : 0}`;
+  else for (const o of request.outputs) head += `|${o.name.length}:${o.name}|${o.binary ? 1 : 0}|${o.classification ?? 0}`;
   const h = createHash('sha256').update(head);
   for (const input of request.inputs) h.update(input.data);
   return h.digest('base64');

@@ -4,7 +4,7 @@
  */
 export { HttpClient, type HttpClientOptions, type InferOptions, type InferResult, type InferInputs } from './http-client';
 export { StreamClient, streamUrl, type StreamClientOptions, type StreamInferOptions, type SubscribeOptions, type FeedPrediction } from './stream-client';
-export { datatypeOf, toFloat32, toWireTensor, toWireTensors, fromWireBytes, type Tensor, type TensorInput, type TypedArray, type WireTensor } from './tensor';
+export { bytesTensorElements, bytesTensorStrings, datatypeOf, toFloat32, toWireTensor, toWireTensors, fromWireBytes, type Tensor, type TensorInput, type TypedArray, type WireTensor } from './tensor';
 export {
   encodeJsonRequest,
   encodeBinaryRequest,

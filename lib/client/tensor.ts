@@ -8,6 +8,7 @@
  * | INT64, UINT64 | BigInt64Array, BigUint64Array |
  * | BOOL | Uint8Array of 0/1 |
  * | FP16, BF16 | Uint16Array of raw 16-bit words |
+ * | BYTES | in: an array of strings (or Uint8Arrays); out: a Uint8Array of the serialized form (`bytesTensorStrings()` reads it) |
  *
  * FP16/BF16 choice: outputs come back as the raw 16-bit words (Uint16Array), because that is
  * lossless, allocation-free (a view of the response) and what an fp16 pipeline feeds on;
@@ -20,6 +21,7 @@ import type { Datatype } from '../engine/types';
 import { DATATYPE_SIZE } from '../engine/types';
 import { TensorwireError } from '../errors';
 import { decodeBfloat16Array, decodeFloat16Array, float32ToBfloat16Bits, float32ToFloat16Bits } from '../protocol/half';
+import { bytesElements, bytesElementsAsText, checkBytesElements } from '../protocol/bytes-tensor';
 import { elementCount, formatShape, isDatatype, jsonToTensorBytes } from '../protocol/tensor-data';
 
 /** Every typed array a tensor can be carried in. */
@@ -29,7 +31,7 @@ export type TypedArray = Float32Array | Float64Array | Int8Array | Int16Array | 
 export interface TensorInput {
   datatype?: Datatype;
   shape: readonly number[];
-  data: TypedArray | readonly number[] | readonly boolean[];
+  data: TypedArray | readonly number[] | readonly boolean[] | readonly (string | Uint8Array)[];
 }
 
 /** A tensor as the clients return it. */
@@ -51,6 +53,7 @@ type Ctor = { new (buffer: ArrayBufferLike, byteOffset: number, length: number):
 
 /** The typed array class of each datatype's output. */
 const ARRAY_OF: Record<Datatype, Ctor> = {
+  BYTES: Uint8Array, // the serialized form (lib/protocol/bytes-tensor.ts)
   BOOL: Uint8Array,
   UINT8: Uint8Array,
   UINT16: Uint16Array,
@@ -128,6 +131,10 @@ export function toWireTensors(inputs: Record<string, TensorInput> | ReadonlyArra
  * usual case), an aligned copy otherwise. Checks the byte count against the shape.
  */
 export function fromWireBytes(label: string, datatype: Datatype, shape: readonly number[], bytes: Uint8Array): TypedArray {
+  if (datatype === 'BYTES') {
+    checkBytesElements(label, bytes, elementCount(shape));
+    return bytes;
+  }
   const expected = elementCount(shape) * DATATYPE_SIZE[datatype];
   if (bytes.byteLength !== expected) {
     throw new TensorwireError('INVALID_INPUT', `${label}: ${datatype} shape ${formatShape(shape)} needs ${expected} bytes, the response has ${bytes.byteLength}`);
@@ -147,4 +154,14 @@ export function toFloat32(tensor: Tensor): Float32Array {
   if (tensor.data instanceof Float32Array) return tensor.data;
   if (tensor.data instanceof BigInt64Array || tensor.data instanceof BigUint64Array) return Float32Array.from(tensor.data, Number);
   return Float32Array.from(tensor.data as ArrayLike<number>);
+}
+
+/** The elements of a BYTES tensor as strings (UTF-8; INVALID_INPUT naming the element otherwise). */
+export function bytesTensorStrings(tensor: Tensor): string[] {
+  return bytesElementsAsText(`${tensor.datatype} tensor`, tensor.data as Uint8Array, elementCount(tensor.shape));
+}
+
+/** The elements of a BYTES tensor as raw bytes (views into the response, no copies). */
+export function bytesTensorElements(tensor: Tensor): Uint8Array[] {
+  return bytesElements(`${tensor.datatype} tensor`, tensor.data as Uint8Array, elementCount(tensor.shape));
 }

@@ -155,7 +155,8 @@ function tensorsFromJson(list: unknown, kind: 'output' | 'input', binary: { body
     let bytes: Uint8Array;
     if (size !== undefined) {
       if (binary === undefined) throw bad(`${label} has binary_data_size but the response carries no binary data`);
-      const n = elementCount(shape) * DATATYPE_SIZE[datatype];
+      // BYTES: binary_data_size is the serialized size; fromWireBytes walks the prefixes.
+      const n = datatype === 'BYTES' && typeof size === 'number' && Number.isSafeInteger(size) && size >= 0 ? size : elementCount(shape) * DATATYPE_SIZE[datatype];
       if (size !== n) throw bad(`${label}: binary_data_size ${String(size)} does not match ${datatype} shape [${shape.join(',')}] (${n} bytes)`);
       if (off + n > binary.body.byteLength) throw bad(`${label}: binary data runs past the end of the response`);
       bytes = binary.body.subarray(off, off + n);

@@ -27,6 +27,7 @@ import { relativeToDirectory } from '../util/message-text';
 import { VersionStatistics } from './version-statistics';
 import { INITIAL_VERSION_STATE, transition } from './version-state';
 import { warmUp } from './warmup-requests';
+import { loadOutputLabels, type OutputLabels } from '../repository/output-labels';
 
 /** Least time batches already running get to finish once the drain time is over (ms). */
 const RUNNING_GRACE_MS = 10_000;
@@ -48,6 +49,8 @@ export class ModelVersion {
   reason = 'loading';
   /** What computes its answers (owned: closed when the version fails or is freed). */
   private current: Servable | undefined;
+  /** Class labels of outputs whose config names a label_filename (classification extension); read at load. */
+  outputLabels: OutputLabels = new Map();
   readonly stats: VersionStatistics;
   private starting: Promise<void> | undefined;
   private retiring: Promise<void> | undefined;
@@ -114,6 +117,7 @@ export class ModelVersion {
       const complete = { ...this.context.complete, where: this.where };
       const config = withLive(this.baseConfig, this.live, this.where);
       const factory = this.context.servables ?? loadOnnxServable;
+      this.outputLabels = await loadOutputLabels(path.dirname(this.source.dir), this.name, config ?? {});
       this.current = await factory({ name: this.name, version: this.version, source: this.source, config, complete, listener: this.stats });
       this.setState('warming', 'warming up');
       this.stats.paused = true;

@@ -24,6 +24,7 @@ import { withEnsembles } from './ensemble-servable';
 import { loadOnnxServable } from './onnx-servable';
 import { loadFailedMessage, unknownModelMessage } from './triton-messages';
 import type { InferenceService, ModelMetadataResponse, ModelStatistics, Readiness, RepositoryIndexEntry } from './types';
+import { checkClassificationRequest, classifyOutput } from '../protocol/classification';
 
 export type ModelControl = 'none' | 'poll' | 'explicit';
 
@@ -248,6 +249,8 @@ class Service implements TensorwireService {
     const start = performance.now();
     this.metrics.requestStarted();
     try {
+      const batched = v.effective!.maxBatchSize > 0;
+      checkClassificationRequest(request, v.effective!.outputs, batched);
       const result = await v.infer(request, signal);
       const totalUs = (performance.now() - start) * 1000;
       const batchSize = v.effective!.maxBatchSize > 0 ? request.inputs[0].shape[0] : 1;
@@ -256,7 +259,9 @@ class Service implements TensorwireService {
       for (let i = 0; i < outputs.length; i++) {
         const o = result.outputs[i];
         const binary = request.outputs ? request.outputs[i].binary : request.binaryDataOutput;
-        outputs[i] = { name: o.name, datatype: o.datatype, shape: o.shape, data: o.data, binary };
+        const k = request.outputs?.[i].classification;
+        const c = k === undefined ? o : classifyOutput(o, k, batched, v.outputLabels.get(o.name));
+        outputs[i] = { name: c.name, datatype: c.datatype, shape: c.shape, data: c.data, binary };
       }
       const response: InferResponse = { modelName: name, modelVersion: String(v.version), outputs, timings: result.timings };
       if (request.id !== undefined) response.id = request.id;

@@ -3,8 +3,17 @@
  * Everything above the engine (scheduler, repository, server) speaks these types only.
  */
 
-/** KServe v2 tensor datatypes the engine can carry (BYTES is not supported yet). */
+/**
+ * KServe v2 tensor datatypes the engine can carry. BYTES (ONNX `string`) has no fixed element
+ * size: its data is the serialized form of lib/protocol/bytes-tensor.ts, and its byte length
+ * says nothing about its element count (always take that from the shape).
+ */
 export type Datatype =
+  | 'BYTES'
+  | FixedSizeDatatype;
+
+/** The datatypes whose elements all take the same number of bytes. */
+export type FixedSizeDatatype =
   | 'BOOL'
   | 'UINT8'
   | 'UINT16'
@@ -19,7 +28,10 @@ export type Datatype =
   | 'FP64'
   | 'BF16';
 
-/** Bytes per element of each datatype. */
+/**
+ * Bytes per element of each datatype; 0 for BYTES, which has none (check `isFixedSize` first,
+ * or use tensorByteLength / bytes-tensor.ts).
+ */
 export const DATATYPE_SIZE: Readonly<Record<Datatype, number>> = {
   BOOL: 1,
   UINT8: 1,
@@ -34,7 +46,13 @@ export const DATATYPE_SIZE: Readonly<Record<Datatype, number>> = {
   FP32: 4,
   FP64: 8,
   BF16: 2,
+  BYTES: 0,
 };
+
+/** True for datatypes with a fixed element size (all but BYTES). */
+export function isFixedSize(datatype: Datatype): datatype is FixedSizeDatatype {
+  return datatype !== 'BYTES';
+}
 
 /** One input or output of a model, as the model declares it. -1 marks a dynamic dimension. */
 export interface TensorSpec {

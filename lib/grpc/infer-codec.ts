@@ -42,6 +42,7 @@ function invalid(message: string): TensorwireError {
 
 /** The contents field that carries each datatype. FP16/BF16 have none in the protocol; tensorwire reads fp32_contents (rounded to nearest even), as HTTP reads JSON numbers. */
 const CONTENTS_FIELD: Readonly<Record<Datatype, keyof WireContents>> = {
+  BYTES: 'bytes_contents',
   BOOL: 'bool_contents',
   INT8: 'int_contents',
   INT16: 'int_contents',

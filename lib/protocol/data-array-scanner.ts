@@ -97,6 +97,7 @@ const SCRATCH_VIEWS = {
  * refuse one of them (or would need its exact re-read of integers beyond 2^53).
  */
 export function spanToTensorBytes(datatype: Datatype, span: DataSpan): Uint8Array | undefined {
+  if (datatype === 'BYTES') return undefined; // strings take the general path
   const count = span.count;
   const size = count * DATATYPE_SIZE[datatype];
   const bytes = new Uint8Array(size);

@@ -99,7 +99,7 @@ export function buildResponseHeader(resp: InferResponse, idJson: string | undefi
       binaryBytes += out.data.byteLength;
       binaryOutputs++;
     } else {
-      json += ',"data":[' + tensorBytesToJsonText(out.datatype, out.data) + ']}';
+      json += ',"data":[' + tensorBytesToJsonText(out.datatype, out.data, out.name) + ']}';
     }
   }
   json += ']}';
@@ -109,8 +109,16 @@ export function buildResponseHeader(resp: InferResponse, idJson: string | undefi
 /**
  * Refuses a response whose JSON `data` would hold more than MAX_JSON_OUTPUT_ELEMENTS values in
  * all: writing them would hold the event loop for hundreds of milliseconds and the text
- * would be ~12 bytes a value. Names the largest such output and the way out.
+ * would be ~12 bytes a value. A BYTES output weighs JSON_WEIGHT_PER_STRING values per
+ * string or one per JSON_BYTES_PER_ELEMENT bytes of strings, whichever is more: a string
+ * costs ~16 numbers' time to check and quote (~0.6 µs), and one string can hold megabytes.
+ * Names the largest such output and the way out.
  */
+/** Bytes of BYTES data that weigh as much as one numeric element written as JSON. */
+export const JSON_BYTES_PER_ELEMENT = 12;
+/** Numeric elements one BYTES element weighs against the JSON output limit. */
+export const JSON_WEIGHT_PER_STRING = 16;
+
 function checkJsonOutputSize(outputs: InferResponse['outputs'], allowBinary: boolean): void {
   let total = 0;
   let largest = -1;
@@ -118,7 +126,8 @@ function checkJsonOutputSize(outputs: InferResponse['outputs'], allowBinary: boo
   for (let i = 0; i < outputs.length; i++) {
     const out = outputs[i];
     if ((allowBinary && out.binary) || out.sharedMemory !== undefined) continue;
-    const count = elementCount(out.shape);
+    let count = elementCount(out.shape);
+    if (out.datatype === 'BYTES') count = Math.max(count * JSON_WEIGHT_PER_STRING, Math.ceil(out.data.byteLength / JSON_BYTES_PER_ELEMENT));
     total += count;
     if (count > largestCount) {
       largest = i;
@@ -145,7 +154,7 @@ export function tensorListJson(tensors: readonly { name: string; datatype: Datat
   let json = '[';
   for (let i = 0; i < tensors.length; i++) {
     const t = tensors[i];
-    json += (i === 0 ? '{"name":' : ',{"name":') + JSON.stringify(t.name) + ',"datatype":"' + t.datatype + '","shape":[' + t.shape.join(',') + '],"data":[' + tensorBytesToJsonText(t.datatype, t.data) + ']}';
+    json += (i === 0 ? '{"name":' : ',{"name":') + JSON.stringify(t.name) + ',"datatype":"' + t.datatype + '","shape":[' + t.shape.join(',') + '],"data":[' + tensorBytesToJsonText(t.datatype, t.data, t.name) + ']}';
   }
   return json + ']';
 }

@@ -7,8 +7,10 @@
  * request fits the model is validate.ts's job.
  */
 import type { Datatype } from '../engine/types';
-import { DATATYPE_SIZE } from '../engine/types';
+import { DATATYPE_SIZE, isFixedSize } from '../engine/types';
 import { TensorwireError } from '../errors';
+import { checkBytesElements } from './bytes-tensor';
+import { MAX_CLASSIFICATION_COUNT } from './classification';
 import { checkCount, checkLength, clip, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_PARAMETER_CHARS, MAX_PARAMETERS, MAX_RANK, MAX_TENSORS } from './request-limits';
 import { DATATYPES, describeValue, elementCount, formatShape, isDatatype, jsonToTensorBytes, type JsonDecodeState } from './tensor-data';
 import type { InferInputTensor, InferRequest, RequestedOutput, SharedMemoryRef } from './types';
@@ -165,15 +167,20 @@ function readInput(input: unknown, index: number, binary: BinarySection | undefi
   if (binary === undefined) {
     throw invalid(`${label}: parameters.binary_data_size is set but the request carries no binary data (no Inference-Header-Content-Length header, or a text stream frame)`);
   }
-  const expected = elementCount(shape) * DATATYPE_SIZE[datatype];
-  if (binarySize !== expected) {
-    throw invalid(`${label}: binary_data_size ${binarySize} does not match ${datatype} shape ${formatShape(shape)} (expected ${expected} bytes)`);
+  if (isFixedSize(datatype)) {
+    const expected = elementCount(shape) * DATATYPE_SIZE[datatype];
+    if (binarySize !== expected) {
+      throw invalid(`${label}: binary_data_size ${binarySize} does not match ${datatype} shape ${formatShape(shape)} (expected ${expected} bytes)`);
+    }
   }
   const left = binary.body.byteLength - offset;
   if (binarySize > left) {
     throw invalid(`${label}: binary_data_size ${binarySize} runs past the end of the body (${left} bytes of binary data left)`);
   }
-  return { tensor: { name, datatype, shape, data: binary.body.subarray(offset, offset + binarySize) }, binarySize };
+  const data = binary.body.subarray(offset, offset + binarySize);
+  // BYTES: binary_data_size is the serialized size (Triton's); the prefixes must account for exactly those bytes.
+  if (!isFixedSize(datatype)) checkBytesElements(label, data, elementCount(shape));
+  return { tensor: { name, datatype, shape, data }, binarySize };
 }
 
 /** An input whose bytes are in a shared memory region: checked against its shape now, resolved by lib/shm later. */
@@ -191,7 +198,6 @@ const NO_DATA = new Uint8Array(0);
 
 function readDatatype(label: string, datatype: unknown): Datatype {
   if (isDatatype(datatype)) return datatype;
-  if (datatype === 'BYTES') throw invalid(`${label}: datatype BYTES is not supported`);
   throw invalid(`${label}: unknown datatype ${describeValue(datatype)}; expected one of ${DATATYPES.join(', ')}`);
 }
 
@@ -220,10 +226,17 @@ function readOutputs(outputs: unknown, binaryDefault: boolean, allowBinary: bool
     if (typeof name !== 'string' || name.length === 0) throw invalid(`output ${i}: 'name' must be a non-empty string, got ${describeValue(name)}`);
     checkLength(`output ${i}: 'name'`, name, MAX_NAME_CHARS);
     let binary = binaryDefault;
+    let classification: number | undefined;
     const parameters = output.parameters;
     if (parameters !== undefined) {
       if (!isObject(parameters)) throw invalid(`output '${clip(name)}': 'parameters' must be an object, got ${describeValue(parameters)}`);
-      if (parameters.classification !== undefined) throw invalid(`output '${clip(name)}': the classification extension is not supported`);
+      const k = parameters.classification;
+      if (k !== undefined) {
+        if (!isCount(k) || k < 1 || k > MAX_CLASSIFICATION_COUNT) {
+          throw invalid(`output '${clip(name)}': parameters.classification must be an integer from 1 to ${MAX_CLASSIFICATION_COUNT}, got ${describeValue(k)}`);
+        }
+        classification = k;
+      }
       const flag = parameters.binary_data;
       if (flag !== undefined) {
         if (typeof flag !== 'boolean') throw invalid(`output '${clip(name)}': parameters.binary_data must be a boolean, got ${describeValue(flag)}`);
@@ -235,7 +248,7 @@ function readOutputs(outputs: unknown, binaryDefault: boolean, allowBinary: bool
         continue;
       }
     }
-    result.push({ name, binary: allowBinary && binary });
+    result.push({ name, binary: allowBinary && binary, classification });
   }
   return result;
 }

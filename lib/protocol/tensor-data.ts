@@ -9,6 +9,7 @@
  *   decimal integers. INT64/UINT64 take the full 64-bit range through strings; a bare JSON
  *   number beyond 2^53 loses precision in JSON.parse, which json-codec.ts detects (through
  *   `JsonDecodeState`) and repairs by re-reading those numbers exactly from the text.
+ * - BYTES: strings (UTF-8 on the wire), serialized with 4-byte length prefixes (bytes-tensor.ts).
  * - FP16/BF16/FP32/FP64: numbers, or strings of numbers, including "NaN", "Infinity" and
  *   "-Infinity" (JSON has no literal for them; tensor-json.ts writes them the same way).
  *   Triton refuses FP16/BF16 in JSON; tensorwire rounds them to nearest even (half.ts).
@@ -21,6 +22,7 @@ import { endianness } from 'node:os';
 import type { Datatype } from '../engine/types';
 import { DATATYPE_SIZE } from '../engine/types';
 import { TensorwireError } from '../errors';
+import { jsonToBytesTensor } from './bytes-tensor';
 import { float32ToBfloat16Bits, float32ToFloat16Bits } from './half';
 
 // Typed arrays use the host's byte order and the protocol is little-endian. Every platform
@@ -106,6 +108,8 @@ export function jsonToTensorBytes(label: string, datatype: Datatype, shape: read
   if (flat.length !== count) {
     throw fail(label, `expected ${count} ${datatype} values for shape ${formatShape(shape)}, got ${flat.length}`);
   }
+  // BYTES: an array of strings, serialized as bytes-tensor.ts says.
+  if (datatype === 'BYTES') return jsonToBytesTensor(label, flat);
   const bytes = new Uint8Array(count * DATATYPE_SIZE[datatype]);
   const buffer = bytes.buffer;
   switch (datatype) {

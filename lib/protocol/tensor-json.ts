@@ -14,6 +14,7 @@
 import type { Datatype } from '../engine/types';
 import { DATATYPE_SIZE } from '../engine/types';
 import { TensorwireError } from '../errors';
+import { bytesToJsonText, checkBytesElements } from './bytes-tensor';
 import { decodeBfloat16Array, decodeFloat16Array } from './half';
 import { elementCount, formatShape } from './tensor-data';
 
@@ -30,6 +31,10 @@ function view<T>(Ctor: TypedArrayConstructor<T>, bytes: Uint8Array): T {
 
 /** Checks that output `name`'s `bytes` hold exactly its `shape` of `datatype`; INTERNAL otherwise (a bug upstream). */
 export function checkOutputBytes(name: string, datatype: Datatype, shape: readonly number[], bytes: Uint8Array): void {
+  if (datatype === 'BYTES') {
+    checkBytesElements(`output '${name}'`, bytes, elementCount(shape), 'INTERNAL');
+    return;
+  }
   const expected = elementCount(shape) * DATATYPE_SIZE[datatype];
   if (bytes.byteLength !== expected) {
     throw new TensorwireError('INTERNAL', `output '${name}': shape ${formatShape(shape)} of ${datatype} needs ${expected} bytes, got ${bytes.byteLength}`);
@@ -38,11 +43,14 @@ export function checkOutputBytes(name: string, datatype: Datatype, shape: readon
 
 /**
  * The elements of a tensor as the inside of a JSON array ("1,2,3", without brackets), so a
- * caller can build the response text without an intermediate array. `bytes` must hold a
+ * caller can build the response text without an intermediate array. BYTES elements are
+ * written as JSON strings; `name` names the tensor when one is not valid UTF-8. `bytes` must hold a
  * whole number of elements (see checkOutputBytes).
  */
-export function tensorBytesToJsonText(datatype: Datatype, bytes: Uint8Array): string {
+export function tensorBytesToJsonText(datatype: Datatype, bytes: Uint8Array, name = ''): string {
   switch (datatype) {
+    case 'BYTES':
+      return bytesToJsonText(`output '${name}'`, bytes);
     case 'FP32':
       return floatsText(view(Float32Array, bytes));
     case 'FP64':

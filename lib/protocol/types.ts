@@ -29,6 +29,8 @@ export interface RequestedOutput {
   binary: boolean;
   /** Where to write the output when the client asked for it in shared memory. */
   sharedMemory?: SharedMemoryRef;
+  /** Classification extension: answer the top this-many classes per row as BYTES (classification.ts). */
+  classification?: number;
 }
 
 /** A decoded inference request. */

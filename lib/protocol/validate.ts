@@ -6,6 +6,7 @@
  */
 import type { ModelMetadata, TensorSpec } from '../engine/types';
 import { DATATYPE_SIZE } from '../engine/types';
+import { checkBytesText } from './bytes-tensor';
 import { TensorwireError } from '../errors';
 import { clip } from './request-limits';
 import { elementCount, formatShape } from './tensor-data';
@@ -80,6 +81,11 @@ export function validateRequest(request: InferRequest, metadata: ModelMetadata, 
       } else if (shape[0] !== batchSize) {
         throw invalid(`input '${spec.name}': batch size ${shape[0]} does not match input '${batchFrom}' batch size ${batchSize}`);
       }
+    }
+    if (spec.datatype === 'BYTES') {
+      // The model's tensor is an ONNX string: well-formed elements, each UTF-8 text.
+      checkBytesText(`input '${spec.name}'`, input.data, elementCount(shape));
+      continue;
     }
     const bytes = elementCount(shape) * DATATYPE_SIZE[spec.datatype];
     if (input.data.byteLength !== bytes) {

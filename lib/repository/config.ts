@@ -23,6 +23,8 @@ export interface TensorConfig {
   name: string;
   data_type?: Datatype;
   dims?: number[];
+  /** Outputs only: a file in the model directory, one class label per line (classification extension). */
+  label_filename?: string;
 }
 
 /** Triton ModelQueuePolicy. 0 means "no limit" / "no timeout", as in Triton. */
@@ -160,7 +162,7 @@ export interface ModelConfig {
 export const TRITON_DATATYPE: Readonly<Record<Datatype, string>> = {
   BOOL: 'TYPE_BOOL', UINT8: 'TYPE_UINT8', UINT16: 'TYPE_UINT16', UINT32: 'TYPE_UINT32', UINT64: 'TYPE_UINT64',
   INT8: 'TYPE_INT8', INT16: 'TYPE_INT16', INT32: 'TYPE_INT32', INT64: 'TYPE_INT64',
-  FP16: 'TYPE_FP16', FP32: 'TYPE_FP32', FP64: 'TYPE_FP64', BF16: 'TYPE_BF16',
+  FP16: 'TYPE_FP16', FP32: 'TYPE_FP32', FP64: 'TYPE_FP64', BF16: 'TYPE_BF16', BYTES: 'TYPE_STRING',
 };
 
 const DATATYPES = Object.keys(TRITON_DATATYPE) as Datatype[];
@@ -170,7 +172,8 @@ export function readDatatype(r: FieldReader, v: unknown, path: string): Datatype
   if (typeof v === 'string') {
     const bare = v.startsWith('TYPE_') ? v.slice(5) : v;
     if ((DATATYPES as string[]).includes(bare)) return bare as Datatype;
-    if (bare === 'STRING' || bare === 'BYTES') r.error(`${path}: ${v} (string tensors) is not supported yet`);
+    // Triton spells string tensors TYPE_STRING; KServe calls them BYTES.
+    if (bare === 'STRING') return 'BYTES';
   }
   return r.fail(path, `a datatype (${DATATYPES.map((d) => TRITON_DATATYPE[d]).join(', ')}, or the KServe names FP32, ...)`, v);
 }
@@ -191,17 +194,18 @@ function readFileName(r: FieldReader, v: unknown, path: string): string {
   return s;
 }
 
-function readTensors(r: FieldReader, v: unknown, path: string): TensorConfig[] {
+function readTensors(r: FieldReader, v: unknown, path: string, outputs = false): TensorConfig[] {
   const seen = new Set<string>();
   return r.array(v, path, L.tensors).map((item, i) => {
     const at = join(path, i);
-    const o = r.object(item, at, ['name', 'data_type', 'dims']);
+    const o = r.object(item, at, outputs ? ['name', 'data_type', 'dims', 'label_filename'] : ['name', 'data_type', 'dims']);
     const name = r.string(o.name, join(at, 'name'));
     if (seen.has(name)) r.error(`${at}.name: "${name}" is listed twice`);
     seen.add(name);
     const t: TensorConfig = { name };
     if (o.data_type !== undefined) t.data_type = readDatatype(r, o.data_type, join(at, 'data_type'));
     if (o.dims !== undefined) t.dims = readDims(r, o.dims, join(at, 'dims'));
+    if (o.label_filename !== undefined) t.label_filename = readFileName(r, o.label_filename, join(at, 'label_filename'));
     return t;
   });
 }
@@ -349,7 +353,7 @@ export function validateConfig(obj: unknown, where = 'config'): ModelConfig {
   if (o.default_model_filename !== undefined) c.default_model_filename = readFileName(r, o.default_model_filename, 'default_model_filename');
   if (o.max_batch_size !== undefined) c.max_batch_size = r.int(o.max_batch_size, 'max_batch_size', 0, L.maxBatchSize);
   if (o.input !== undefined) c.input = readTensors(r, o.input, 'input');
-  if (o.output !== undefined) c.output = readTensors(r, o.output, 'output');
+  if (o.output !== undefined) c.output = readTensors(r, o.output, 'output', true);
   if (o.dynamic_batching !== undefined) c.dynamic_batching = readDynamicBatching(r, o.dynamic_batching, 'dynamic_batching');
   if (o.instance_group !== undefined) c.instance_group = readInstanceGroups(r, o.instance_group, 'instance_group');
   if (o.optimization !== undefined) c.optimization = readOptimization(r, o.optimization, 'optimization');

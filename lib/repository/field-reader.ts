@@ -15,7 +15,7 @@ import { CONFIG_LIMITS } from './config-limits';
 const TRITON_UNSUPPORTED = new Set([
   'sequence_batching', 'ensemble_scheduling', 'response_cache', 'model_transaction_policy',
   'model_repository_agents', 'model_operations', 'batch_input', 'batch_output',
-  'cc_model_filenames', 'metric_tags', 'label_filename', 'reshape', 'format',
+  'cc_model_filenames', 'metric_tags', 'reshape', 'format',
   'allow_ragged_batch', 'is_shape_tensor', 'is_non_linear_format_io', 'optional',
   'rate_limiter', 'host_policy', 'passive', 'secondary_devices', 'profile',
   'preserve_ordering', 'cuda', 'eager_batching', 'gather_kernel_buffer_threshold', 'priority',

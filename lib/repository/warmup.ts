@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { DATATYPE_SIZE, type Datatype, type TensorSpec } from '../engine/types';
+import { BYTES_PREFIX, bytesElementOffsets, serializeBytesElements } from '../protocol/bytes-tensor';
 import { TensorwireError } from '../errors';
 import type { WarmupConfig } from './config';
 import { TRITON_DATATYPE } from './config';
@@ -111,8 +112,10 @@ function randomBytes(datatype: Datatype, count: number): Uint8Array {
  */
 export async function warmupInputData(input: WarmupInput, modelDir: string, batchSize = 1): Promise<Uint8Array> {
   const elements = input.shape.reduce((a, b) => a * b, 1);
-  const bytes = elements * DATATYPE_SIZE[input.datatype];
+  // BYTES: all-zero bytes are `elements` empty strings (zero length prefixes); random ones are "0"/"1".
+  const bytes = elements * (input.datatype === 'BYTES' ? BYTES_PREFIX : DATATYPE_SIZE[input.datatype]);
   if (input.source.kind === 'zero') return new Uint8Array(bytes);
+  if (input.source.kind === 'random' && input.datatype === 'BYTES') return serializeBytesElements(Array.from({ length: elements }, () => (Math.random() < 0.5 ? '0' : '1')));
   if (input.source.kind === 'random') return randomBytes(input.datatype, elements);
   const file = path.join(modelDir, 'warmup', input.source.file);
   let data: Buffer;
@@ -121,6 +124,7 @@ export async function warmupInputData(input: WarmupInput, modelDir: string, batc
   } catch (e) {
     throw new TensorwireError('INVALID_INPUT', `warm-up input "${input.name}": cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
+  if (input.datatype === 'BYTES') return bytesWarmupFile(input, data, elements, batchSize);
   if (data.byteLength === bytes) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   if (batchSize > 1 && data.byteLength * batchSize === bytes) {
     const out = new Uint8Array(bytes);
@@ -136,4 +140,17 @@ export async function warmupInputData(input: WarmupInput, modelDir: string, batc
 /** The bytes of every input of `sample`, in its input order. */
 export function warmupSampleData(sample: WarmupSample, modelDir: string): Promise<Uint8Array[]> {
   return Promise.all(sample.inputs.map((input) => warmupInputData(input, modelDir, sample.batchSize)));
+}
+
+/** A BYTES warm-up file in the serialized form: the whole tensor, or one batch element repeated. */
+function bytesWarmupFile(input: WarmupInput, data: Buffer, elements: number, batchSize: number): Uint8Array {
+  const label = `warm-up input "${input.name}"`;
+  try {
+    bytesElementOffsets(label, data, elements);
+    return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  } catch (whole) {
+    if (batchSize <= 1) throw whole;
+    bytesElementOffsets(label, data, elements / batchSize);
+    return Buffer.concat(Array.from({ length: batchSize }, () => data));
+  }
 }

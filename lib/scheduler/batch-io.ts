@@ -5,6 +5,7 @@
  */
 import { TensorwireError } from '../errors';
 import { DATATYPE_SIZE, type BatchOutput, type TensorSpec } from '../engine/types';
+import { BYTES_PREFIX, bytesElementOffsets } from '../protocol/bytes-tensor';
 import type { InferRequest } from '../protocol/types';
 
 /** The part of a staging slot the gather step writes to. */
@@ -58,16 +59,24 @@ export function resolveInputOrder(inputs: readonly TensorSpec[], request: InferR
 
 /**
  * Cheap guards the slot copy relies on (the request validator checks far more): each input's
- * byte count matches its shape and datatype, and, for a batchable model, its first dimension
- * is the request's batch size. Throws INVALID_INPUT naming the tensor.
+ * byte count matches its shape and datatype (for BYTES, at least a length prefix per element:
+ * the validator walked them, and the addon re-checks them against the slot), and, for a
+ * batchable model, its first dimension is the request's batch size. Throws INVALID_INPUT
+ * naming the tensor.
  */
 export function checkInputBytes(request: InferRequest, batchable: boolean, batchSize: number): void {
   for (const t of request.inputs) {
     let elements = 1;
     for (const d of t.shape) elements *= d;
-    const expected = elements * (DATATYPE_SIZE[t.datatype] ?? NaN);
-    if (t.data.byteLength !== expected) {
-      throw new TensorwireError('INVALID_INPUT', `input '${t.name}': shape [${t.shape.join(',')}] of ${t.datatype} needs ${expected} bytes, got ${t.data.byteLength}`);
+    if (t.datatype === 'BYTES') {
+      if (t.data.byteLength < elements * BYTES_PREFIX) {
+        throw new TensorwireError('INVALID_INPUT', `input '${t.name}': shape [${t.shape.join(',')}] of BYTES needs at least ${elements * BYTES_PREFIX} bytes, got ${t.data.byteLength}`);
+      }
+    } else {
+      const expected = elements * (DATATYPE_SIZE[t.datatype] ?? NaN);
+      if (t.data.byteLength !== expected) {
+        throw new TensorwireError('INVALID_INPUT', `input '${t.name}': shape [${t.shape.join(',')}] of ${t.datatype} needs ${expected} bytes, got ${t.data.byteLength}`);
+      }
     }
     if (batchable && t.shape[0] !== batchSize) {
       throw new TensorwireError('INVALID_INPUT', `input '${t.name}': first dimension ${t.shape[0]} differs from the request's batch size ${batchSize}`);
@@ -120,7 +129,8 @@ export function gatherInputs(slot: InputSlot, inputCount: number, members: reado
     if (batchable) shape[0] = batchSize;
     let elements = 1;
     for (const d of shape) elements *= d;
-    if (elements * DATATYPE_SIZE[firstInput.datatype] !== total) {
+    // BYTES rows have no fixed size: concatenated serialized tensors are the batch's tensor, and the addon re-walks the prefixes.
+    if (firstInput.datatype !== 'BYTES' && elements * DATATYPE_SIZE[firstInput.datatype] !== total) {
       // Members agree on bytes per row only when their compatKeys were computed right.
       throw new TensorwireError(
         'INTERNAL',
@@ -136,6 +146,7 @@ export function gatherInputs(slot: InputSlot, inputCount: number, members: reado
  * Splits the batch's outputs by rows: member k gets its `batchSize` rows of each output it
  * asked for, copied into one buffer of its own. Returns one output list per member (null for
  * members that no longer want a result, whose rows are stepped over without copying).
+ * BYTES rows differ in size: their byte ranges come from walking the length prefixes once.
  * Throws ENGINE_FAILURE when an output does not have one row per batch row.
  */
 export function scatterOutputs(
@@ -146,10 +157,16 @@ export function scatterOutputs(
 ): (BatchOutput[] | null)[] {
   const n = outputs.length;
   const rowBytes = new Array<number>(n);
+  // For BYTES outputs of a batched model: the byte offset where each row starts (batchSize + 1 entries).
+  const rowStarts = new Array<Float64Array | undefined>(n);
   for (let o = 0; o < n; o++) {
     const out = outputs[o]!;
     if (!batchable) {
       rowBytes[o] = out.data.byteLength;
+      continue;
+    }
+    if (out.datatype === 'BYTES') {
+      rowStarts[o] = bytesRowStarts(out, batchSize);
       continue;
     }
     if (out.shape[0] !== batchSize || out.data.byteLength % batchSize !== 0) {
@@ -175,7 +192,11 @@ export function scatterOutputs(
     const picked = m.outputIndices;
     const count = picked === null ? n : picked.length;
     let total = 0;
-    for (let j = 0; j < count; j++) total += rowBytes[picked === null ? j : picked[j]!]! * rows;
+    for (let j = 0; j < count; j++) {
+      const o = picked === null ? j : picked[j]!;
+      const starts = rowStarts[o];
+      total += starts === undefined ? rowBytes[o]! * rows : starts[firstRow + rows]! - starts[firstRow]!;
+    }
     // One allocation per request; allocUnsafe skips zero-filling bytes we overwrite at once.
     const buffer = Buffer.allocUnsafe(total);
     const list: BatchOutput[] = new Array(count);
@@ -183,8 +204,9 @@ export function scatterOutputs(
     for (let j = 0; j < count; j++) {
       const o = picked === null ? j : picked[j]!;
       const out = outputs[o]!;
-      const bytes = rowBytes[o]! * rows;
-      const start = rowBytes[o]! * firstRow;
+      const starts = rowStarts[o];
+      const start = starts === undefined ? rowBytes[o]! * firstRow : starts[firstRow]!;
+      const bytes = starts === undefined ? rowBytes[o]! * rows : starts[firstRow + rows]! - start;
       const data = new Uint8Array(buffer.buffer, buffer.byteOffset + offset, bytes);
       data.set(out.data.subarray(start, start + bytes));
       offset += bytes;
@@ -195,4 +217,18 @@ export function scatterOutputs(
     results[k] = list;
   }
   return results;
+}
+
+/** Where each row of a batched BYTES output starts, checked against its shape (ENGINE_FAILURE otherwise). */
+function bytesRowStarts(out: BatchOutput, batchSize: number): Float64Array {
+  let elements = 1;
+  for (const d of out.shape) elements *= d;
+  if (out.shape[0] !== batchSize) {
+    throw new TensorwireError('ENGINE_FAILURE', `output '${out.name}' has shape [${out.shape.join(',')}] for a batch of ${batchSize} rows: cannot split it by request`);
+  }
+  const offsets = bytesElementOffsets(`output '${out.name}'`, out.data, elements, 'ENGINE_FAILURE');
+  const perRow = batchSize === 0 ? 0 : elements / batchSize;
+  const starts = new Float64Array(batchSize + 1);
+  for (let r = 0; r <= batchSize; r++) starts[r] = offsets[r * perRow]!;
+  return starts;
 }

@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 /** Extensions of the Open Inference Protocol (Triton's names) this server implements. */
-export const SERVER_EXTENSIONS = ['binary_tensor_data', 'model_repository', 'statistics', 'schedule_policy', 'model_configuration', 'system_shared_memory', 'trace', 'logging'] as const;
+export const SERVER_EXTENSIONS = ['binary_tensor_data', 'classification', 'model_repository', 'statistics', 'schedule_policy', 'model_configuration', 'system_shared_memory', 'trace', 'logging'] as const;
 
 /** Body of GET /v2. */
 export interface ServerMetadata {
