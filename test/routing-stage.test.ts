@@ -17,7 +17,13 @@ import { StreamClient } from '../lib/client/stream-client';
 import { writeCorruptModel } from './fixtures/models';
 import { tempDir } from './helpers/engine-run';
 import { initializer, node, writeModel } from './fixtures/onnx-builder';
-import { failsToRunModel, float32, publishVersion, publishVersioned, rowsRequest, waitFor, writeConfig } from './helpers/hotswap';
+import { failsToRunModel, float32, publishVersion, publishVersioned, rowsRequest, slowVersionedModel, waitFor, writeConfig } from './helpers/hotswap';
+
+/** Width of the MatMul versions (slowVersionedModel: y = x + version after `layers` identity MatMuls). */
+const WIDE = 256;
+/** Layers of a slow version: one row takes ~15 ms here, SLOW_ROWS rows a second or so. */
+const SLOW = 4000;
+const SLOW_ROWS = 64;
 
 /**
  * A canary that serves (its warm-up, one row, passes) and fails every request of two rows:
@@ -53,29 +59,36 @@ afterEach(async () => {
 });
 
 /** A repository with model "m": versionedModel at `versions`, failsToRunModel at `failing`, config `config`. */
-async function setup(versions: number[], config: Record<string, unknown>, failing: number[] = [], oneRow: number[] = []): Promise<Setup> {
+async function setup(versions: number[], config: Record<string, unknown>, failing: number[] = [], oneRow: number[] = [], matmul: Record<number, number> = {}, tableOptions: { shadowMaxInFlight?: number } = {}): Promise<Setup> {
   const { dir: repo, cleanup } = tempDir('tw-routing-');
   cleanups.push(cleanup);
   for (const v of versions) await publishVersioned(repo, 'm', v);
   for (const v of failing) await publishVersion(repo, 'm', v, (dir) => failsToRunModel(dir));
   for (const v of oneRow) await publishVersion(repo, 'm', v, (dir) => oneRowModel(dir, v));
+  for (const [v, layers] of Object.entries(matmul)) await publishVersion(repo, 'm', Number(v), (dir) => slowVersionedModel(dir, Number(v), { width: WIDE, layers }));
   writeConfig(repo, 'm', config);
   const log: string[] = [];
   const service = await createInferenceService({ repository: repo, modelControl: 'none', drainMs: 1000, log: (l) => log.push(l) });
   cleanups.push(() => service.shutdown());
   await service.initialLoad;
   // Shadows are never shed for load here: the test process is busy, and the tests count every copy.
-  const table = new RoutingTable(service, { log: (l) => log.push(l), shadowMaxLoopUtilization: 1 });
+  const table = new RoutingTable(service, { log: (l) => log.push(l), shadowMaxLoopUtilization: 1, ...tableOptions });
   const door = new FrontDoor({ service });
   door.use(routingStage(table));
   return { service, table, door, log };
 }
 
 /** One call through the front door; `headers` as a transport would have copied them. */
-function infer(s: Setup, options: { version?: string; headers?: Record<string, string>; parameters?: Record<string, unknown>; rows?: number } = {}): Promise<InferResponse> {
-  const request = rowsRequest(options.rows ?? 1, 0);
+function infer(s: Setup, options: { version?: string; headers?: Record<string, string>; parameters?: Record<string, unknown>; rows?: number; width?: number; timeoutUs?: number } = {}): Promise<InferResponse> {
+  const request = rowsRequest(options.rows ?? 1, 0, options.width);
   if (options.parameters) request.parameters = options.parameters;
+  if (options.timeoutUs !== undefined) request.timeoutUs = options.timeoutUs;
   return s.door.infer({ model: 'm', version: options.version, request, context: createRequestContext('http', '127.0.0.1', options.headers ?? {}), signal: new AbortController().signal });
+}
+
+/** Resolves after the shadow copies the last answer offered have started (their setImmediate ran). */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** The version a response's values show (y = x + version, x = 0). */
@@ -138,7 +151,10 @@ describe('weighted split', () => {
 describe('shadow', () => {
   it('compares the shadow with the primary and never returns it', async () => {
     const s = await setup([1, 3], { routing: { weights: { '1': 100 }, shadow: { version: '3', percent: 100 } } });
-    for (let i = 0; i < 20; i++) expect(versionOf(await infer(s))).toBe(1);
+    for (let i = 0; i < 20; i++) {
+      expect(versionOf(await infer(s))).toBe(1);
+      await nextTurn(); // as a client over a socket would: its next request comes with later I/O
+    }
     await waitFor(async () => (await metricValue(s, 'tensorwire_shadow_requests_total', { version: '3', outcome: 'success' })) === 20, 5000, 'shadow copies');
     // y differs by exactly 2 everywhere (x+3 vs x+1): every diff lands in the bucket holding 2 and above 1.
     expect(await metricValue(s, 'tensorwire_shadow_max_abs_diff_bucket', { version: '3', output: 'y', le: '1' })).toBe(0);
@@ -150,9 +166,65 @@ describe('shadow', () => {
 
   it('a failing shadow costs the primary nothing', async () => {
     const s = await setup([1], { routing: { weights: { '1': 100 }, shadow: { version: '4', percent: 100 } } }, [4]);
-    for (let i = 0; i < 30; i++) expect(versionOf(await infer(s))).toBe(1);
+    for (let i = 0; i < 30; i++) {
+      expect(versionOf(await infer(s))).toBe(1);
+      await nextTurn();
+    }
     await waitFor(async () => (await metricValue(s, 'tensorwire_shadow_requests_total', { version: '4', outcome: 'failure' })) === 30, 5000, 'failed shadow copies');
     expect(s.service.statistics('m', '1')[0]!.inference_stats.fail.count).toBe(0);
+  });
+  it('skips the copy while requests wait for the primary, and counts why', async () => {
+    // A slow primary (one row: ~10 ms or more) and a fast shadow, both 256 wide.
+    const s = await setup([], { max_batch_size: 0, routing: { weights: { '5': 100 }, shadow: { version: '6', percent: 100 } } }, [], [], { 5: 400, 6: 1 });
+    const n = 8;
+    // All at once: while one runs, the others wait in the primary's queue.
+    const answers = await Promise.all(Array.from({ length: n }, () => infer(s, { width: WIDE })));
+    for (const a of answers) expect(versionOf(a)).toBe(5);
+    const sent = async () => (await metricValue(s, 'tensorwire_shadow_requests_total', { version: '6' })) ;
+    const skipped = () => metricValue(s, 'tensorwire_shadow_skipped_total', { model: 'm', version: '6', reason: 'primary_queued' });
+    await waitFor(async () => (await sent()) + (await skipped()) === n, 5000, 'every drawn copy sent or skipped');
+    expect(await skipped()).toBeGreaterThanOrEqual(1);
+    // The last answer left nothing queued behind it: its copy went.
+    expect(await sent()).toBeGreaterThanOrEqual(1);
+  });
+
+  it('keeps at most shadowMaxInFlight copies in flight and counts the rest as skipped', async () => {
+    // A fast primary and a slow shadow: copies pile up unless the lane is bounded.
+    const s = await setup([], { routing: { weights: { '6': 100 }, shadow: { version: '5', percent: 100 } } }, [], [], { 5: SLOW, 6: 1 }, { shadowMaxInFlight: 2 });
+    const lane = s.table.lookup('m')!.shadow!;
+    let most = 0;
+    for (let i = 0; i < 12; i++) {
+      expect(versionOf(await infer(s, { width: WIDE }))).toBe(6);
+      await nextTurn();
+      most = Math.max(most, lane.inFlight);
+    }
+    expect(most).toBe(2);
+    const skipped = await metricValue(s, 'tensorwire_shadow_skipped_total', { model: 'm', version: '5', reason: 'in_flight_limit' });
+    expect(skipped).toBeGreaterThanOrEqual(8);
+    await waitFor(() => lane.inFlight === 0, 30_000, 'the slow copies to finish');
+    expect(await metricValue(s, 'tensorwire_shadow_requests_total', { version: '5', outcome: 'success' })).toBe(12 - skipped);
+  });
+});
+
+describe('fallback on a deadline miss', () => {
+  it('abandons a chosen version still running at its share of the timeout and answers from the fallback', async () => {
+    const s = await setup([], { routing: { weights: { '5': 100 }, fallback: '6' } }, [], [], { 5: SLOW, 6: 1 });
+    // Without a timeout the slow version answers (slowly).
+    expect(versionOf(await infer(s, { rows: SLOW_ROWS, width: WIDE }))).toBe(5);
+    // With 200 ms version 5 gets 100 ms, far less than its run of 64 rows takes; the fallback answers in ~1 ms of its 100.
+    const t = performance.now();
+    const answer = await infer(s, { rows: SLOW_ROWS, width: WIDE, timeoutUs: 200_000 });
+    expect(versionOf(answer)).toBe(6);
+    expect(answer.modelVersion).toBe('6');
+    expect(performance.now() - t).toBeLessThan(5000);
+    expect(await metricValue(s, 'tensorwire_routing_fallbacks_total', { model: 'm', from: '5', to: '6' })).toBe(1);
+    expect(await metricValue(s, 'tensorwire_routing_requests_total', { model: 'm', version: '6', via: 'fallback' })).toBe(1);
+  });
+
+  it('answers DEADLINE_EXCEEDED (504) when the fallback cannot answer in the time left', async () => {
+    const s = await setup([], { routing: { weights: { '5': 100 }, fallback: '7' } }, [], [], { 5: SLOW, 7: SLOW });
+    await expect(infer(s, { rows: SLOW_ROWS, width: WIDE, timeoutUs: 100_000 })).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED', message: expect.stringMatching(/version 7 did not answer within/) });
+    expect(await metricValue(s, 'tensorwire_routing_fallbacks_total', { model: 'm', from: '5', to: '7' })).toBe(1);
   });
 });
 

@@ -5,9 +5,10 @@
  * outlive it (they belong to the model, see RoutingTable).
  */
 import type { RoutingPolicy } from '../repository/config-routing';
-import type { CounterCell, HistogramCell } from '../metrics/families';
+import type { CounterCell } from '../metrics/families';
 import { judge, VersionWindow, type WindowSummary } from './guard-window';
 import type { RoutingMetrics } from './routing-metrics';
+import { ShadowLane, type ShadowLaneOptions } from './shadow-lane';
 import { WeightedSplit } from './split';
 
 /** Something that happened to a model's routing (GET .../routing lists the last ones). */
@@ -45,12 +46,10 @@ export class ModelRouting {
   private split: WeightedSplit | undefined;
   state: 'active' | 'rolled_back' = 'active';
   private readonly windows = new Map<string, VersionWindow>();
-  private readonly cells = new Map<string, CounterCell>();
-  private readonly histograms = new Map<string, HistogramCell>();
-  /** Shadow copies in flight for this model (bounded by the stage). */
-  shadowsInFlight = 0;
-  /** Event-loop utilization above which shadow copies are shed (RoutingTableOptions). */
-  shadowMaxLoopUtilization = 0.8;
+  /** Split counter cells by version, then by `via` (no key strings built per request). */
+  private readonly routedCells = new Map<string, Partial<Record<RouteVia, CounterCell>>>();
+  /** The shadow's lane, when the policy has a shadow. */
+  readonly shadow: ShadowLane | undefined;
 
   constructor(
     readonly model: string,
@@ -59,7 +58,9 @@ export class ModelRouting {
     readonly metrics: RoutingMetrics | undefined,
     private readonly log: (line: string) => void,
     private readonly now: () => number,
+    shadowOptions: ShadowLaneOptions,
   ) {
+    this.shadow = policy.shadow === undefined ? undefined : new ShadowLane(model, policy.shadow.version, policy.shadow.percent, metrics, shadowOptions);
     this.weights = { ...(policy.weights ?? {}) };
     this.split = policy.weights === undefined ? undefined : new WeightedSplit(this.weights);
     const guard = policy.guard;
@@ -71,43 +72,13 @@ export class ModelRouting {
     return this.split?.pick(key);
   }
 
-  /** The cell of `family` for this model and `labels` (cached: child() allocates a key). */
-  cell(family: 'shadowRequests' | 'shadowArgmax', ...labels: string[]): CounterCell | undefined {
-    const metrics = this.metrics;
-    if (metrics === undefined) return undefined;
-    const key = `${family}\u0000${labels.join('\u0000')}`;
-    let cell = this.cells.get(key);
-    if (cell === undefined) {
-      cell = metrics[family].child(this.model, ...labels);
-      this.cells.set(key, cell);
-    }
-    return cell;
-  }
-
-  /** The histogram cell of `family` for this model and `labels` (cached like `cell`). */
-  histogram(family: 'shadowDiff' | 'shadowDuration', ...labels: string[]): HistogramCell | undefined {
-    const metrics = this.metrics;
-    if (metrics === undefined) return undefined;
-    const key = `${family}\u0000${labels.join('\u0000')}`;
-    let cell = this.histograms.get(key);
-    if (cell === undefined) {
-      cell = metrics[family].child(this.model, ...labels);
-      this.histograms.set(key, cell);
-    }
-    return cell;
-  }
-
   /** Counts an answer in the split metric. */
   count(version: string, via: RouteVia): void {
     const metrics = this.metrics;
     if (metrics === undefined) return;
-    const key = `${version}\u0000${via}`;
-    let cell = this.cells.get(key);
-    if (cell === undefined) {
-      cell = metrics.routed.child(this.model, version, via);
-      this.cells.set(key, cell);
-    }
-    cell.inc();
+    let byVia = this.routedCells.get(version);
+    if (byVia === undefined) this.routedCells.set(version, (byVia = {}));
+    (byVia[via] ??= metrics.routed.child(this.model, version, via)).inc();
   }
 
   /** Records one answer of `version` for the guard (a no-op without a guard), and judges. */

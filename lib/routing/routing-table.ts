@@ -14,6 +14,7 @@ import type { Readiness } from '../core/types';
 import { truncateForMessage } from '../util/message-text';
 import { ModelRouting, type RoutingEvent, type RoutingView } from './model-routing';
 import { routingMetrics, type RoutingMetrics } from './routing-metrics';
+import { MAX_SHADOWS_IN_FLIGHT, SHADOW_MAX_LOOP_UTILIZATION, type ShadowLaneOptions } from './shadow-lane';
 
 /** What the table needs of the server core (TensorwireService has it). */
 export interface RoutingCore {
@@ -23,6 +24,8 @@ export interface RoutingCore {
   keepVersions(name: string, versions: number[]): Promise<void>;
   /** NOT_FOUND for an unknown model or version. */
   modelReadiness(name: string, version?: string): Readiness;
+  /** The version that would serve a request (throws when none): the shadow lane reads its queue depth. */
+  admit?(name: string, version?: string): { queueDepth(): number };
   readonly registry?: Registry;
 }
 
@@ -47,6 +50,8 @@ export interface RoutingTableOptions {
   now?: () => number;
   /** Event-loop utilization (0..1) above which shadow copies are shed; default SHADOW_MAX_LOOP_UTILIZATION (0.8); 1: never. */
   shadowMaxLoopUtilization?: number;
+  /** Shadow copies one model may have in flight; default MAX_SHADOWS_IN_FLIGHT (4). */
+  shadowMaxInFlight?: number;
 }
 
 export class RoutingTable {
@@ -57,6 +62,7 @@ export class RoutingTable {
   private readonly log: (line: string) => void;
   private readonly now: () => number;
   private readonly shadowMaxLoopUtilization: number;
+  private readonly shadowMaxInFlight: number;
 
   constructor(
     private readonly core: RoutingCore,
@@ -64,7 +70,8 @@ export class RoutingTable {
   ) {
     this.log = options.log ?? ((line) => console.log(line));
     this.now = options.now ?? (() => performance.now());
-    this.shadowMaxLoopUtilization = options.shadowMaxLoopUtilization ?? 0.8;
+    this.shadowMaxLoopUtilization = options.shadowMaxLoopUtilization ?? SHADOW_MAX_LOOP_UTILIZATION;
+    this.shadowMaxInFlight = options.shadowMaxInFlight ?? MAX_SHADOWS_IN_FLIGHT;
   }
 
   /** The routing families, registered when the first policy is built (a server without policies exposes none). */
@@ -101,8 +108,19 @@ export class RoutingTable {
   }
 
   private build(model: string, e: Entry, policy: RoutingPolicy, why: string): ModelRouting {
-    const routing = new ModelRouting(model, policy, e.events, this.metrics, this.log, this.now);
-    routing.shadowMaxLoopUtilization = this.shadowMaxLoopUtilization;
+    const core = this.core;
+    const shadow: ShadowLaneOptions = {
+      maxInFlight: this.shadowMaxInFlight,
+      maxLoopUtilization: this.shadowMaxLoopUtilization,
+      queueDepth: (version) => {
+        try {
+          return core.admit?.(model, version).queueDepth() ?? 0;
+        } catch {
+          return 0; // the version stopped serving: nothing of it waits
+        }
+      },
+    };
+    const routing = new ModelRouting(model, policy, e.events, this.metrics, this.log, this.now, shadow);
     routing.addEvent({ time: new Date().toISOString(), kind: 'policy', reason: why });
     return routing;
   }
