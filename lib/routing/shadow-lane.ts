@@ -2,14 +2,17 @@
  * The shadow lane of one model under one policy: after the primary answered, a copy of the
  * request may go to the shadow version, be compared with the primary's answer, and be
  * dropped. It is strictly best-effort work that must never take capacity the primary could
- * use, so a copy is sent only when all of these hold, checked when the primary answers and
- * again when the copy would start (a setImmediate later, after the transport wrote the
- * answer and after the I/O that brought the next requests in):
+ * use, so a copy is sent only when all of these hold when it would start (a setImmediate
+ * after the answer: after the transport wrote it and after the I/O that brought the next
+ * requests in):
  *
  * - the primary version's queue is empty (`primary_queued` otherwise): requests waiting
  *   for the primary mean it has no capacity to spare;
  * - fewer than `maxInFlight` copies of this model are in flight (`in_flight_limit`);
  * - the event loop was at most `maxLoopUtilization` busy over the last ~100 ms (`loop_busy`).
+ *
+ * Checked first when the primary answers (a skipped copy then costs no setImmediate) and
+ * again when the copy would start, where the budget is taken.
  *
  * A copy not sent is counted in `tensorwire_shadow_skipped_total{reason}`, so
  * sent / (sent + skipped) is the fraction of drawn requests actually shadowed. The copy has
@@ -133,22 +136,23 @@ export class ShadowLane {
       this.cells?.skip(busy);
       return;
     }
-    this.inFlight++;
     setImmediate(() => {
       // The requests that arrived with this turn of the loop are queued now: they go first.
-      if (this.options.queueDepth(primary.modelVersion) > 0) {
-        this.inFlight--;
-        this.cells?.skip('primary_queued');
+      // The budget is taken here, not above: a copy that will not start holds none of it.
+      const late = this.busy(primary.modelVersion);
+      if (late !== undefined) {
+        this.cells?.skip(late);
         return;
       }
+      this.inFlight++;
       this.send(call, primary, next);
     });
   }
 
   /** Why the lane cannot take a copy now, or undefined when it can. */
   private busy(primaryVersion: string): ShadowSkipReason | undefined {
-    if (this.inFlight >= this.options.maxInFlight) return 'in_flight_limit';
     if (this.options.queueDepth(primaryVersion) > 0) return 'primary_queued';
+    if (this.inFlight >= this.options.maxInFlight) return 'in_flight_limit';
     if (loopLoad.utilization > this.options.maxLoopUtilization) return 'loop_busy';
     return undefined;
   }
