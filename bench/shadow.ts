@@ -84,7 +84,9 @@ async function main(): Promise<void> {
     const settle = () => new Promise<void>((resolve) => setTimeout(resolve, 200));
     const shadowCounts = async () => {
       const text = await service.registry.metrics();
-      return { sent: counter(text, 'tensorwire_shadow_requests_total', { model: 'shadow100' }), skipped: counter(text, 'tensorwire_shadow_skipped_total', { model: 'shadow100' }) };
+      const sent = counter(text, 'tensorwire_shadow_requests_total', { model: 'shadow100', outcome: 'success' }) + counter(text, 'tensorwire_shadow_requests_total', { model: 'shadow100', outcome: 'failure' });
+      // (outcome="skipped": how builds before the skipped family counted them.)
+      return { sent, skipped: counter(text, 'tensorwire_shadow_skipped_total', { model: 'shadow100' }) + counter(text, 'tensorwire_shadow_requests_total', { model: 'shadow100', outcome: 'skipped' }) };
     };
     const rows: (string | number)[][] = [];
     const loads: string[] = [];
@@ -97,11 +99,12 @@ async function main(): Promise<void> {
       const after = await shadowCounts();
       const sent = after.sent - before.sent;
       const skipped = after.skipped - before.skipped;
-      rows.push([load, median(p.a.map((r) => r.rps)), median(p.b.map((r) => r.rps)), ratioText(p.ratios), `${median(p.a.map((r) => r.p99Ms)).toFixed(2)} / ${median(p.b.map((r) => r.p99Ms)).toFixed(2)}`, `${((sent / Math.max(1, sent + skipped)) * 100).toFixed(1)}% (${sent} of ${sent + skipped})`]);
+      const cpuRatios = p.a.map((a, i) => (p.b[i]!.cpuUsPerRequest ?? 0) / (a.cpuUsPerRequest ?? 1));
+      rows.push([load, median(p.a.map((r) => r.rps)), median(p.b.map((r) => r.rps)), ratioText(p.ratios), load.startsWith('closed') ? ratioText(cpuRatios) : '-', `${median(p.a.map((r) => r.p99Ms)).toFixed(2)} / ${median(p.b.map((r) => r.p99Ms)).toFixed(2)}`, `${((sent / Math.max(1, sent + skipped)) * 100).toFixed(1)}% (${sent} of ${sent + skipped})`]);
       loads.push(`${load}: ${loadText(p)}`);
     }
     console.log(`${LABEL}, batch 1, in-process; ${ROUNDS} paired rounds of ${SECONDS}s, order alternating; medians`);
-    console.log(formatTable(['load', 'req/s shadow 0%', 'req/s shadow 100%', '100% vs 0%', 'p99 ms 0% / 100%', 'shadowed'], rows));
+    console.log(formatTable(['load', 'req/s shadow 0%', 'req/s shadow 100%', 'req/s 100% vs 0%', 'CPU/req 100% vs 0%', 'p99 ms 0% / 100%', 'shadowed'], rows));
     const text = await service.registry.metrics();
     console.log(`skipped by reason: ${['primary_queued', 'in_flight_limit', 'loop_busy'].map((r) => `${r} ${counter(text, 'tensorwire_shadow_skipped_total', { model: 'shadow100', reason: r })}`).join(', ')}`);
     for (const l of loads) console.log(l);

@@ -45,7 +45,7 @@ interface CacheCells {
   missTime: HistogramCell;
 }
 
-interface CacheFamilies {
+export interface CacheFamilies {
   lookups: CounterFamily;
   duration: HistogramFamily;
   /** The cache the gauges read (the latest stage's: one per server). */
@@ -55,7 +55,7 @@ interface CacheFamilies {
 const byRegistry = new WeakMap<Registry, CacheFamilies>();
 
 /** The cache's families on `registry` (registered once per registry; the gauges read `cache`). */
-function cacheMetrics(registry: Registry, cache: ResponseCache): CacheFamilies {
+export function cacheMetrics(registry: Registry, cache: ResponseCache): CacheFamilies {
   let f = byRegistry.get(registry);
   if (f === undefined) {
     const holder = { cache };
