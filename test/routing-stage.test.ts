@@ -79,8 +79,9 @@ async function setup(versions: number[], config: Record<string, unknown>, failin
 }
 
 /** One call through the front door; `headers` as a transport would have copied them. */
-function infer(s: Setup, options: { version?: string; headers?: Record<string, string>; parameters?: Record<string, unknown>; rows?: number; width?: number; timeoutUs?: number } = {}): Promise<InferResponse> {
+function infer(s: Setup, options: { version?: string; headers?: Record<string, string>; parameters?: Record<string, unknown>; rows?: number; width?: number; timeoutUs?: number; id?: string } = {}): Promise<InferResponse> {
   const request = rowsRequest(options.rows ?? 1, 0, options.width);
+  if (options.id !== undefined) request.id = options.id;
   if (options.parameters) request.parameters = options.parameters;
   if (options.timeoutUs !== undefined) request.timeoutUs = options.timeoutUs;
   return s.door.infer({ model: 'm', version: options.version, request, context: createRequestContext('http', '127.0.0.1', options.headers ?? {}), signal: new AbortController().signal });
@@ -296,6 +297,65 @@ describe('hot swap under a policy', () => {
     const seen = new Set<number>();
     for (let i = 0; i < 100; i++) seen.add(versionOf(await infer(s)));
     expect([...seen].sort()).toEqual([1, 2]);
+  });
+});
+
+describe('bandit', () => {
+  it('learns from rewards posted by request id to send most traffic to the better version', async () => {
+    const s = await setup([1, 2], { routing: { bandit: { versions: ['1', '2'], epsilon: 0.1 } } });
+    expect(s.service.servingVersions('m')).toEqual([1, 2]);
+    const late: number[] = [];
+    for (let i = 0; i < 300; i++) {
+      const answer = await infer(s, { id: `r${i}` });
+      const v = versionOf(answer);
+      if (i >= 100) late.push(v);
+      // Version 2's answers are the good ones.
+      expect(s.table.feedback('m', { id: `r${i}`, reward: v === 2 ? 1 : 0 })).toEqual({ id: `r${i}`, version: String(v), reward: v === 2 ? 1 : 0 });
+    }
+    // Exploitation picks version 2 and exploration (10%) half the time too: ~95% expected.
+    expect(late.filter((v) => v === 2).length).toBeGreaterThan(150);
+    const view = s.table.read('m').live.bandit!;
+    expect(view.versions['2']!.mean_reward).toBe(1);
+    expect(view.versions['1']!.mean_reward).toBe(0);
+    expect(view.versions['1']!.answers + view.versions['2']!.answers).toBe(300);
+    expect(view.remembered_ids).toBe(0); // each id took its reward
+  });
+
+  it('refuses unknown or spent ids (404), bad rewards and models without a bandit (400)', async () => {
+    const s = await setup([1, 2], { routing: { bandit: { versions: ['1', '2'] } } });
+    await infer(s, { id: 'a' });
+    expect(() => s.table.feedback('m', { id: 'nope', reward: 1 })).toThrow(expect.objectContaining({ code: 'NOT_FOUND' }));
+    expect(() => s.table.feedback('m', { id: 'a', reward: 1.5 })).toThrow(/reward must be a number from 0 to 1, got 1.5/);
+    expect(() => s.table.feedback('m', { id: 'a', reward: 0.5, extra: 1 })).toThrow(/unknown field "extra"/);
+    s.table.feedback('m', { id: 'a', reward: 0.5 });
+    expect(() => s.table.feedback('m', { id: 'a', reward: 0.5 })).toThrow(/no recent request with id "a"/);
+    const t = await setup([1], {});
+    expect(() => t.table.feedback('m', { id: 'a', reward: 1 })).toThrow(/has no bandit/);
+  });
+
+  it('is validated with the policy: at least two distinct versions, epsilon 0..1, not with weights', async () => {
+    const s = await setup([1, 2], {});
+    await expect(s.table.update('m', { bandit: { versions: ['1'] } })).rejects.toThrow(/bandit\.versions must be a list of 2 to 16 versions/);
+    await expect(s.table.update('m', { bandit: { versions: ['1', '1'] } })).rejects.toThrow(/listed twice/);
+    await expect(s.table.update('m', { bandit: { versions: ['1', '2'], epsilon: 2 } })).rejects.toThrow(/epsilon must be a number from 0 to 1/);
+    await expect(s.table.update('m', { weights: { '1': 100 }, bandit: { versions: ['1', '2'] } })).rejects.toThrow(/leave weights out/);
+  });
+
+  it('takes feedback over HTTP: 200 naming the version, 404 for an unknown id', async () => {
+    const s = await setup([1, 2], { routing: { bandit: { versions: ['1', '2'], epsilon: 0 } } });
+    const server: RunningServer = await startServer(s.service, { host: '127.0.0.1', port: 0 });
+    cleanups.push(() => server.close());
+    const url = `http://127.0.0.1:${server.port}/v2/models/m`;
+    const inferred = (await (await fetch(`${url}/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: 'req-1', inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [0, 0, 0, 0] }] }) })).json()) as { id: string; model_version: string };
+    expect(inferred.id).toBe('req-1');
+    const feedback = (body: unknown) => fetch(`${url}/feedback`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then(async (r) => ({ status: r.status, body: (await r.json()) as Record<string, unknown> }));
+    expect(await feedback({ id: 'req-1', reward: 0.25 })).toEqual({ status: 200, body: { id: 'req-1', version: inferred.model_version, reward: 0.25 } });
+    const unknown = await feedback({ id: 'req-2', reward: 1 });
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.error).toMatch(/no recent request with id "req-2"/);
+    expect((await feedback({ id: 'req-1', reward: -1 })).status).toBe(400);
+    const view = (await (await fetch(`${url}/routing`)).json()) as { live: { bandit: { versions: Record<string, { reward_sum: number }> } } };
+    expect(view.live.bandit.versions[inferred.model_version]!.reward_sum).toBe(0.25);
   });
 });
 

@@ -9,6 +9,7 @@ import type { CounterCell } from '../metrics/families';
 import { judge, VersionWindow, type WindowSummary } from './guard-window';
 import type { RoutingMetrics } from './routing-metrics';
 import { ShadowLane, type ShadowLaneOptions } from './shadow-lane';
+import { EpsilonGreedy, type BanditView } from './bandit';
 import { WeightedSplit } from './split';
 
 /** Something that happened to a model's routing (GET .../routing lists the last ones). */
@@ -35,6 +36,8 @@ export interface RoutingView {
     events: RoutingEvent[];
     /** The guard's window per watched version, when there is a guard. */
     window?: Record<string, { requests: number; errors: number; p99_ms: number }>;
+    /** The bandit's counts and mean rewards, when the policy has one. */
+    bandit?: BanditView;
   };
 }
 
@@ -50,6 +53,8 @@ export class ModelRouting {
   private readonly routedCells = new Map<string, Partial<Record<RouteVia, CounterCell>>>();
   /** The shadow's lane, when the policy has a shadow. */
   readonly shadow: ShadowLane | undefined;
+  /** The epsilon-greedy bandit, when the policy has one (it then chooses instead of a split). */
+  readonly bandit: EpsilonGreedy | undefined;
 
   constructor(
     readonly model: string,
@@ -60,6 +65,7 @@ export class ModelRouting {
     private readonly now: () => number,
     shadowOptions: ShadowLaneOptions,
   ) {
+    this.bandit = policy.bandit === undefined ? undefined : new EpsilonGreedy(policy.bandit.versions, policy.bandit.epsilon, now);
     this.shadow = policy.shadow === undefined ? undefined : new ShadowLane(model, policy.shadow.version, policy.shadow.percent, metrics, shadowOptions);
     this.weights = { ...(policy.weights ?? {}) };
     this.split = policy.weights === undefined ? undefined : new WeightedSplit(this.weights);
@@ -69,7 +75,7 @@ export class ModelRouting {
 
   /** The version for an unversioned request (by `key` when given), or undefined: no split, the core's default. */
   choose(key: string | undefined): string | undefined {
-    return this.split?.pick(key);
+    return this.bandit?.choose() ?? this.split?.pick(key);
   }
 
   /** Counts an answer in the split metric. */
@@ -131,6 +137,7 @@ export class ModelRouting {
         live.window[v] = { requests: s.requests, errors: s.errors, p99_ms: Number(s.p99Ms.toFixed(3)) };
       }
     }
+    if (this.bandit !== undefined) live.bandit = this.bandit.view();
     return { policy: this.policy, live };
   }
 }

@@ -76,6 +76,8 @@ async function route(routing: ModelRouting, call: InferCall, next: (call: InferC
   }
   if (chosen !== undefined) routing.record(chosen, true, performance.now() - start);
   routing.count(response.modelVersion, explicit ? 'explicit' : 'split');
+  // Only the bandit's own choices earn it rewards (not versions a client named, not fallbacks).
+  if (!explicit) routing.bandit?.answered(call.request.id, response.modelVersion);
   routing.shadow?.offer(call, response, next);
   return response;
 }

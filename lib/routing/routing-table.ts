@@ -14,6 +14,7 @@ import type { Readiness } from '../core/types';
 import { truncateForMessage } from '../util/message-text';
 import { ModelRouting, type RoutingEvent, type RoutingView } from './model-routing';
 import { routingMetrics, type RoutingMetrics } from './routing-metrics';
+import { MAX_FEEDBACK_ID_CHARS, MAX_REMEMBERED, REMEMBER_MS } from './bandit';
 import { MAX_SHADOWS_IN_FLIGHT, SHADOW_MAX_LOOP_UTILIZATION, type ShadowLaneOptions } from './shadow-lane';
 
 /** What the table needs of the server core (TensorwireService has it). */
@@ -180,6 +181,28 @@ export class RoutingTable {
   /** A refused POST: the versions pinned are those of the live policy still in force (if any). */
   private restorePins(model: string, e: Entry): void {
     void this.core.keepVersions(model, routingVersions(e.live)).catch(() => undefined);
+  }
+
+  /**
+   * POST /v2/models/{m}/feedback: `{"id": "<request id>", "reward": 0..1}` credits the reward to
+   * the version the bandit sent that request to. NOT_FOUND for an unknown model or an id not
+   * remembered (unknown, already rewarded, or expired); INVALID_INPUT for a bad body or a
+   * model whose policy has no bandit.
+   */
+  feedback(model: string, body: unknown): { id: string; version: string; reward: number } {
+    this.core.modelReadiness(model);
+    const where = `feedback for model '${truncateForMessage(model)}'`;
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new TensorwireError('INVALID_INPUT', `${where}: expected a JSON object {"id": "<request id>", "reward": <0..1>}`);
+    const fields = body as Record<string, unknown>;
+    for (const k of Object.keys(fields)) if (k !== 'id' && k !== 'reward') throw new TensorwireError('INVALID_INPUT', `${where}: unknown field "${truncateForMessage(k)}" (expected id and reward)`);
+    const { id, reward } = fields;
+    if (typeof id !== 'string' || id === '' || id.length > MAX_FEEDBACK_ID_CHARS) throw new TensorwireError('INVALID_INPUT', `${where}: id must be the request's id, a string of 1 to ${MAX_FEEDBACK_ID_CHARS} characters`);
+    if (typeof reward !== 'number' || !Number.isFinite(reward) || reward < 0 || reward > 1) throw new TensorwireError('INVALID_INPUT', `${where}: reward must be a number from 0 to 1, got ${truncateForMessage(JSON.stringify(reward) ?? String(reward))}`);
+    const bandit = this.lookup(model)?.bandit;
+    if (bandit === undefined) throw new TensorwireError('INVALID_INPUT', `${where}: the model's traffic policy has no bandit`);
+    const version = bandit.reward(id, reward);
+    if (version === undefined) throw new TensorwireError('NOT_FOUND', `${where}: no recent request with id "${truncateForMessage(id)}" (the last ${MAX_REMEMBERED} ids are remembered for ${REMEMBER_MS / 60_000} minutes, and each takes one reward)`);
+    return { id, version, reward };
   }
 
   /**

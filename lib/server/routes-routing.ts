@@ -17,6 +17,9 @@ import { truncateForMessage } from '../util/message-text';
 import { parseJsonBody, type RouteSpec } from './router';
 import { inferAt, INFER_HEADERS } from './routes-models';
 
+/** Largest feedback body read: an id of 256 characters and a number fit many times over. */
+const FEEDBACK_BODY_BYTES = 4096;
+
 /** GET and POST /v2/models/{m}/routing over `table`, and inference by version label. */
 export function routingRoutes(table: RoutingTable): RouteSpec[] {
   return [
@@ -48,6 +51,20 @@ export function routingRoutes(table: RoutingTable): RouteSpec[] {
         const policy = parseJsonBody(body, where);
         if (policy === undefined) throw new TensorwireError('INVALID_INPUT', `${where}: the body is empty; send a JSON object such as {"weights": {"1": 100}} ({} turns routing off)`);
         x.sendJson(200, await table.update(model, policy));
+      },
+    },
+    {
+      // A reward for the bandit (docs/routing.md, "Bandit"): high-frequency, so not an audited control action.
+      method: 'post',
+      pattern: '/v2/models/:model/feedback',
+      headers: ['content-length'],
+      handler: async (x, ctx) => {
+        const model = x.params[0]!;
+        const body = await x.readBody(Math.min(ctx.maxBodyBytes, FEEDBACK_BODY_BYTES));
+        const where = `feedback for model '${truncateForMessage(model)}'`;
+        const parsed = parseJsonBody(body, where);
+        if (parsed === undefined) throw new TensorwireError('INVALID_INPUT', `${where}: the body is empty; send {"id": "<request id>", "reward": <0..1>}`);
+        x.sendJson(200, table.feedback(model, parsed));
       },
     },
   ];
