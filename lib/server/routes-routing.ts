@@ -4,6 +4,7 @@
  *   GET  /v2/models/{m}/routing   {"policy": {...} | null, "live": {"split", "state", "events", "window"}}
  *   POST /v2/models/{m}/routing   a whole policy: {"weights": {"2": 95, "3": 5}, "route_key": "header:x-tensorwire-route-key",
  *                                 "labels": {...}, "shadow": {...}, "fallback": "2", "guard": {...}}
+ *   POST /v2/models/{m}/feedback  {"id": "<request id>", "reward": 0..1}: a reward for the bandit (lib/routing/bandit.ts)
  *
  * A POST replaces the policy in force (absent fields are off) and answers once every version
  * it names serves; a version that does not exist or failed to load is a 400 naming it, and
