@@ -106,7 +106,7 @@ async function main(): Promise<void> {
     console.log(`${LABEL}, batch 1, in-process; ${ROUNDS} paired rounds of ${SECONDS}s, order alternating; medians`);
     console.log(formatTable(['load', 'req/s shadow 0%', 'req/s shadow 100%', 'req/s 100% vs 0%', 'CPU/req 100% vs 0%', 'p99 ms 0% / 100%', 'shadowed'], rows));
     const text = await service.registry.metrics();
-    console.log(`skipped by reason: ${['primary_queued', 'in_flight_limit', 'loop_busy'].map((r) => `${r} ${counter(text, 'tensorwire_shadow_skipped_total', { model: 'shadow100', reason: r })}`).join(', ')}`);
+    console.log(`skipped by reason: ${['primary_queued', 'shadow_queued', 'in_flight_limit', 'loop_busy'].map((r) => `${r} ${counter(text, 'tensorwire_shadow_skipped_total', { model: 'shadow100', reason: r })}`).join(', ')}`);
     for (const l of loads) console.log(l);
     await service.shutdown();
   } finally {

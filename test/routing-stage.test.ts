@@ -189,6 +189,20 @@ describe('shadow', () => {
     expect(await sent()).toBeGreaterThanOrEqual(1);
   });
 
+  it('skips the copy while the shadow version has real requests waiting', async () => {
+    // A fast primary and a slow shadow that also serves requests naming it.
+    const s = await setup([], { max_batch_size: 0, routing: { weights: { '6': 100 }, shadow: { version: '5', percent: 100 } } }, [], [], { 5: SLOW, 6: 1 });
+    // Four at once for version 5 (one row each, ~15 ms or more apiece): some wait in its queue.
+    const named = Array.from({ length: 4 }, () => infer(s, { version: '5', width: WIDE }));
+    await nextTurn();
+    await nextTurn();
+    expect(versionOf(await infer(s, { width: WIDE }))).toBe(6);
+    await nextTurn();
+    for (const a of await Promise.all(named)) expect(versionOf(a)).toBe(5);
+    expect(await metricValue(s, 'tensorwire_shadow_skipped_total', { model: 'm', version: '5', reason: 'shadow_queued' })).toBe(1);
+    expect(s.service.statistics('m', '5')[0]!.inference_stats.success.count).toBe(4); // no copy ran
+  });
+
   it('keeps at most shadowMaxInFlight copies in flight and counts the rest as skipped', async () => {
     // A fast primary and a slow shadow: copies pile up unless the lane is bounded.
     const s = await setup([], { routing: { weights: { '6': 100 }, shadow: { version: '5', percent: 100 } } }, [], [], { 5: SLOW, 6: 1 }, { shadowMaxInFlight: 2 });

@@ -8,6 +8,9 @@
  *
  * - the primary version's queue is empty (`primary_queued` otherwise): requests waiting
  *   for the primary mean it has no capacity to spare;
+ * - the shadow version's own queue is empty (`shadow_queued`): when the shadow version also
+ *   serves real traffic (a canary of the split, requests naming it), copies never wait
+ *   ahead of it;
  * - fewer than `maxInFlight` copies of this model are in flight (`in_flight_limit`);
  * - the event loop was at most `maxLoopUtilization` busy over the last ~100 ms (`loop_busy`).
  *
@@ -32,7 +35,7 @@ export const MAX_SHADOWS_IN_FLIGHT = 4;
 export const SHADOW_MAX_LOOP_UTILIZATION = 0.8;
 
 /** Why a drawn copy was not sent (the `reason` label). */
-export type ShadowSkipReason = 'primary_queued' | 'in_flight_limit' | 'loop_busy';
+export type ShadowSkipReason = 'primary_queued' | 'shadow_queued' | 'in_flight_limit' | 'loop_busy';
 
 /** Samples the event loop's utilization at most every 100 ms (one call to perf_hooks). */
 class LoopLoad {
@@ -152,6 +155,8 @@ export class ShadowLane {
   /** Why the lane cannot take a copy now, or undefined when it can. */
   private busy(primaryVersion: string): ShadowSkipReason | undefined {
     if (this.options.queueDepth(primaryVersion) > 0) return 'primary_queued';
+    // Its queue holds at most `inFlight` of our own copies: more than that is real traffic waiting.
+    if (this.options.queueDepth(this.version) > this.inFlight) return 'shadow_queued';
     if (this.inFlight >= this.options.maxInFlight) return 'in_flight_limit';
     if (loopLoad.utilization > this.options.maxLoopUtilization) return 'loop_busy';
     return undefined;
