@@ -151,7 +151,8 @@ describe('weighted split', () => {
 
 describe('shadow', () => {
   it('compares the shadow with the primary and never returns it', async () => {
-    const s = await setup([1, 3], { routing: { weights: { '1': 100 }, shadow: { version: '3', percent: 100 } } });
+    // A budget no copy reaches here (a busy box can slow copies below one per request): every copy is sent.
+    const s = await setup([1, 3], { routing: { weights: { '1': 100 }, shadow: { version: '3', percent: 100 } } }, [], [], {}, { shadowMaxInFlight: 64 });
     for (let i = 0; i < 20; i++) {
       expect(versionOf(await infer(s))).toBe(1);
       await nextTurn(); // as a client over a socket would: its next request comes with later I/O
@@ -166,7 +167,7 @@ describe('shadow', () => {
   });
 
   it('a failing shadow costs the primary nothing', async () => {
-    const s = await setup([1], { routing: { weights: { '1': 100 }, shadow: { version: '4', percent: 100 } } }, [4]);
+    const s = await setup([1], { routing: { weights: { '1': 100 }, shadow: { version: '4', percent: 100 } } }, [4], [], {}, { shadowMaxInFlight: 64 });
     for (let i = 0; i < 30; i++) {
       expect(versionOf(await infer(s))).toBe(1);
       await nextTurn();
