@@ -1,7 +1,7 @@
 /**
  * The live traffic state of one model under one policy: the weights in force (the policy's,
- * until the guard rolls a version back), the split they make, the guard's windows, and the
- * metric cells. A new policy (config change or POST) makes a new ModelRouting; events
+ * until the guard rolls a version back), the split they make (or the bandit that chooses
+ * instead), the guard's windows, the shadow lane, and the metric cells. A new policy (config change or POST) makes a new ModelRouting; events
  * outlive it (they belong to the model, see RoutingTable).
  */
 import type { RoutingPolicy } from '../repository/config-routing';

@@ -1,8 +1,9 @@
 /**
  * The front door's routing stage: per request of a model with a traffic policy, it picks the
- * version (the request's own, else the weighted split, sticky per routing key), retries once
- * on the fallback version when the chosen one fails (within the request's remaining
- * timeout), feeds the guard, and after the answer offers a copy to the shadow lane
+ * version (the request's own, else the bandit's or the weighted split's, sticky per routing
+ * key), retries once on the fallback version when the chosen one fails or does not answer
+ * within its share of the request's timeout (deadline-attempt.ts), feeds the guard and the
+ * bandit, and after the answer offers a copy to the shadow lane
  * (shadow-lane.ts: best-effort, never ahead of primary traffic). Models without a policy
  * pass straight through.
  */
