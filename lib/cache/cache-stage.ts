@@ -104,6 +104,14 @@ export function cacheStage(cache: ResponseCache, core: CacheCore): InferStage {
     return c ?? undefined;
   };
   const doorkeeper = new Doorkeeper();
+  const recordMiss = (model: string, v: CacheableVersion, us: number): void => {
+    v.stats.recordCacheMiss(us);
+    const c = cellsOf(model, v);
+    if (c !== undefined) {
+      c.miss.inc();
+      c.missTime.observe(us * 1e-6);
+    }
+  };
 
   return (call, next) => {
     let v: CacheableVersion;
@@ -128,19 +136,18 @@ export function cacheStage(cache: ResponseCache, core: CacheCore): InferStage {
       }
       return Promise.resolve(answer(call.model, hit, call.request));
     }
+    // Only an answer whose key was seen before is stored (admission.ts): a first sighting is
+    // recorded now and needs nothing after the inference (no callback, no copy).
+    if (!doorkeeper.admit(key)) {
+      recordMiss(call.model, v, (performance.now() - start) * 1000);
+      return next(call);
+    }
     const lookupUs = (performance.now() - start) * 1000;
     return next(call).then((response) => {
       const t = performance.now();
-      // Only the answer of the version the key names is stored (a swap in between: not stored),
-      // and only once its key was seen before (admission.ts).
-      if (response.modelVersion === version && doorkeeper.admit(key)) cache.put(key, version, response.outputs);
-      const us = lookupUs + (performance.now() - t) * 1000;
-      v.stats.recordCacheMiss(us);
-      const c = cellsOf(call.model, v);
-      if (c !== undefined) {
-        c.miss.inc();
-        c.missTime.observe(us * 1e-6);
-      }
+      // Only the answer of the version the key names is stored (a swap in between: not stored).
+      if (response.modelVersion === version) cache.put(key, version, response.outputs);
+      recordMiss(call.model, v, lookupUs + (performance.now() - t) * 1000);
       return response;
     });
   };
