@@ -1,8 +1,10 @@
 /**
  * The response cache's effect on the MLP (256-1024-16) when half the requests repeat one of
- * 64 hot inputs, against the same model and the same mix with the cache off, in one run.
+ * 64 hot inputs, against the same model and the same mix with the cache off, in paired
+ * interleaved rounds of one run (the ratio per round is the number: bench/paired-rounds.ts).
+ * bench/cache-stage-cost.ts measures the stage's own CPU cost per miss and hit.
  *
- *   npx tsc -p tsconfig.json && node dist/bench/cache.js [-- --model small|large --seconds 2 --concurrency 16 --rounds 2]
+ *   npx tsc -p tsconfig.json && node dist/bench/cache.js [-- --model small|large --seconds 1 --concurrency 16 --rounds 6]
  */
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,9 +12,10 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { mlpModel } from '../test/fixtures/models';
 import { closedLoop, mlpRequest, serveInProcess, type LoadResult } from './inprocess-load';
+import { loadText, median, pairedRounds, ratioText } from './paired-rounds';
 import { formatTable } from './table';
 
-const { values: args } = parseArgs({ options: { seconds: { type: 'string', default: '2' }, concurrency: { type: 'string', default: '16' }, rounds: { type: 'string', default: '2' }, model: { type: 'string', default: 'small' }, repeat: { type: 'string', default: '0.5' } } });
+const { values: args } = parseArgs({ options: { seconds: { type: 'string', default: '1' }, concurrency: { type: 'string', default: '16' }, rounds: { type: 'string', default: '6' }, model: { type: 'string', default: 'small' }, repeat: { type: 'string', default: '0.5' } } });
 const SECONDS = Number(args.seconds);
 const CONCURRENCY = Number(args.concurrency);
 const ROUNDS = Number(args.rounds);
@@ -34,28 +37,27 @@ async function main(): Promise<void> {
     let fresh = 1_000_000;
     // The same mix for both: REPEAT of the requests are one of HOT inputs, the rest never seen before.
     const mix = () => (Math.random() < REPEAT ? mlpRequest(SIZES.inputDim, 1 + Math.floor(Math.random() * HOT)) : mlpRequest(SIZES.inputDim, fresh++));
-    const best = new Map<string, LoadResult>();
-    for (let r = 0; r < ROUNDS; r++) {
-      for (const model of ['uncached', 'cached']) {
-        const result = await closedLoop(door, model, mix, SECONDS, CONCURRENCY);
-        if ((best.get(model)?.rps ?? 0) < result.rps) best.set(model, result);
-      }
-    }
+    const p = await pairedRounds(
+      ROUNDS,
+      () => closedLoop(door, 'uncached', mix, SECONDS, CONCURRENCY),
+      () => closedLoop(door, 'cached', mix, SECONDS, CONCURRENCY),
+    );
     const stats = service.statistics('cached', '1')[0]!.inference_stats;
     const hits = stats.cache_hit!.count;
     const misses = stats.cache_miss!.count;
-    const none = best.get('uncached')!;
-    const on = best.get('cached')!;
-    console.log(`${LABEL}, batch 1, ${CONCURRENCY} callers in-process, ${Math.round(REPEAT * 100)}% of requests repeat one of ${HOT} inputs; best of ${ROUNDS} x ${SECONDS}s`);
+    const med = (xs: LoadResult[], k: 'rps' | 'p50Ms' | 'p99Ms' | 'cpuUsPerRequest') => median(xs.map((x) => x[k] ?? 0));
+    const cpuRatios = p.a.map((a, i) => (p.b[i]!.cpuUsPerRequest ?? 0) / (a.cpuUsPerRequest ?? 1));
+    console.log(`${LABEL}, batch 1, ${CONCURRENCY} callers in-process, ${Math.round(REPEAT * 100)}% of requests repeat one of ${HOT} inputs; ${ROUNDS} paired rounds of ${SECONDS}s, order alternating; medians`);
     console.log(
       formatTable(
-        ['cache', 'req/s', 'p50 ms', 'p99 ms', 'hit rate', 'vs off'],
+        ['cache', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'hit rate', 'req/s vs off', 'CPU/req vs off'],
         [
-          ['off', none.rps, none.p50Ms, none.p99Ms, '-', '1.00x'],
-          ['on', on.rps, on.p50Ms, on.p99Ms, `${((hits / (hits + misses)) * 100).toFixed(0)}%`, `${(on.rps / none.rps).toFixed(2)}x`],
+          ['off', med(p.a, 'rps'), med(p.a, 'p50Ms'), med(p.a, 'p99Ms'), med(p.a, 'cpuUsPerRequest'), '-', '1.00x', '1.00x'],
+          ['on', med(p.b, 'rps'), med(p.b, 'p50Ms'), med(p.b, 'p99Ms'), med(p.b, 'cpuUsPerRequest'), `${((hits / (hits + misses)) * 100).toFixed(0)}%`, ratioText(p.ratios), ratioText(cpuRatios)],
         ],
       ),
     );
+    console.log(loadText(p));
     console.log(`cache: ${cache.size} entries, ${cache.bytes} bytes`);
     await service.shutdown();
   } finally {

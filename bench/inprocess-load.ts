@@ -29,6 +29,8 @@ export interface LoadResult {
   rps: number;
   p50Ms: number;
   p99Ms: number;
+  /** Process CPU time (every thread: JS and ONNX Runtime's) per answered request, µs. */
+  cpuUsPerRequest?: number;
 }
 
 /** `concurrency` callers, each sending its next request when the previous one answered, for `seconds`. */
@@ -37,6 +39,7 @@ export async function closedLoop(door: FrontDoor, model: string, nextRequest: ()
   const context = createRequestContext('http', '127.0.0.1', {});
   const end = performance.now() + seconds * 1000;
   const start = performance.now();
+  const cpu = process.cpuUsage();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       // One signal per caller: its requests run one at a time, so listeners never pile up.
@@ -49,9 +52,10 @@ export async function closedLoop(door: FrontDoor, model: string, nextRequest: ()
     }),
   );
   const elapsed = (performance.now() - start) / 1000;
+  const used = process.cpuUsage(cpu);
   latencies.sort((a, b) => a - b);
   const at = (q: number): number => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
-  return { requests: latencies.length, rps: latencies.length / elapsed, p50Ms: at(0.5), p99Ms: at(0.99) };
+  return { requests: latencies.length, rps: latencies.length / elapsed, p50Ms: at(0.5), p99Ms: at(0.99), cpuUsPerRequest: (used.user + used.system) / Math.max(1, latencies.length) };
 }
 
 /** One MLP request (batch 1) of `dim` floats filled from `seed`. */

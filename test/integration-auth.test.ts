@@ -76,6 +76,7 @@ function requestOf(route: RouteScope): { method: string; path: string; body?: st
   if (path.endsWith('/batching')) return { method: 'POST', path, body: '{"max_queue_delay_microseconds": 500}' };
   // The policy in force stays: the label route is tested too.
   if (path.endsWith('/routing')) return { method: 'POST', path, body: '{"labels": {"stable": "1"}}' };
+  if (path.endsWith('/feedback')) return { method: 'POST', path, body: '{"id": "r1", "reward": 1}' };
   return { method: 'POST', path, body: '{}' };
 }
 
@@ -127,7 +128,14 @@ describe('every route × {no credentials, wrong scope, right scope}', () => {
         expect(r.json.error).toMatch(route.need === 'infer-model' ? /lacks the scope infer/ : new RegExp(`lacks the scope ${route.need}`));
       }
       const right = await raw(h.base, method, path, { ...json, ...bearer(rightKey(route)) }, body);
+      if (path.endsWith('/feedback')) {
+        // Authorized, so the handler answers: mlp's policy has no bandit (routing-stage.test.ts covers the 200).
+        expect(right.status, right.text).toBe(400);
+        expect(right.json.error).toMatch(/has no bandit/);
+        return;
+      }
       expect(right.status, `${right.status} ${right.text}`).toBe(rightStatus(route));
+
     });
   }
 

@@ -7,6 +7,9 @@ import { describe, expect, test } from 'vitest';
 import { Registry } from 'prom-client';
 import { createMetrics } from '../lib/metrics/registry';
 import { AuditLog } from '../lib/auth/audit';
+import { cacheMetrics } from '../lib/cache/cache-stage';
+import { ResponseCache } from '../lib/cache/response-cache';
+import { routingMetrics } from '../lib/routing/routing-metrics';
 
 interface Documented {
   type: string;
@@ -34,6 +37,9 @@ async function registered(): Promise<Map<string, Documented>> {
   });
   // The access-control counters (registered by createTensorwire when security is on).
   new AuditLog({ registry: metrics.registry, write: () => undefined });
+  // The traffic-policy and response-cache families (registered on first use of a policy or a cached model).
+  routingMetrics(metrics.registry);
+  cacheMetrics(metrics.registry, new ResponseCache());
   const out = new Map<string, Documented>();
   for (const metric of metrics.registry.getMetricsAsArray()) {
     // getMetricsAsArray() is typed as bare MetricObjects; every registered metric has get().

@@ -55,6 +55,7 @@ describe('response cache', () => {
   it('answers a repeated request from the cache, byte-identical, without executing', async () => {
     const s = await setup({ response_cache: { enable: true } });
     const miss = await infer(s, rowsRequest(3, 5));
+    await infer(s, rowsRequest(3, 5)); // seen before: now stored (admission.ts)
     const hit = await infer(s, rowsRequest(3, 5));
     expect(bytes(hit).equals(bytes(miss))).toBe(true);
     expect(hit.outputs[0]!.shape).toEqual([3, 4]);
@@ -62,10 +63,10 @@ describe('response cache', () => {
     expect(Array.from(float32(hit.outputs[0]!.data).slice(0, 4))).toEqual([6, 6, 6, 6]);
     const stats = s.service.statistics('m', '1')[0]!;
     expect(stats.inference_stats.cache_hit!.count).toBe(1);
-    expect(stats.inference_stats.cache_miss!.count).toBe(1);
-    expect(stats.inference_stats.success.count).toBe(2);
-    expect(stats.inference_count).toBe(6);
-    expect(stats.execution_count).toBe(1); // a hit is not an execution
+    expect(stats.inference_stats.cache_miss!.count).toBe(2);
+    expect(stats.inference_stats.success.count).toBe(3);
+    expect(stats.inference_count).toBe(9);
+    expect(stats.execution_count).toBe(2); // a hit is not an execution
     const text = await s.service.registry.metrics();
     expect(text).toMatch(/tensorwire_cache_lookups_total\{model="m",version="1",result="hit"\} 1/);
     expect(text).toMatch(/tensorwire_cache_entries 1/);
@@ -73,13 +74,16 @@ describe('response cache', () => {
 
   it('keys on the input bytes, shape and the requested outputs', async () => {
     const s = await setup({ response_cache: { enable: true } });
-    await infer(s, rowsRequest(2, 1));
-    await infer(s, rowsRequest(2, 2)); // other bytes
-    await infer(s, rowsRequest(1, 1)); // other shape
-    const asJson = { ...rowsRequest(2, 1), binaryDataOutput: false };
-    const answer = await infer(s, asJson); // other binary flag: the answer is encoded differently
-    expect(answer.outputs[0]!.binary).toBe(false);
-    await infer(s, { ...rowsRequest(2, 1), outputs: [{ name: 'y', binary: true }] });
+    // Each twice: the second is stored (admission.ts), and none hits another's entry.
+    for (let i = 0; i < 2; i++) {
+      await infer(s, rowsRequest(2, 1));
+      await infer(s, rowsRequest(2, 2)); // other bytes
+      await infer(s, rowsRequest(1, 1)); // other shape
+      const asJson = { ...rowsRequest(2, 1), binaryDataOutput: false };
+      const answer = await infer(s, asJson); // other binary flag: the answer is encoded differently
+      expect(answer.outputs[0]!.binary).toBe(false);
+      await infer(s, { ...rowsRequest(2, 1), outputs: [{ name: 'y', binary: true }] });
+    }
     expect(s.service.statistics('m', '1')[0]!.inference_stats.cache_hit!.count).toBe(0);
     expect(s.cache.size).toBe(5);
   });
@@ -87,7 +91,8 @@ describe('response cache', () => {
   it('never serves an answer of files that were swapped out', async () => {
     const s = await setup({ response_cache: { enable: true }, version_policy: { all: {} } });
     expect(float32((await infer(s, rowsRequest(1, 0))).outputs[0]!.data)[0]).toBe(1);
-    expect(float32((await infer(s, rowsRequest(1, 0))).outputs[0]!.data)[0]).toBe(1); // cached
+    expect(float32((await infer(s, rowsRequest(1, 0))).outputs[0]!.data)[0]).toBe(1); // stored
+    expect(float32((await infer(s, rowsRequest(1, 0))).outputs[0]!.data)[0]).toBe(1); // a hit
     // New files for version 1 (y = x + 7): the same version number, a new load.
     await publishVersion(s.repo, 'm', 1, (dir) => versionedModel(dir, 7));
     await waitFor(async () => float32((await infer(s, rowsRequest(1, 100))).outputs[0]!.data)[0] === 107, 10_000, 'the swap');
@@ -123,11 +128,27 @@ describe('response cache', () => {
       await client.close();
       await server.close();
     });
-    for (let i = 0; i < 3; i++) await client.infer('m', { x: { datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] } });
+    for (let i = 0; i < 4; i++) await client.infer('m', { x: { datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] } });
     const stats = (await (await fetch(`http://127.0.0.1:${server.port}/v2/models/m/stats`)).json()) as { model_stats: ModelStatistics[] };
     expect(stats.model_stats[0]!.inference_stats.cache_hit!.count).toBe(2);
-    expect(stats.model_stats[0]!.inference_stats.cache_miss!.count).toBe(1);
-    expect(stats.model_stats[0]!.execution_count).toBe(1);
+    expect(stats.model_stats[0]!.inference_stats.cache_miss!.count).toBe(2);
+    expect(stats.model_stats[0]!.execution_count).toBe(2);
+  });
+
+  it('stores an answer only once its input was seen before: never-repeated requests leave nothing behind', async () => {
+    const s = await setup({ response_cache: { enable: true } });
+    for (let i = 0; i < 50; i++) await infer(s, rowsRequest(1, 1000 + i));
+    expect(s.cache.size).toBe(0);
+    expect(s.cache.bytes).toBe(0);
+    const first = await infer(s, rowsRequest(1, 7));
+    const second = await infer(s, rowsRequest(1, 7));
+    expect(s.cache.size).toBe(1);
+    const third = await infer(s, rowsRequest(1, 7));
+    expect(bytes(second).equals(bytes(first))).toBe(true);
+    expect(bytes(third).equals(bytes(first))).toBe(true);
+    const stats = s.service.statistics('m', '1')[0]!.inference_stats;
+    expect(stats.cache_hit!.count).toBe(1);
+    expect(stats.cache_miss!.count).toBe(52);
   });
 
   it('reads response_cache from config.pbtxt', () => {

@@ -109,4 +109,10 @@ describe('shadow comparison', () => {
     expect(c).toEqual({ name: 'y', maxAbsDiff: 1, argmaxAgree: 1, rows: 2 });
     expect(compareOutputs([t([1, 2, 3, 4])], [t([1, 2, 3, 4], [4, 1])])[0]!.maxAbsDiff).toBe(Infinity);
   });
+
+  it('takes byte-identical outputs (NaN included) as full agreement, and one NaN as a difference', () => {
+    expect(compareOutputs([t([1, NaN, 3, 4])], [t([1, NaN, 3, 4])])[0]).toEqual({ name: 'y', maxAbsDiff: 0, argmaxAgree: 2, rows: 2 });
+    expect(compareOutputs([t([1, 2, 3, 4])], [t([1, NaN, 3, 4])])[0]!.maxAbsDiff).toBe(Infinity);
+    expect(compareOutputs([t([], [2, 0])], [t([], [2, 0])])[0]).toEqual({ name: 'y', maxAbsDiff: 0, argmaxAgree: 0, rows: 0 });
+  });
 });

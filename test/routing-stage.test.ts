@@ -17,7 +17,13 @@ import { StreamClient } from '../lib/client/stream-client';
 import { writeCorruptModel } from './fixtures/models';
 import { tempDir } from './helpers/engine-run';
 import { initializer, node, writeModel } from './fixtures/onnx-builder';
-import { failsToRunModel, float32, publishVersion, publishVersioned, rowsRequest, waitFor, writeConfig } from './helpers/hotswap';
+import { failsToRunModel, float32, publishVersion, publishVersioned, rowsRequest, slowVersionedModel, waitFor, writeConfig } from './helpers/hotswap';
+
+/** Width of the MatMul versions (slowVersionedModel: y = x + version after `layers` identity MatMuls). */
+const WIDE = 256;
+/** Layers of a slow version: one row takes ~15 ms here, SLOW_ROWS rows a second or so. */
+const SLOW = 4000;
+const SLOW_ROWS = 64;
 
 /**
  * A canary that serves (its warm-up, one row, passes) and fails every request of two rows:
@@ -53,29 +59,37 @@ afterEach(async () => {
 });
 
 /** A repository with model "m": versionedModel at `versions`, failsToRunModel at `failing`, config `config`. */
-async function setup(versions: number[], config: Record<string, unknown>, failing: number[] = [], oneRow: number[] = []): Promise<Setup> {
+async function setup(versions: number[], config: Record<string, unknown>, failing: number[] = [], oneRow: number[] = [], matmul: Record<number, number> = {}, tableOptions: { shadowMaxInFlight?: number } = {}): Promise<Setup> {
   const { dir: repo, cleanup } = tempDir('tw-routing-');
   cleanups.push(cleanup);
   for (const v of versions) await publishVersioned(repo, 'm', v);
   for (const v of failing) await publishVersion(repo, 'm', v, (dir) => failsToRunModel(dir));
   for (const v of oneRow) await publishVersion(repo, 'm', v, (dir) => oneRowModel(dir, v));
+  for (const [v, layers] of Object.entries(matmul)) await publishVersion(repo, 'm', Number(v), (dir) => slowVersionedModel(dir, Number(v), { width: WIDE, layers }));
   writeConfig(repo, 'm', config);
   const log: string[] = [];
   const service = await createInferenceService({ repository: repo, modelControl: 'none', drainMs: 1000, log: (l) => log.push(l) });
   cleanups.push(() => service.shutdown());
   await service.initialLoad;
   // Shadows are never shed for load here: the test process is busy, and the tests count every copy.
-  const table = new RoutingTable(service, { log: (l) => log.push(l), shadowMaxLoopUtilization: 1 });
+  const table = new RoutingTable(service, { log: (l) => log.push(l), shadowMaxLoopUtilization: 1, ...tableOptions });
   const door = new FrontDoor({ service });
   door.use(routingStage(table));
   return { service, table, door, log };
 }
 
 /** One call through the front door; `headers` as a transport would have copied them. */
-function infer(s: Setup, options: { version?: string; headers?: Record<string, string>; parameters?: Record<string, unknown>; rows?: number } = {}): Promise<InferResponse> {
-  const request = rowsRequest(options.rows ?? 1, 0);
+function infer(s: Setup, options: { version?: string; headers?: Record<string, string>; parameters?: Record<string, unknown>; rows?: number; width?: number; timeoutUs?: number; id?: string } = {}): Promise<InferResponse> {
+  const request = rowsRequest(options.rows ?? 1, 0, options.width);
+  if (options.id !== undefined) request.id = options.id;
   if (options.parameters) request.parameters = options.parameters;
+  if (options.timeoutUs !== undefined) request.timeoutUs = options.timeoutUs;
   return s.door.infer({ model: 'm', version: options.version, request, context: createRequestContext('http', '127.0.0.1', options.headers ?? {}), signal: new AbortController().signal });
+}
+
+/** Resolves after the shadow copies the last answer offered have started (their setImmediate ran). */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** The version a response's values show (y = x + version, x = 0). */
@@ -137,8 +151,12 @@ describe('weighted split', () => {
 
 describe('shadow', () => {
   it('compares the shadow with the primary and never returns it', async () => {
-    const s = await setup([1, 3], { routing: { weights: { '1': 100 }, shadow: { version: '3', percent: 100 } } });
-    for (let i = 0; i < 20; i++) expect(versionOf(await infer(s))).toBe(1);
+    // A budget no copy reaches here (a busy box can slow copies below one per request): every copy is sent.
+    const s = await setup([1, 3], { routing: { weights: { '1': 100 }, shadow: { version: '3', percent: 100 } } }, [], [], {}, { shadowMaxInFlight: 64 });
+    for (let i = 0; i < 20; i++) {
+      expect(versionOf(await infer(s))).toBe(1);
+      await nextTurn(); // as a client over a socket would: its next request comes with later I/O
+    }
     await waitFor(async () => (await metricValue(s, 'tensorwire_shadow_requests_total', { version: '3', outcome: 'success' })) === 20, 5000, 'shadow copies');
     // y differs by exactly 2 everywhere (x+3 vs x+1): every diff lands in the bucket holding 2 and above 1.
     expect(await metricValue(s, 'tensorwire_shadow_max_abs_diff_bucket', { version: '3', output: 'y', le: '1' })).toBe(0);
@@ -149,10 +167,80 @@ describe('shadow', () => {
   });
 
   it('a failing shadow costs the primary nothing', async () => {
-    const s = await setup([1], { routing: { weights: { '1': 100 }, shadow: { version: '4', percent: 100 } } }, [4]);
-    for (let i = 0; i < 30; i++) expect(versionOf(await infer(s))).toBe(1);
+    const s = await setup([1], { routing: { weights: { '1': 100 }, shadow: { version: '4', percent: 100 } } }, [4], [], {}, { shadowMaxInFlight: 64 });
+    for (let i = 0; i < 30; i++) {
+      expect(versionOf(await infer(s))).toBe(1);
+      await nextTurn();
+    }
     await waitFor(async () => (await metricValue(s, 'tensorwire_shadow_requests_total', { version: '4', outcome: 'failure' })) === 30, 5000, 'failed shadow copies');
     expect(s.service.statistics('m', '1')[0]!.inference_stats.fail.count).toBe(0);
+  });
+  it('skips the copy while requests wait for the primary, and counts why', async () => {
+    // A slow primary (one row: ~10 ms or more) and a fast shadow, both 256 wide.
+    const s = await setup([], { max_batch_size: 0, routing: { weights: { '5': 100 }, shadow: { version: '6', percent: 100 } } }, [], [], { 5: 400, 6: 1 });
+    const n = 8;
+    // All at once: while one runs, the others wait in the primary's queue.
+    const answers = await Promise.all(Array.from({ length: n }, () => infer(s, { width: WIDE })));
+    for (const a of answers) expect(versionOf(a)).toBe(5);
+    const sent = async () => (await metricValue(s, 'tensorwire_shadow_requests_total', { version: '6' })) ;
+    const skipped = () => metricValue(s, 'tensorwire_shadow_skipped_total', { model: 'm', version: '6', reason: 'primary_queued' });
+    await waitFor(async () => (await sent()) + (await skipped()) === n, 5000, 'every drawn copy sent or skipped');
+    expect(await skipped()).toBeGreaterThanOrEqual(1);
+    // The last answer left nothing queued behind it: its copy went.
+    expect(await sent()).toBeGreaterThanOrEqual(1);
+  });
+
+  it('skips the copy while the shadow version has real requests waiting', async () => {
+    // A fast primary and a slow shadow that also serves requests naming it.
+    const s = await setup([], { max_batch_size: 0, routing: { weights: { '6': 100 }, shadow: { version: '5', percent: 100 } } }, [], [], { 5: SLOW, 6: 1 });
+    // Four at once for version 5 (one row each, ~15 ms or more apiece): some wait in its queue.
+    const named = Array.from({ length: 4 }, () => infer(s, { version: '5', width: WIDE }));
+    await nextTurn();
+    await nextTurn();
+    expect(versionOf(await infer(s, { width: WIDE }))).toBe(6);
+    await nextTurn();
+    for (const a of await Promise.all(named)) expect(versionOf(a)).toBe(5);
+    expect(await metricValue(s, 'tensorwire_shadow_skipped_total', { model: 'm', version: '5', reason: 'shadow_queued' })).toBe(1);
+    expect(s.service.statistics('m', '5')[0]!.inference_stats.success.count).toBe(4); // no copy ran
+  });
+
+  it('keeps at most shadowMaxInFlight copies in flight and counts the rest as skipped', async () => {
+    // A fast primary and a slow shadow: copies pile up unless the lane is bounded.
+    const s = await setup([], { routing: { weights: { '6': 100 }, shadow: { version: '5', percent: 100 } } }, [], [], { 5: SLOW, 6: 1 }, { shadowMaxInFlight: 2 });
+    const lane = s.table.lookup('m')!.shadow!;
+    let most = 0;
+    for (let i = 0; i < 12; i++) {
+      expect(versionOf(await infer(s, { width: WIDE }))).toBe(6);
+      await nextTurn();
+      most = Math.max(most, lane.inFlight);
+    }
+    expect(most).toBe(2);
+    const skipped = await metricValue(s, 'tensorwire_shadow_skipped_total', { model: 'm', version: '5', reason: 'in_flight_limit' });
+    expect(skipped).toBeGreaterThanOrEqual(8);
+    await waitFor(() => lane.inFlight === 0, 30_000, 'the slow copies to finish');
+    expect(await metricValue(s, 'tensorwire_shadow_requests_total', { version: '5', outcome: 'success' })).toBe(12 - skipped);
+  });
+});
+
+describe('fallback on a deadline miss', () => {
+  it('abandons a chosen version still running at its share of the timeout and answers from the fallback', async () => {
+    const s = await setup([], { routing: { weights: { '5': 100 }, fallback: '6' } }, [], [], { 5: SLOW, 6: 1 });
+    // Without a timeout the slow version answers (slowly).
+    expect(versionOf(await infer(s, { rows: SLOW_ROWS, width: WIDE }))).toBe(5);
+    // With 200 ms version 5 gets 100 ms, far less than its run of 64 rows takes; the fallback answers in ~1 ms of its 100.
+    const t = performance.now();
+    const answer = await infer(s, { rows: SLOW_ROWS, width: WIDE, timeoutUs: 200_000 });
+    expect(versionOf(answer)).toBe(6);
+    expect(answer.modelVersion).toBe('6');
+    expect(performance.now() - t).toBeLessThan(5000);
+    expect(await metricValue(s, 'tensorwire_routing_fallbacks_total', { model: 'm', from: '5', to: '6' })).toBe(1);
+    expect(await metricValue(s, 'tensorwire_routing_requests_total', { model: 'm', version: '6', via: 'fallback' })).toBe(1);
+  });
+
+  it('answers DEADLINE_EXCEEDED (504) when the fallback cannot answer in the time left', async () => {
+    const s = await setup([], { routing: { weights: { '5': 100 }, fallback: '7' } }, [], [], { 5: SLOW, 7: SLOW });
+    await expect(infer(s, { rows: SLOW_ROWS, width: WIDE, timeoutUs: 100_000 })).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED', message: expect.stringMatching(/version 7 did not answer within/) });
+    expect(await metricValue(s, 'tensorwire_routing_fallbacks_total', { model: 'm', from: '5', to: '7' })).toBe(1);
   });
 });
 
@@ -224,6 +312,65 @@ describe('hot swap under a policy', () => {
     const seen = new Set<number>();
     for (let i = 0; i < 100; i++) seen.add(versionOf(await infer(s)));
     expect([...seen].sort()).toEqual([1, 2]);
+  });
+});
+
+describe('bandit', () => {
+  it('learns from rewards posted by request id to send most traffic to the better version', async () => {
+    const s = await setup([1, 2], { routing: { bandit: { versions: ['1', '2'], epsilon: 0.1 } } });
+    expect(s.service.servingVersions('m')).toEqual([1, 2]);
+    const late: number[] = [];
+    for (let i = 0; i < 300; i++) {
+      const answer = await infer(s, { id: `r${i}` });
+      const v = versionOf(answer);
+      if (i >= 100) late.push(v);
+      // Version 2's answers are the good ones.
+      expect(s.table.feedback('m', { id: `r${i}`, reward: v === 2 ? 1 : 0 })).toEqual({ id: `r${i}`, version: String(v), reward: v === 2 ? 1 : 0 });
+    }
+    // Exploitation picks version 2 and exploration (10%) half the time too: ~95% expected.
+    expect(late.filter((v) => v === 2).length).toBeGreaterThan(150);
+    const view = s.table.read('m').live.bandit!;
+    expect(view.versions['2']!.mean_reward).toBe(1);
+    expect(view.versions['1']!.mean_reward).toBe(0);
+    expect(view.versions['1']!.answers + view.versions['2']!.answers).toBe(300);
+    expect(view.remembered_ids).toBe(0); // each id took its reward
+  });
+
+  it('refuses unknown or spent ids (404), bad rewards and models without a bandit (400)', async () => {
+    const s = await setup([1, 2], { routing: { bandit: { versions: ['1', '2'] } } });
+    await infer(s, { id: 'a' });
+    expect(() => s.table.feedback('m', { id: 'nope', reward: 1 })).toThrow(expect.objectContaining({ code: 'NOT_FOUND' }));
+    expect(() => s.table.feedback('m', { id: 'a', reward: 1.5 })).toThrow(/reward must be a number from 0 to 1, got 1.5/);
+    expect(() => s.table.feedback('m', { id: 'a', reward: 0.5, extra: 1 })).toThrow(/unknown field "extra"/);
+    s.table.feedback('m', { id: 'a', reward: 0.5 });
+    expect(() => s.table.feedback('m', { id: 'a', reward: 0.5 })).toThrow(/no recent request with id "a"/);
+    const t = await setup([1], {});
+    expect(() => t.table.feedback('m', { id: 'a', reward: 1 })).toThrow(/has no bandit/);
+  });
+
+  it('is validated with the policy: at least two distinct versions, epsilon 0..1, not with weights', async () => {
+    const s = await setup([1, 2], {});
+    await expect(s.table.update('m', { bandit: { versions: ['1'] } })).rejects.toThrow(/bandit\.versions must be a list of 2 to 16 versions/);
+    await expect(s.table.update('m', { bandit: { versions: ['1', '1'] } })).rejects.toThrow(/listed twice/);
+    await expect(s.table.update('m', { bandit: { versions: ['1', '2'], epsilon: 2 } })).rejects.toThrow(/epsilon must be a number from 0 to 1/);
+    await expect(s.table.update('m', { weights: { '1': 100 }, bandit: { versions: ['1', '2'] } })).rejects.toThrow(/leave weights out/);
+  });
+
+  it('takes feedback over HTTP: 200 naming the version, 404 for an unknown id', async () => {
+    const s = await setup([1, 2], { routing: { bandit: { versions: ['1', '2'], epsilon: 0 } } });
+    const server: RunningServer = await startServer(s.service, { host: '127.0.0.1', port: 0 });
+    cleanups.push(() => server.close());
+    const url = `http://127.0.0.1:${server.port}/v2/models/m`;
+    const inferred = (await (await fetch(`${url}/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: 'req-1', inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [0, 0, 0, 0] }] }) })).json()) as { id: string; model_version: string };
+    expect(inferred.id).toBe('req-1');
+    const feedback = (body: unknown) => fetch(`${url}/feedback`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then(async (r) => ({ status: r.status, body: (await r.json()) as Record<string, unknown> }));
+    expect(await feedback({ id: 'req-1', reward: 0.25 })).toEqual({ status: 200, body: { id: 'req-1', version: inferred.model_version, reward: 0.25 } });
+    const unknown = await feedback({ id: 'req-2', reward: 1 });
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.error).toMatch(/no recent request with id "req-2"/);
+    expect((await feedback({ id: 'req-1', reward: -1 })).status).toBe(400);
+    const view = (await (await fetch(`${url}/routing`)).json()) as { live: { bandit: { versions: Record<string, { reward_sum: number }> } } };
+    expect(view.live.bandit.versions[inferred.model_version]!.reward_sum).toBe(0.25);
   });
 });
 

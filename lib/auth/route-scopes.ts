@@ -57,6 +57,8 @@ export const HTTP_ROUTE_SCOPES: readonly RouteScope[] = Object.freeze([
   { method: 'post', pattern: '/v2/models/:model/batching', need: 'manage', changesState: true },
   { method: 'get', pattern: '/v2/models/:model/routing', need: 'monitor', changesState: false },
   { method: 'post', pattern: '/v2/models/:model/routing', need: 'manage', changesState: true },
+  // A bandit's reward for a request: whoever may infer on the model may say how the answer did.
+  { method: 'post', pattern: '/v2/models/:model/feedback', need: 'infer-model', changesState: true },
   { method: 'post', pattern: '/v2/models/:model/labels/:label/infer', need: 'infer-model', changesState: false },
   // Triton's trace and logging extensions: reading them is monitoring, changing them management.
   { method: 'get', pattern: '/v2/trace/setting', need: 'monitor', changesState: false },

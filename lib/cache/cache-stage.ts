@@ -15,6 +15,7 @@ import type { InferStage } from '../frontdoor/types';
 import type { InferRequest, InferResponse } from '../protocol/types';
 import { CounterFamily, HistogramFamily, type CounterCell, type HistogramCell } from '../metrics/families';
 import { DURATION_BUCKETS_S } from '../metrics/registry';
+import { Doorkeeper } from './admission';
 import { requestKey } from './request-key';
 import type { CachedAnswer, ResponseCache } from './response-cache';
 
@@ -44,7 +45,7 @@ interface CacheCells {
   missTime: HistogramCell;
 }
 
-interface CacheFamilies {
+export interface CacheFamilies {
   lookups: CounterFamily;
   duration: HistogramFamily;
   /** The cache the gauges read (the latest stage's: one per server). */
@@ -54,7 +55,7 @@ interface CacheFamilies {
 const byRegistry = new WeakMap<Registry, CacheFamilies>();
 
 /** The cache's families on `registry` (registered once per registry; the gauges read `cache`). */
-function cacheMetrics(registry: Registry, cache: ResponseCache): CacheFamilies {
+export function cacheMetrics(registry: Registry, cache: ResponseCache): CacheFamilies {
   let f = byRegistry.get(registry);
   if (f === undefined) {
     const holder = { cache };
@@ -83,22 +84,33 @@ export function cacheStage(cache: ResponseCache, core: CacheCore): InferStage {
   };
   // Registered on the first lookup: a server where no model enables the cache exposes no cache series.
   let families: CacheFamilies | undefined;
-  const cells = new Map<string, CacheCells>();
-  const cellsOf = (model: string, version: string): CacheCells | undefined => {
-    if (core.registry === undefined) return undefined;
-    families ??= cacheMetrics(core.registry, cache);
-    const k = `${model}\u0000${version}`;
-    let c = cells.get(k);
-    if (c === undefined) {
+  // Per version object: no key string built per request.
+  const cells = new WeakMap<CacheableVersion, CacheCells | null>();
+  const cellsOf = (model: string, v: CacheableVersion): CacheCells | undefined => {
+    let c = cells.get(v);
+    if (c !== undefined) return c ?? undefined;
+    if (core.registry === undefined) c = null;
+    else {
+      families ??= cacheMetrics(core.registry, cache);
+      const version = String(v.version);
       c = {
         hit: families.lookups.child(model, version, 'hit'),
         miss: families.lookups.child(model, version, 'miss'),
         hitTime: families.duration.child(model, version, 'hit'),
         missTime: families.duration.child(model, version, 'miss'),
       };
-      cells.set(k, c);
     }
-    return c;
+    cells.set(v, c);
+    return c ?? undefined;
+  };
+  const doorkeeper = new Doorkeeper();
+  const recordMiss = (model: string, v: CacheableVersion, us: number): void => {
+    v.stats.recordCacheMiss(us);
+    const c = cellsOf(model, v);
+    if (c !== undefined) {
+      c.miss.inc();
+      c.missTime.observe(us * 1e-6);
+    }
   };
 
   return (call, next) => {
@@ -117,25 +129,25 @@ export function cacheStage(cache: ResponseCache, core: CacheCore): InferStage {
     if (hit !== undefined) {
       const us = (performance.now() - start) * 1000;
       v.stats.recordCacheHit(samplesOf(v, call.request), us);
-      const c = cellsOf(call.model, version);
+      const c = cellsOf(call.model, v);
       if (c !== undefined) {
         c.hit.inc();
         c.hitTime.observe(us * 1e-6);
       }
       return Promise.resolve(answer(call.model, hit, call.request));
     }
+    // Only an answer whose key was seen before is stored (admission.ts): a first sighting is
+    // recorded now and needs nothing after the inference (no callback, no copy).
+    if (!doorkeeper.admit(key)) {
+      recordMiss(call.model, v, (performance.now() - start) * 1000);
+      return next(call);
+    }
     const lookupUs = (performance.now() - start) * 1000;
     return next(call).then((response) => {
       const t = performance.now();
       // Only the answer of the version the key names is stored (a swap in between: not stored).
       if (response.modelVersion === version) cache.put(key, version, response.outputs);
-      const us = lookupUs + (performance.now() - t) * 1000;
-      v.stats.recordCacheMiss(us);
-      const c = cellsOf(call.model, version);
-      if (c !== undefined) {
-        c.miss.inc();
-        c.missTime.observe(us * 1e-6);
-      }
+      recordMiss(call.model, v, lookupUs + (performance.now() - t) * 1000);
       return response;
     });
   };

@@ -35,11 +35,13 @@ export interface RoutingPolicy {
   /** Version retried once when the chosen one fails or misses its deadline. */
   fallback?: string;
   guard?: RoutingGuard;
+  /** Epsilon-greedy choice between `versions` by the rewards posted to /feedback (lib/routing/bandit.ts). */
+  bandit?: { versions: string[]; epsilon: number };
 }
 
 export const GUARD_DEFAULTS = Object.freeze({ max_error_rate_increase: 0.05, max_p99_ratio: 2, window_s: 60, min_requests: 100 });
 
-const FIELDS = ['weights', 'route_key', 'labels', 'shadow', 'fallback', 'guard'] as const;
+const FIELDS = ['weights', 'route_key', 'labels', 'shadow', 'fallback', 'guard', 'bandit'] as const;
 const HEADER_NAME = /^[a-z0-9][a-z0-9-]*$/;
 const LABEL = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 
@@ -112,6 +114,15 @@ export function readRouting(r: FieldReader, v: unknown, path: string): RoutingPo
       min_requests: g.min_requests === undefined ? GUARD_DEFAULTS.min_requests : r.int(g.min_requests, join(at, 'min_requests'), 1, L.routingMinRequests),
     };
   }
+  if (o.bandit !== undefined) {
+    const at = join(path, 'bandit');
+    const b = r.object(o.bandit, at, ['versions', 'epsilon']);
+    if (!Array.isArray(b.versions) || b.versions.length < 2 || b.versions.length > L.routingVersions) r.fail(join(at, 'versions'), `a list of 2 to ${L.routingVersions} versions`, b.versions);
+    const versions = (b.versions as unknown[]).map((v, i) => readVersion(r, v, join(at, `versions[${i}]`)));
+    if (new Set(versions).size !== versions.length) r.error(`${join(at, 'versions')}: a version is listed twice`);
+    if (p.weights !== undefined) r.error(`${at}: a bandit chooses the version itself; leave weights out (and the guard, which watches a split)`);
+    p.bandit = { versions, epsilon: b.epsilon === undefined ? 0.1 : readNumber(r, b.epsilon, join(at, 'epsilon'), 0, 1) };
+  }
   return p;
 }
 
@@ -133,5 +144,6 @@ export function routingVersions(p: RoutingPolicy | undefined): number[] {
   if (p.shadow) all.add(p.shadow.version);
   if (p.fallback) all.add(p.fallback);
   if (p.guard) all.add(p.guard.version);
+  for (const v of p.bandit?.versions ?? []) all.add(v);
   return [...all].map(Number).sort((a, b) => a - b);
 }

@@ -1,13 +1,15 @@
 /**
  * The live traffic state of one model under one policy: the weights in force (the policy's,
- * until the guard rolls a version back), the split they make, the guard's windows, and the
- * metric cells. A new policy (config change or POST) makes a new ModelRouting; events
+ * until the guard rolls a version back), the split they make (or the bandit that chooses
+ * instead), the guard's windows, the shadow lane, and the metric cells. A new policy (config change or POST) makes a new ModelRouting; events
  * outlive it (they belong to the model, see RoutingTable).
  */
 import type { RoutingPolicy } from '../repository/config-routing';
-import type { CounterCell, HistogramCell } from '../metrics/families';
+import type { CounterCell } from '../metrics/families';
 import { judge, VersionWindow, type WindowSummary } from './guard-window';
 import type { RoutingMetrics } from './routing-metrics';
+import { ShadowLane, type ShadowLaneOptions } from './shadow-lane';
+import { EpsilonGreedy, type BanditView } from './bandit';
 import { WeightedSplit } from './split';
 
 /** Something that happened to a model's routing (GET .../routing lists the last ones). */
@@ -34,6 +36,8 @@ export interface RoutingView {
     events: RoutingEvent[];
     /** The guard's window per watched version, when there is a guard. */
     window?: Record<string, { requests: number; errors: number; p99_ms: number }>;
+    /** The bandit's counts and mean rewards, when the policy has one. */
+    bandit?: BanditView;
   };
 }
 
@@ -45,12 +49,12 @@ export class ModelRouting {
   private split: WeightedSplit | undefined;
   state: 'active' | 'rolled_back' = 'active';
   private readonly windows = new Map<string, VersionWindow>();
-  private readonly cells = new Map<string, CounterCell>();
-  private readonly histograms = new Map<string, HistogramCell>();
-  /** Shadow copies in flight for this model (bounded by the stage). */
-  shadowsInFlight = 0;
-  /** Event-loop utilization above which shadow copies are shed (RoutingTableOptions). */
-  shadowMaxLoopUtilization = 0.8;
+  /** Split counter cells by version, then by `via` (no key strings built per request). */
+  private readonly routedCells = new Map<string, Partial<Record<RouteVia, CounterCell>>>();
+  /** The shadow's lane, when the policy has a shadow. */
+  readonly shadow: ShadowLane | undefined;
+  /** The epsilon-greedy bandit, when the policy has one (it then chooses instead of a split). */
+  readonly bandit: EpsilonGreedy | undefined;
 
   constructor(
     readonly model: string,
@@ -59,7 +63,10 @@ export class ModelRouting {
     readonly metrics: RoutingMetrics | undefined,
     private readonly log: (line: string) => void,
     private readonly now: () => number,
+    shadowOptions: ShadowLaneOptions,
   ) {
+    this.bandit = policy.bandit === undefined ? undefined : new EpsilonGreedy(policy.bandit.versions, policy.bandit.epsilon, now);
+    this.shadow = policy.shadow === undefined ? undefined : new ShadowLane(model, policy.shadow.version, policy.shadow.percent, metrics, shadowOptions);
     this.weights = { ...(policy.weights ?? {}) };
     this.split = policy.weights === undefined ? undefined : new WeightedSplit(this.weights);
     const guard = policy.guard;
@@ -68,46 +75,16 @@ export class ModelRouting {
 
   /** The version for an unversioned request (by `key` when given), or undefined: no split, the core's default. */
   choose(key: string | undefined): string | undefined {
-    return this.split?.pick(key);
-  }
-
-  /** The cell of `family` for this model and `labels` (cached: child() allocates a key). */
-  cell(family: 'shadowRequests' | 'shadowArgmax', ...labels: string[]): CounterCell | undefined {
-    const metrics = this.metrics;
-    if (metrics === undefined) return undefined;
-    const key = `${family}\u0000${labels.join('\u0000')}`;
-    let cell = this.cells.get(key);
-    if (cell === undefined) {
-      cell = metrics[family].child(this.model, ...labels);
-      this.cells.set(key, cell);
-    }
-    return cell;
-  }
-
-  /** The histogram cell of `family` for this model and `labels` (cached like `cell`). */
-  histogram(family: 'shadowDiff' | 'shadowDuration', ...labels: string[]): HistogramCell | undefined {
-    const metrics = this.metrics;
-    if (metrics === undefined) return undefined;
-    const key = `${family}\u0000${labels.join('\u0000')}`;
-    let cell = this.histograms.get(key);
-    if (cell === undefined) {
-      cell = metrics[family].child(this.model, ...labels);
-      this.histograms.set(key, cell);
-    }
-    return cell;
+    return this.bandit?.choose() ?? this.split?.pick(key);
   }
 
   /** Counts an answer in the split metric. */
   count(version: string, via: RouteVia): void {
     const metrics = this.metrics;
     if (metrics === undefined) return;
-    const key = `${version}\u0000${via}`;
-    let cell = this.cells.get(key);
-    if (cell === undefined) {
-      cell = metrics.routed.child(this.model, version, via);
-      this.cells.set(key, cell);
-    }
-    cell.inc();
+    let byVia = this.routedCells.get(version);
+    if (byVia === undefined) this.routedCells.set(version, (byVia = {}));
+    (byVia[via] ??= metrics.routed.child(this.model, version, via)).inc();
   }
 
   /** Records one answer of `version` for the guard (a no-op without a guard), and judges. */
@@ -160,6 +137,7 @@ export class ModelRouting {
         live.window[v] = { requests: s.requests, errors: s.errors, p99_ms: Number(s.p99Ms.toFixed(3)) };
       }
     }
+    if (this.bandit !== undefined) live.bandit = this.bandit.view();
     return { policy: this.policy, live };
   }
 }

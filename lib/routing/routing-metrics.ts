@@ -16,6 +16,7 @@ export interface RoutingMetrics {
   fallbacks: CounterFamily;
   rollbacks: CounterFamily;
   shadowRequests: CounterFamily;
+  shadowSkipped: CounterFamily;
   shadowDiff: HistogramFamily;
   shadowArgmax: CounterFamily;
   shadowDuration: HistogramFamily;
@@ -31,7 +32,8 @@ export function routingMetrics(registry: Registry): RoutingMetrics {
       routed: new CounterFamily('tensorwire_routing_requests_total', 'Requests of a model with a traffic policy, by the version that answered and how it was chosen (split, explicit, fallback).', ['model', 'version', 'via']).registerWith(registry),
       fallbacks: new CounterFamily('tensorwire_routing_fallbacks_total', 'Requests retried on the fallback version after the chosen one failed.', ['model', 'from', 'to']).registerWith(registry),
       rollbacks: new CounterFamily('tensorwire_routing_rollbacks_total', 'Automatic rollbacks of a guarded version (its weight set to 0).', ['model', 'version']).registerWith(registry),
-      shadowRequests: new CounterFamily('tensorwire_shadow_requests_total', 'Copies of answered requests sent to the shadow version, by outcome (success, failure, skipped: too many shadows in flight).', ['model', 'version', 'outcome']).registerWith(registry),
+      shadowRequests: new CounterFamily('tensorwire_shadow_requests_total', 'Copies of answered requests sent to the shadow version, by outcome (success, failure).', ['model', 'version', 'outcome']).registerWith(registry),
+      shadowSkipped: new CounterFamily('tensorwire_shadow_skipped_total', 'Requests drawn for the shadow but not copied, by reason (primary_queued, shadow_queued, in_flight_limit, loop_busy).', ['model', 'version', 'reason']).registerWith(registry),
       shadowDiff: new HistogramFamily('tensorwire_shadow_max_abs_diff', 'Largest absolute difference between the shadow\'s and the primary\'s output, per compared request.', ['model', 'version', 'output'], DIFF_BUCKETS).registerWith(registry),
       shadowArgmax: new CounterFamily('tensorwire_shadow_argmax_rows_total', 'Rows compared between shadow and primary, by whether their argmax agreed.', ['model', 'version', 'output', 'agree']).registerWith(registry),
       shadowDuration: new HistogramFamily('tensorwire_shadow_duration_seconds', 'Time the shadow version took to answer its copy.', ['model', 'version'], DURATION_BUCKETS_S).registerWith(registry),

@@ -14,6 +14,8 @@ import type { Readiness } from '../core/types';
 import { truncateForMessage } from '../util/message-text';
 import { ModelRouting, type RoutingEvent, type RoutingView } from './model-routing';
 import { routingMetrics, type RoutingMetrics } from './routing-metrics';
+import { MAX_FEEDBACK_ID_CHARS, MAX_REMEMBERED, REMEMBER_MS } from './bandit';
+import { MAX_SHADOWS_IN_FLIGHT, SHADOW_MAX_LOOP_UTILIZATION, type ShadowLaneOptions } from './shadow-lane';
 
 /** What the table needs of the server core (TensorwireService has it). */
 export interface RoutingCore {
@@ -23,6 +25,8 @@ export interface RoutingCore {
   keepVersions(name: string, versions: number[]): Promise<void>;
   /** NOT_FOUND for an unknown model or version. */
   modelReadiness(name: string, version?: string): Readiness;
+  /** The version that would serve a request (throws when none): the shadow lane reads its queue depth. */
+  admit?(name: string, version?: string): { queueDepth(): number };
   readonly registry?: Registry;
 }
 
@@ -47,6 +51,8 @@ export interface RoutingTableOptions {
   now?: () => number;
   /** Event-loop utilization (0..1) above which shadow copies are shed; default SHADOW_MAX_LOOP_UTILIZATION (0.8); 1: never. */
   shadowMaxLoopUtilization?: number;
+  /** Shadow copies one model may have in flight; default MAX_SHADOWS_IN_FLIGHT (4). */
+  shadowMaxInFlight?: number;
 }
 
 export class RoutingTable {
@@ -57,6 +63,7 @@ export class RoutingTable {
   private readonly log: (line: string) => void;
   private readonly now: () => number;
   private readonly shadowMaxLoopUtilization: number;
+  private readonly shadowMaxInFlight: number;
 
   constructor(
     private readonly core: RoutingCore,
@@ -64,7 +71,8 @@ export class RoutingTable {
   ) {
     this.log = options.log ?? ((line) => console.log(line));
     this.now = options.now ?? (() => performance.now());
-    this.shadowMaxLoopUtilization = options.shadowMaxLoopUtilization ?? 0.8;
+    this.shadowMaxLoopUtilization = options.shadowMaxLoopUtilization ?? SHADOW_MAX_LOOP_UTILIZATION;
+    this.shadowMaxInFlight = options.shadowMaxInFlight ?? MAX_SHADOWS_IN_FLIGHT;
   }
 
   /** The routing families, registered when the first policy is built (a server without policies exposes none). */
@@ -101,8 +109,19 @@ export class RoutingTable {
   }
 
   private build(model: string, e: Entry, policy: RoutingPolicy, why: string): ModelRouting {
-    const routing = new ModelRouting(model, policy, e.events, this.metrics, this.log, this.now);
-    routing.shadowMaxLoopUtilization = this.shadowMaxLoopUtilization;
+    const core = this.core;
+    const shadow: ShadowLaneOptions = {
+      maxInFlight: this.shadowMaxInFlight,
+      maxLoopUtilization: this.shadowMaxLoopUtilization,
+      queueDepth: (version) => {
+        try {
+          return core.admit?.(model, version).queueDepth() ?? 0;
+        } catch {
+          return 0; // the version stopped serving: nothing of it waits
+        }
+      },
+    };
+    const routing = new ModelRouting(model, policy, e.events, this.metrics, this.log, this.now, shadow);
     routing.addEvent({ time: new Date().toISOString(), kind: 'policy', reason: why });
     return routing;
   }
@@ -162,6 +181,28 @@ export class RoutingTable {
   /** A refused POST: the versions pinned are those of the live policy still in force (if any). */
   private restorePins(model: string, e: Entry): void {
     void this.core.keepVersions(model, routingVersions(e.live)).catch(() => undefined);
+  }
+
+  /**
+   * POST /v2/models/{m}/feedback: `{"id": "<request id>", "reward": 0..1}` credits the reward to
+   * the version the bandit sent that request to. NOT_FOUND for an unknown model or an id not
+   * remembered (unknown, already rewarded, or expired); INVALID_INPUT for a bad body or a
+   * model whose policy has no bandit.
+   */
+  feedback(model: string, body: unknown): { id: string; version: string; reward: number } {
+    this.core.modelReadiness(model);
+    const where = `feedback for model '${truncateForMessage(model)}'`;
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new TensorwireError('INVALID_INPUT', `${where}: expected a JSON object {"id": "<request id>", "reward": <0..1>}`);
+    const fields = body as Record<string, unknown>;
+    for (const k of Object.keys(fields)) if (k !== 'id' && k !== 'reward') throw new TensorwireError('INVALID_INPUT', `${where}: unknown field "${truncateForMessage(k)}" (expected id and reward)`);
+    const { id, reward } = fields;
+    if (typeof id !== 'string' || id === '' || id.length > MAX_FEEDBACK_ID_CHARS) throw new TensorwireError('INVALID_INPUT', `${where}: id must be the request's id, a string of 1 to ${MAX_FEEDBACK_ID_CHARS} characters`);
+    if (typeof reward !== 'number' || !Number.isFinite(reward) || reward < 0 || reward > 1) throw new TensorwireError('INVALID_INPUT', `${where}: reward must be a number from 0 to 1, got ${truncateForMessage(JSON.stringify(reward) ?? String(reward))}`);
+    const bandit = this.lookup(model)?.bandit;
+    if (bandit === undefined) throw new TensorwireError('INVALID_INPUT', `${where}: the model's traffic policy has no bandit`);
+    const version = bandit.reward(id, reward);
+    if (version === undefined) throw new TensorwireError('NOT_FOUND', `${where}: no recent request with id "${truncateForMessage(id)}" (the last ${MAX_REMEMBERED} ids are remembered for ${REMEMBER_MS / 60_000} minutes, and each takes one reward)`);
+    return { id, version, reward };
   }
 
   /**

@@ -4,6 +4,7 @@
  *   GET  /v2/models/{m}/routing   {"policy": {...} | null, "live": {"split", "state", "events", "window"}}
  *   POST /v2/models/{m}/routing   a whole policy: {"weights": {"2": 95, "3": 5}, "route_key": "header:x-tensorwire-route-key",
  *                                 "labels": {...}, "shadow": {...}, "fallback": "2", "guard": {...}}
+ *   POST /v2/models/{m}/feedback  {"id": "<request id>", "reward": 0..1}: a reward for the bandit (lib/routing/bandit.ts)
  *
  * A POST replaces the policy in force (absent fields are off) and answers once every version
  * it names serves; a version that does not exist or failed to load is a 400 naming it, and
@@ -16,6 +17,9 @@ import type { RoutingTable } from '../routing/routing-table';
 import { truncateForMessage } from '../util/message-text';
 import { parseJsonBody, type RouteSpec } from './router';
 import { inferAt, INFER_HEADERS } from './routes-models';
+
+/** Largest feedback body read: an id of 256 characters and a number fit many times over. */
+const FEEDBACK_BODY_BYTES = 4096;
 
 /** GET and POST /v2/models/{m}/routing over `table`, and inference by version label. */
 export function routingRoutes(table: RoutingTable): RouteSpec[] {
@@ -48,6 +52,20 @@ export function routingRoutes(table: RoutingTable): RouteSpec[] {
         const policy = parseJsonBody(body, where);
         if (policy === undefined) throw new TensorwireError('INVALID_INPUT', `${where}: the body is empty; send a JSON object such as {"weights": {"1": 100}} ({} turns routing off)`);
         x.sendJson(200, await table.update(model, policy));
+      },
+    },
+    {
+      // A reward for the bandit (docs/routing.md, "Bandit"): high-frequency, so not an audited control action.
+      method: 'post',
+      pattern: '/v2/models/:model/feedback',
+      headers: ['content-length'],
+      handler: async (x, ctx) => {
+        const model = x.params[0]!;
+        const body = await x.readBody(Math.min(ctx.maxBodyBytes, FEEDBACK_BODY_BYTES));
+        const where = `feedback for model '${truncateForMessage(model)}'`;
+        const parsed = parseJsonBody(body, where);
+        if (parsed === undefined) throw new TensorwireError('INVALID_INPUT', `${where}: the body is empty; send {"id": "<request id>", "reward": <0..1>}`);
+        x.sendJson(200, table.feedback(model, parsed));
       },
     },
   ];
