@@ -113,15 +113,22 @@ export function grpcFrame(message: Buffer): Buffer {
  * hold several). Each message is handed over as a Buffer (a view when it lies in one chunk).
  */
 export class GrpcFrameReader {
-  private pending: Buffer | undefined;
+  /** Chunks of an incomplete message, and how many bytes they hold and the message needs. */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private needed = 0;
 
   constructor(private readonly onMessage: (message: Buffer) => void) {}
 
   push(chunk: Buffer): void {
     let b = chunk;
-    if (this.pending !== undefined) {
-      b = Buffer.concat([this.pending, chunk]);
-      this.pending = undefined;
+    if (this.pending.length > 0) {
+      this.pending.push(chunk);
+      this.pendingBytes += chunk.length;
+      if (this.pendingBytes < this.needed) return;
+      b = Buffer.concat(this.pending, this.pendingBytes);
+      this.pending = [];
+      this.pendingBytes = 0;
     }
     let at = 0;
     while (b.length - at >= 5) {
@@ -130,7 +137,12 @@ export class GrpcFrameReader {
       this.onMessage(b.subarray(at + 5, at + 5 + length));
       at += 5 + length;
     }
-    if (at < b.length) this.pending = b.subarray(at);
+    if (at < b.length) {
+      const rest = b.subarray(at);
+      this.pending.push(rest);
+      this.pendingBytes = rest.length;
+      this.needed = rest.length >= 5 ? 5 + rest.readUInt32BE(1) : 5;
+    }
   }
 }
 

@@ -51,10 +51,18 @@ export function deadlineMicros(call: { getDeadline(): grpc.Deadline }): number |
   return Math.max(1, Math.ceil((at - Date.now()) * 1000));
 }
 
-/** A signal that aborts (CANCELLED) when the call is cancelled: client cancel, disconnect or deadline. */
-export function cancellationSignal(call: { cancelled: boolean; once(event: 'cancelled', listener: () => void): unknown }, reason: () => unknown): RequestSignal {
+/**
+ * A signal that aborts (CANCELLED) when the call is cancelled: client cancel, disconnect or
+ * deadline. grpc-js also emits 'cancelled' when a call's stream closes after its answer was
+ * sent, every call: `answered()` says the call is over, and then nothing is aborted (an
+ * abort there built an error, with its stack, per call for nothing).
+ */
+export function cancellationSignal(call: { cancelled: boolean; once(event: 'cancelled', listener: () => void): unknown }, reason: () => unknown, answered: () => boolean = () => false): RequestSignal {
   const signal = new RequestSignal();
   if (call.cancelled) signal.abort(reason());
-  else call.once('cancelled', () => signal.abort(reason()));
+  else
+    call.once('cancelled', () => {
+      if (!answered()) signal.abort(reason());
+    });
   return signal;
 }

@@ -17,6 +17,7 @@ import { healthService } from './health';
 import { tolerantDefinition } from './malformed';
 import { loadProtos } from './proto';
 import { inferenceService } from './rpc-handlers';
+import { withHandWrittenInferCodec } from './infer-wire';
 import { FrontDoor } from '../frontdoor/front-door';
 import { DEFAULT_GRPC_PORT } from './defaults';
 
@@ -99,7 +100,7 @@ export async function startGrpcServer(service: InferenceService, options: GrpcSe
     'grpc.keepalive_timeout_ms': positive('keepaliveTimeoutMs', options.keepaliveTimeoutMs, DEFAULT_GRPC_KEEPALIVE_TIMEOUT_MS),
   });
   const protos = loadProtos();
-  server.addService(tolerantDefinition(protos.inference), inferenceService(ctx));
+  server.addService(tolerantDefinition(withHandWrittenInferCodec(protos.inference)), inferenceService(ctx));
   const health = healthService(ctx);
   server.addService(tolerantDefinition(protos.health), health.implementation);
 
