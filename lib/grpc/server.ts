@@ -103,6 +103,8 @@ export async function startGrpcServer(service: InferenceService, options: GrpcSe
     'grpc.max_concurrent_streams': positive('maxConcurrentStreams', options.maxConcurrentStreams, DEFAULT_GRPC_MAX_CONCURRENT_STREAMS),
     'grpc.keepalive_time_ms': positive('keepaliveTimeMs', options.keepaliveTimeMs, DEFAULT_GRPC_KEEPALIVE_TIME_MS),
     'grpc.keepalive_timeout_ms': positive('keepaliveTimeoutMs', options.keepaliveTimeoutMs, DEFAULT_GRPC_KEEPALIVE_TIMEOUT_MS),
+    // Channelz (per-call bookkeeping for a debugging service tensorwire does not serve) costs on every call.
+    'grpc.enable_channelz': 0,
   });
   const protos = loadProtos();
   server.addService(tolerantDefinition(withHandWrittenInferCodec(protos.inference)), inferenceService(ctx));
