@@ -23,6 +23,16 @@ import { loadProtos } from '../grpc/proto';
 import type { Completion, Connection, ConnectionEvents } from './connections';
 
 const INFER_PATH = '/inference.GRPCInferenceService/ModelInfer';
+export const GRPC_INFER_PATH = INFER_PATH;
+
+/** The host of a `host:port` gRPC address (brackets of an IPv6 host removed). */
+export function grpcHost(address: string): string {
+  return address.slice(0, address.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1');
+}
+
+export function grpcPort(address: string): number {
+  return Number(address.slice(address.lastIndexOf(':') + 1));
+}
 const STREAM_PATH = '/inference.GRPCInferenceService/ModelStreamInfer';
 const identity = (b: Buffer): Buffer => b;
 
@@ -146,7 +156,20 @@ export class GrpcFrameReader {
   }
 }
 
-class GrpcLane implements Connection {
+/** What a lane needs of the connection it shares (GrpcMux, or RawUnaryMux for unary calls). */
+export interface GrpcLaneOwner {
+  readonly isOpen: boolean;
+  readonly streaming: boolean;
+  readonly events: ConnectionEvents;
+  requestFor(id: string): Buffer;
+  connect(lane: GrpcLane): void;
+  send(lane: GrpcLane): void;
+  /** Abandons the lane's request in flight (timeout). */
+  cancel(lane: GrpcLane): void;
+  close(): void;
+}
+
+export class GrpcLane implements Connection {
   startedAt = NaN;
   busy = false;
   wanted = false;
@@ -154,12 +177,13 @@ class GrpcLane implements Connection {
   id: string;
   /** The framed request this lane sends. */
   request: Buffer;
-  /** Unary lanes: the HTTP/2 stream of the call in flight. */
+  /** Unary lanes: the HTTP/2 stream of the call in flight (node:http2), or its stream id (raw frames). */
   call: ClientHttp2Stream | undefined;
+  streamId = 0;
   private seq = 0;
 
   constructor(
-    private readonly mux: GrpcMux,
+    private readonly mux: GrpcLaneOwner,
     readonly index: number,
   ) {
     this.id = `${index}`;
@@ -183,11 +207,8 @@ class GrpcLane implements Connection {
 
   fail(kind: string): void {
     if (!this.busy) return;
-    const call = this.call;
-    this.call = undefined;
-    call?.close(http2.constants.NGHTTP2_CANCEL);
+    this.mux.cancel(this);
     if (this.mux.streaming) {
-      this.mux.forget(this);
       this.id = `${this.index}.${++this.seq}`;
       this.request = this.mux.requestFor(this.id);
     }
@@ -204,6 +225,7 @@ class GrpcLane implements Connection {
     this.busy = false;
     this.startedAt = NaN;
     this.call = undefined;
+    this.streamId = 0;
     this.mux.events.onComplete(this, result, startedAt);
   }
 }
@@ -215,7 +237,7 @@ class GrpcLane implements Connection {
  * (stream): grpc-js's client spent ~1 ms of CPU per unary call on the development box, more
  * than the server's whole cost, so a comparison through it measured the client.
  */
-export class GrpcMux {
+export class GrpcMux implements GrpcLaneOwner {
   private readonly laneList: GrpcLane[] = [];
   private readonly byId = new Map<string, GrpcLane>();
   private state: 'idle' | 'connecting' | 'open' | 'closed' = 'idle';
@@ -349,8 +371,11 @@ export class GrpcMux {
     call.end(lane.request);
   }
 
-  forget(lane: GrpcLane): void {
-    this.byId.delete(lane.id);
+  cancel(lane: GrpcLane): void {
+    if (this.streaming) this.byId.delete(lane.id);
+    const call = lane.call;
+    lane.call = undefined;
+    call?.close(http2.constants.NGHTTP2_CANCEL);
   }
 
   close(): void {
