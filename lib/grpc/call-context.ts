@@ -34,9 +34,13 @@ export function selectedMetadata(metadata: grpc.Metadata): Record<string, string
   return headers;
 }
 
-/** A request context for a call; `clientId` is the message's `id` (a stream carries one per message). */
-export function callContext(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>, headers: Record<string, string>, clientId: string | undefined): RequestContext {
-  return createRequestContext('grpc', peerAddress(call.getPeer()), headers, clientId);
+/**
+ * A request context for a call; `clientId` is the message's `id` (a stream carries one per
+ * message). The address is taken now, while the call is open (grpc-js formats it anew per
+ * getPeer() call, so a stream passes the one it took at its start).
+ */
+export function callContext(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>, headers: Record<string, string>, clientId: string | undefined, address: string = peerAddress(call.getPeer())): RequestContext {
+  return createRequestContext('grpc', address, headers, clientId);
 }
 
 /**
