@@ -101,7 +101,7 @@ export class RawUnaryMux implements GrpcLaneOwner {
     readonly lanes: number,
     readonly events: ConnectionEvents,
   ) {
-    const headers = frame(HEADERS, END_HEADERS, 0, headerBlock(path, `${host}:${port}`));
+    const headers = frame(HEADERS, END_HEADERS, 0, headerBlock(path, `${host.includes(':') ? `[${host}]` : host}:${port}`));
     const framed = Buffer.allocUnsafe(5 + request.length);
     framed[0] = 0;
     framed.writeUInt32BE(request.length, 1);
