@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseArgs } from '../lib/bench/args';
 import type { Completion, Connection } from '../lib/bench/connections';
 import { encodeGrpcRequest, GRPC_INFER_PATH, grpcHost, grpcPort, preflightGrpc, streamAnswerInfo, withGrpcId } from '../lib/bench/grpc-connection';
-import { RawUnaryMux } from '../lib/bench/grpc-raw-unary';
+import { RawGrpcMux } from '../lib/bench/grpc-raw';
 import { loadProtos } from '../lib/grpc/proto';
 import { datatypeModel } from './fixtures/datatypes';
 import { runBenchMain } from './helpers/bench-main';
@@ -52,7 +52,7 @@ describe('bench over gRPC', () => {
   it('unary calls as raw HTTP/2 frames: answers counted ok, a refused call counted as an error, hundreds of calls on one connection', async () => {
     const run = async (request: Buffer, calls: number): Promise<Completion[]> => {
       const results: Completion[] = [];
-      let mux: RawUnaryMux;
+      let mux: RawGrpcMux;
       await new Promise<void>((done, fail) => {
         let sent = 0;
         const next = (c: Connection): void => {
@@ -69,7 +69,7 @@ describe('bench over gRPC', () => {
           },
           onConnectError: (_c: Connection, message: string) => fail(new Error(message)),
         };
-        mux = new RawUnaryMux(grpcHost(h.address), grpcPort(h.address), GRPC_INFER_PATH, request, 4, events);
+        mux = new RawGrpcMux(grpcHost(h.address), grpcPort(h.address), GRPC_INFER_PATH, request, 4, false, events);
         for (let i = 0; i < 4; i++) mux.addLane().connect();
       });
       mux!.close();

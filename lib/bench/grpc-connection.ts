@@ -24,6 +24,7 @@ import type { Completion, Connection, ConnectionEvents } from './connections';
 
 const INFER_PATH = '/inference.GRPCInferenceService/ModelInfer';
 export const GRPC_INFER_PATH = INFER_PATH;
+export const GRPC_STREAM_PATH = '/inference.GRPCInferenceService/ModelStreamInfer';
 
 /** The host of a `host:port` gRPC address (brackets of an IPv6 host removed). */
 export function grpcHost(address: string): string {
@@ -130,6 +131,12 @@ export class GrpcFrameReader {
 
   constructor(private readonly onMessage: (message: Buffer) => void) {}
 
+  /** Drops a partial message (the connection it came from is gone). */
+  reset(): void {
+    this.pending = [];
+    this.pendingBytes = 0;
+  }
+
   push(chunk: Buffer): void {
     let b = chunk;
     if (this.pending.length > 0) {
@@ -156,7 +163,7 @@ export class GrpcFrameReader {
   }
 }
 
-/** What a lane needs of the connection it shares (GrpcMux, or RawUnaryMux for unary calls). */
+/** What a lane needs of the connection it shares (GrpcMux, or RawGrpcMux for unary calls). */
 export interface GrpcLaneOwner {
   readonly isOpen: boolean;
   readonly streaming: boolean;

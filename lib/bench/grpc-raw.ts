@@ -1,24 +1,29 @@
 /**
- * Unary gRPC calls (`--protocol grpc`) for the load generator, as HTTP/2 frames written on a
- * plain TCP socket: Node's HTTP/2 client costs ~0.5 ms of CPU per call on the development
- * box (a stream object, header objects, async-hook bindings, timers per call), which made
- * the generator, not the server, the limit of a unary run.
+ * gRPC for the load generator (`--protocol grpc` and `grpc-stream`) as HTTP/2 frames written
+ * on a plain TCP socket: Node's HTTP/2 client costs ~0.5 ms of CPU per unary call on the
+ * development box (a stream object, header objects, async-hook bindings, timers per call)
+ * and ~40-50 µs per stream message, which made the generator, not the server, the limit.
  *
- * Each call is one write of pre-built bytes: a HEADERS frame whose HPACK block uses only the
- * static table and literals "without indexing" (so it never depends on, or changes, any
- * HPACK state) and a DATA frame ending the stream, with the stream id patched in. Answers
- * are not decoded: a call succeeded when its stream carried DATA before the trailers ending
- * it (grpc-js answers a failure trailers-only, without DATA); RST_STREAM fails it. The
- * server's HPACK-encoded headers are skipped unread, which is safe because this side never
- * decodes any header block (the dynamic table only matters to a decoder).
+ * Unary: each call is one write of pre-built bytes: a HEADERS frame whose HPACK block uses
+ * only the static table and literals "without indexing" (so it never depends on, or changes,
+ * any HPACK state) and a DATA frame ending the stream, with the stream id patched in. A call
+ * succeeded when its stream carried DATA before the trailers ending it (grpc-js answers a
+ * failure trailers-only, without DATA); RST_STREAM fails it.
  *
- * Flow control: the send window is tracked (connection and the server's per-stream initial
- * window) and a call waits when it would overrun it; the receive windows are opened wide at
- * the start and topped up as answers arrive.
+ * Streaming: one ModelStreamInfer stream (stream 1) per connection; each request is one DATA
+ * frame built once per lane id; answers are split out of the stream's DATA and matched by
+ * `id` (streamAnswerInfo). The stream ending for any reason loses the connection's requests
+ * and reconnects.
+ *
+ * The server's HPACK-encoded headers are skipped unread, which is safe because this side
+ * never decodes a header block (the dynamic table only matters to a decoder). Flow control:
+ * the send windows (connection, per stream) are tracked and a request waits when it would
+ * overrun them; the receive windows are opened wide at the start and topped up as answers
+ * arrive. Requests larger than one default frame go through node:http2 (GrpcMux) instead.
  */
 import { connect, type Socket } from 'node:net';
 import type { Completion, ConnectionEvents } from './connections';
-import { GrpcLane, type GrpcLaneOwner } from './grpc-connection';
+import { GrpcFrameReader, GrpcLane, grpcFrame, streamAnswerInfo, withGrpcId, type GrpcLaneOwner } from './grpc-connection';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const DATA = 0;
@@ -33,8 +38,8 @@ const ACK = 0x1;
 const END_HEADERS = 0x4;
 const MAX_WINDOW = 0x7fffffff;
 const DEFAULT_WINDOW = 65_535;
-/** HTTP/2's default largest frame: a request whose framed message is larger goes through node:http2 instead. */
-export const RAW_UNARY_MAX_MESSAGE = 16_384 - 5;
+/** HTTP/2's default largest frame: a request whose framed message is larger goes through node:http2 (GrpcMux) instead. */
+export const RAW_MAX_MESSAGE = 16_384 - 5;
 
 function frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
   const out = Buffer.allocUnsafe(9 + payload.length);
@@ -75,10 +80,17 @@ interface Call {
   gotData: boolean;
 }
 
-/** One TCP connection carrying up to `lanes` unary calls at once. */
-export class RawUnaryMux implements GrpcLaneOwner {
-  readonly streaming = false;
+/** The stream id of the one ModelStreamInfer stream: the first a client opens on a connection. */
+const STREAM_ID = 1;
+
+/** One TCP connection carrying up to `lanes` unary calls at once, or one ModelStreamInfer stream of `lanes` requests in flight. */
+export class RawGrpcMux implements GrpcLaneOwner {
   private readonly laneList: GrpcLane[] = [];
+  /** Streaming: lanes by the id of their request in flight. */
+  private readonly byId = new Map<string, GrpcLane>();
+  private readonly reader = new GrpcFrameReader((answer) => this.onAnswer(answer));
+  /** Streaming: what the server still lets us send on the stream. */
+  private streamSendWindow = DEFAULT_WINDOW;
   private readonly calls = new Map<number, Call>();
   private state: 'idle' | 'connecting' | 'open' | 'closed' = 'idle';
   private socket: Socket | undefined;
@@ -92,16 +104,21 @@ export class RawUnaryMux implements GrpcLaneOwner {
   private readonly waiting: GrpcLane[] = [];
   private received = 0;
   private pending: Buffer | undefined;
+  private readonly streamHeaders: Buffer;
 
   constructor(
     private readonly host: string,
     private readonly port: number,
     path: string,
-    request: Buffer,
+    private readonly request: Buffer,
     readonly lanes: number,
+    readonly streaming: boolean,
     readonly events: ConnectionEvents,
   ) {
     const headers = frame(HEADERS, END_HEADERS, 0, headerBlock(path, `${host.includes(':') ? `[${host}]` : host}:${port}`));
+    // Streaming: the stream's HEADERS (not ending it), sent once per connection.
+    this.streamHeaders = Buffer.from(headers);
+    this.streamHeaders.writeUInt32BE(STREAM_ID, 5);
     const framed = Buffer.allocUnsafe(5 + request.length);
     framed[0] = 0;
     framed.writeUInt32BE(request.length, 1);
@@ -127,8 +144,9 @@ export class RawUnaryMux implements GrpcLaneOwner {
     return lane;
   }
 
-  requestFor(): Buffer {
-    return this.template;
+  requestFor(id: string): Buffer {
+    // Streaming: a DATA frame of the stream carrying the request with the lane's id.
+    return this.streaming ? frame(DATA, 0, STREAM_ID, grpcFrame(withGrpcId(this.request, id))) : this.template;
   }
 
   connect(lane: GrpcLane): void {
@@ -143,12 +161,14 @@ export class RawUnaryMux implements GrpcLaneOwner {
     this.nextStreamId = 1;
     this.sendWindow = DEFAULT_WINDOW;
     this.streamWindow = DEFAULT_WINDOW;
+    this.streamSendWindow = DEFAULT_WINDOW;
     this.pending = undefined;
+    this.reader.reset();
     socket.once('connect', () => {
       if (this.socket !== socket) return;
       // Our SETTINGS: no push, the largest stream window; then the largest connection window.
       const settings = Buffer.from([0, 2, 0, 0, 0, 0, 0, 4, 0x7f, 0xff, 0xff, 0xff]);
-      socket.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0, settings), windowUpdate(0, MAX_WINDOW - DEFAULT_WINDOW)]));
+      socket.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0, settings), windowUpdate(0, MAX_WINDOW - DEFAULT_WINDOW), ...(this.streaming ? [this.streamHeaders] : [])]));
       this.state = 'open';
       for (const l of this.laneList) if (l.wanted) this.events.onReady(l);
     });
@@ -172,6 +192,18 @@ export class RawUnaryMux implements GrpcLaneOwner {
   }
 
   send(lane: GrpcLane): void {
+    if (this.streaming) {
+      const bytes = lane.request.length - 9;
+      if (this.sendWindow < bytes || this.streamSendWindow < bytes || this.waiting.length > 0) {
+        this.waiting.push(lane);
+        return;
+      }
+      this.sendWindow -= bytes;
+      this.streamSendWindow -= bytes;
+      this.byId.set(lane.id, lane);
+      this.socket!.write(lane.request);
+      return;
+    }
     if (this.sendWindow < this.dataBytes || this.streamWindow < this.dataBytes) {
       this.waiting.push(lane);
       return;
@@ -190,6 +222,10 @@ export class RawUnaryMux implements GrpcLaneOwner {
   cancel(lane: GrpcLane): void {
     const i = this.waiting.indexOf(lane);
     if (i >= 0) this.waiting.splice(i, 1);
+    if (this.streaming) {
+      this.byId.delete(lane.id);
+      return;
+    }
     const id = lane.streamId;
     if (id === 0 || !this.calls.delete(id)) return;
     const code = Buffer.alloc(4);
@@ -206,8 +242,9 @@ export class RawUnaryMux implements GrpcLaneOwner {
   }
 
   private failAll(kind: string): void {
-    const calls = [...this.calls.values()];
+    const calls = [...this.calls.values(), ...[...this.byId.values()].map((lane) => ({ lane }))];
     this.calls.clear();
+    this.byId.clear();
     const waiting = this.waiting.splice(0);
     for (const { lane } of calls) this.finish(lane, { ok: false, kind });
     for (const lane of waiting) this.finish(lane, { ok: false, kind });
@@ -233,7 +270,37 @@ export class RawUnaryMux implements GrpcLaneOwner {
     if (at < b.length) this.pending = Buffer.from(b.subarray(at));
   }
 
+  /** A ModelStreamInferResponse: finish the lane whose request it answers. */
+  private onAnswer(answer: Buffer): void {
+    const { id, failed } = streamAnswerInfo(answer);
+    const lane = this.byId.get(id);
+    if (lane === undefined) return; // the answer to a request abandoned on timeout
+    this.byId.delete(id);
+    this.finish(lane, failed ? { ok: false, kind: 'stream error' } : { ok: true });
+  }
+
   private onFrame(type: number, flags: number, streamId: number, payload: Buffer): void {
+    if (this.streaming && streamId === STREAM_ID) {
+      // The stream's answers; its end (trailers, END_STREAM, a reset) loses the connection's requests: reconnect.
+      if (type === DATA) {
+        this.received += payload.length;
+        this.reader.push(payload);
+      }
+      if (type === RST_STREAM || ((type === DATA || type === HEADERS) && flags & END_STREAM)) {
+        this.socket?.destroy();
+        return;
+      }
+      if (type === WINDOW_UPDATE) {
+        this.streamSendWindow += payload.readUInt32BE(0) & 0x7fffffff;
+        this.flushWaiting();
+      }
+      if (type !== DATA) return;
+      if (this.received > 256 * 1024 * 1024) {
+        this.socket?.write(windowUpdate(0, this.received));
+        this.received = 0;
+      }
+      return;
+    }
     switch (type) {
       case DATA: {
         this.received += payload.length;
@@ -260,7 +327,12 @@ export class RawUnaryMux implements GrpcLaneOwner {
       case SETTINGS:
         if (flags & ACK) return;
         for (let i = 0; i + 6 <= payload.length; i += 6) {
-          if (payload.readUInt16BE(i) === 4) this.streamWindow = payload.readUInt32BE(i + 2);
+          if (payload.readUInt16BE(i) === 4) {
+            const window = payload.readUInt32BE(i + 2);
+            // A change of the initial window applies to the open stream too (RFC 9113 6.9.2).
+            this.streamSendWindow += window - this.streamWindow;
+            this.streamWindow = window;
+          }
         }
         this.socket?.write(frame(SETTINGS, ACK, 0, Buffer.alloc(0)));
         this.flushWaiting();
@@ -288,6 +360,18 @@ export class RawUnaryMux implements GrpcLaneOwner {
   }
 
   private flushWaiting(): void {
+    if (this.streaming) {
+      while (this.waiting.length > 0) {
+        const bytes = this.waiting[0]!.request.length - 9;
+        if (this.sendWindow < bytes || this.streamSendWindow < bytes) return;
+        const lane = this.waiting.shift()!;
+        this.sendWindow -= bytes;
+        this.streamSendWindow -= bytes;
+        this.byId.set(lane.id, lane);
+        this.socket!.write(lane.request);
+      }
+      return;
+    }
     while (this.waiting.length > 0 && this.sendWindow >= this.dataBytes && this.streamWindow >= this.dataBytes) this.send(this.waiting.shift()!);
   }
 }
