@@ -113,6 +113,17 @@ export async function startTensorwire(serveArgs: string[], nodeFlags: string[] =
   return server;
 }
 
+/** The gRPC address (`127.0.0.1:PORT`) a `tensorwire serve` child printed at startup, once printed. */
+export async function grpcAddressOf(server: ServerProcess, timeoutMs = 30_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const m = /gRPC \(.*\) on (\S+:\d+)/.exec(server.output());
+    if (m) return m[1]!;
+    if (Date.now() > deadline) throw new Error(`the server printed no gRPC address:\n${server.output()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** The onnxruntime-node + node:http peer serving `modelPath` as `name`. */
 export function startPeer(modelPath: string, name: string): Promise<ServerProcess> {
   return startChild(PEER, ['--model', modelPath, '--name', name, '--port', '0'], /listening (\d+)/);
@@ -136,14 +147,16 @@ export interface LoadResult {
 export interface LoadOptions {
   url: string;
   model: string;
-  protocol: 'http-json' | 'http-binary' | 'ws';
+  protocol: 'http-json' | 'http-binary' | 'ws' | 'grpc' | 'grpc-stream';
+  /** grpc, grpc-stream: the gRPC server as host:port. */
+  grpcAddress?: string;
   concurrency: number;
   durationS: number;
   warmupS?: number;
   /** Load-generating worker threads (default: the bench's own default). */
   workers?: number;
   batch?: number;
-  /** ws only: requests in flight per socket. */
+  /** ws, grpc, grpc-stream: requests in flight per socket or channel. */
   pipeline?: number;
 }
 
@@ -159,6 +172,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   if (o.workers !== undefined) args.push('--workers', String(o.workers));
   if (o.batch !== undefined) args.push('--batch', String(o.batch));
   if (o.pipeline !== undefined) args.push('--pipeline', String(o.pipeline));
+  if (o.grpcAddress !== undefined) args.push('--grpc-url', o.grpcAddress);
   try {
     const { code, output } = await new Promise<{ code: number | null; output: string }>((done) => {
       const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -10,6 +10,8 @@ export const {
   HttpClient,
   StreamClient,
   streamUrl,
+  startGrpcServer,
+  DEFAULT_GRPC_PORT,
   datatypeOf,
   toFloat32,
   bytesTensorStrings,

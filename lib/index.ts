@@ -30,6 +30,9 @@ export {
   type TypedArray,
 } from './client';
 
+// The gRPC front end on its own (KServe v2 / Triton GRPCInferenceService and grpc.health.v1), over a service.
+export { startGrpcServer, DEFAULT_GRPC_PORT, type GrpcServerOptions, type RunningGrpcServer } from './grpc';
+
 // The one error class and its catalogue of codes (each code maps to one HTTP status).
 export { TensorwireError, ERROR_CATALOGUE, isTensorwireError, type ErrorCode } from './errors';
 

@@ -126,6 +126,8 @@ export async function createTensorwire(options: TensorwireOptions & CreateOption
         port: options.grpcPort,
         ...(options.maxBodyBytes !== undefined ? { maxMessageBytes: options.maxBodyBytes } : {}),
         ...(options.streamMaxInflight !== undefined ? { streamMaxInflight: options.streamMaxInflight } : {}),
+        // gRPC serves TLS whenever HTTP does, with the same files.
+        ...(security?.tls !== undefined ? { tls: security.tls.appOptions } : {}),
       });
     } catch (e) {
       // A gRPC port that cannot be bound stops the start, as the HTTP port does.

@@ -9,7 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseArgs } from '../lib/bench/args';
-import { encodeGrpcRequest, preflightGrpc, streamAnswerInfo, withGrpcId } from '../lib/bench/grpc-connection';
+import type { Completion, Connection } from '../lib/bench/connections';
+import { encodeGrpcRequest, GRPC_INFER_PATH, grpcHost, grpcPort, preflightGrpc, streamAnswerInfo, withGrpcId } from '../lib/bench/grpc-connection';
+import { RawGrpcMux } from '../lib/bench/grpc-raw';
 import { loadProtos } from '../lib/grpc/proto';
 import { datatypeModel } from './fixtures/datatypes';
 import { runBenchMain } from './helpers/bench-main';
@@ -46,6 +48,41 @@ describe('bench over gRPC', () => {
       expect(r.report!.protocol).toBe(protocol);
     }, 60_000);
   }
+
+  it('unary calls as raw HTTP/2 frames: answers counted ok, a refused call counted as an error, hundreds of calls on one connection', async () => {
+    const run = async (request: Buffer, calls: number): Promise<Completion[]> => {
+      const results: Completion[] = [];
+      let mux: RawGrpcMux;
+      await new Promise<void>((done, fail) => {
+        let sent = 0;
+        const next = (c: Connection): void => {
+          if (sent >= calls || c.busy) return;
+          sent++;
+          c.send(performance.now());
+        };
+        const events = {
+          onReady: next,
+          onComplete: (c: Connection, result: Completion) => {
+            results.push(result);
+            if (results.length === calls) done();
+            else next(c);
+          },
+          onConnectError: (_c: Connection, message: string) => fail(new Error(message)),
+        };
+        mux = new RawGrpcMux(grpcHost(h.address), grpcPort(h.address), GRPC_INFER_PATH, request, 4, false, events);
+        for (let i = 0; i < 4; i++) mux.addLane().connect();
+      });
+      mux!.close();
+      return results;
+    };
+    const good = encodeGrpcRequest('double', undefined, [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: new Uint8Array(16) }]);
+    const before = await served();
+    const ok = await run(good, 400);
+    expect(ok.filter((r) => r.ok)).toHaveLength(400);
+    expect((await served()) - before).toBe(400);
+    const bad = encodeGrpcRequest('nope', undefined, [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: new Uint8Array(16) }]);
+    expect(await run(bad, 3)).toEqual([0, 1, 2].map(() => ({ ok: false, kind: 'gRPC error status' })));
+  }, 60_000);
 
   it('the preflight stops on a request the server refuses, with its message, and says when nothing listens', async () => {
     const bad = encodeGrpcRequest('double', undefined, [{ name: 'x', datatype: 'FP32', shape: [1, 5], data: new Uint8Array(20) }]);

@@ -226,7 +226,11 @@ describe('errors: one status per catalogue code, and the server serves on', () =
       [{ model_name: 'mlp', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256], contents: { int_contents: [1] } }] }, 'FP32 data belongs in contents.fp32_contents, got contents.int_contents'],
       [{ model_name: 'mlp', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256], contents: { fp32_contents: [1, 2] } }] }, 'expected 256 FP32 values for shape [1,256], got 2'],
       [{ model_name: 'mlp', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256], contents: { fp32_contents: [1] } }], raw_input_contents: [Buffer.alloc(1024)] }, 'has both typed'],
+      // BYTES decodes (grpc-codec tests); the MLP's input is FP32, so the model's check refuses it.
       [{ model_name: 'mlp', inputs: [{ name: 'input', datatype: 'BYTES', shape: [1], contents: { bytes_contents: [Buffer.from('a')] } }] }, "input 'input': expected datatype FP32, got BYTES"],
+      [{ model_name: 'mlp', inputs: [{ name: 'input', datatype: 'BYTES', shape: [2], contents: { bytes_contents: [Buffer.from('a')] } }] }, 'contents.bytes_contents holds 1 elements but BYTES shape [2] needs 2'],
+      [{ model_name: 'mlp', inputs: [{ name: 'input', datatype: 'BYTES', shape: [1] }], raw_input_contents: [Buffer.from([5, 0, 0, 0, 97])] }, 'BYTES element 0 declares 5 bytes but only 1 remain'],
+      [{ model_name: 'mlp', inputs: [{ name: 'input', datatype: 'BYTES', shape: [1000000000] }], raw_input_contents: [Buffer.from([1, 0, 0, 0, 97])] }, 'has 1000000000 elements but raw_input_contents holds only 5 bytes'],
       [{ model_name: 'mlp', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256] }], raw_input_contents: [Buffer.alloc(1024), Buffer.alloc(4)] }, '1 input(s) but 2 raw_input_contents'],
       [{ model_name: 'mlp', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256] }] }, "input 'input': no data"],
       [{ model_name: 'dt_int8', inputs: [{ name: 'x', datatype: 'INT8', shape: [1, 4], contents: { int_contents: [1, 2, 300, 4] } }] }, 'value at index 2 (300) is out of range for INT8'],

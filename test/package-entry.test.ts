@@ -37,8 +37,8 @@ describe('the tensorwire package', () => {
       console.log(JSON.stringify({ keys: Object.keys(tw).sort(), types: Object.fromEntries(Object.entries(tw).map(([k, v]) => [k, typeof v])), status: e.status, viaMain: require.resolve('tensorwire') }));
     `);
     const r = JSON.parse(out) as { keys: string[]; types: Record<string, string>; status: number; viaMain: string };
-    expect(r.keys).toEqual(['ERROR_CATALOGUE', 'HttpClient', 'LoadedModel', 'OPTION_BOUNDS', 'StreamClient', 'TensorwireError', 'bytesTensorElements', 'bytesTensorStrings', 'createTensorwire', 'datatypeOf', 'engineInfo', 'isTensorwireError', 'loadModel', 'streamUrl', 'toFloat32']);
-    expect(r.types).toMatchObject({ createTensorwire: 'function', HttpClient: 'function', StreamClient: 'function', TensorwireError: 'function', loadModel: 'function', ERROR_CATALOGUE: 'object' });
+    expect(r.keys).toEqual(['DEFAULT_GRPC_PORT', 'ERROR_CATALOGUE', 'HttpClient', 'LoadedModel', 'OPTION_BOUNDS', 'StreamClient', 'TensorwireError', 'bytesTensorElements', 'bytesTensorStrings', 'createTensorwire', 'datatypeOf', 'engineInfo', 'isTensorwireError', 'loadModel', 'startGrpcServer', 'streamUrl', 'toFloat32']);
+    expect(r.types).toMatchObject({ createTensorwire: 'function', HttpClient: 'function', StreamClient: 'function', startGrpcServer: 'function', TensorwireError: 'function', loadModel: 'function', ERROR_CATALOGUE: 'object' });
     expect(r.status).toBe(404);
     expect(r.viaMain).toBe(join(ROOT, 'dist', 'lib', 'index.js'));
   });

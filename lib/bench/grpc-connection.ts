@@ -1,18 +1,21 @@
 /**
- * The load generator's gRPC client (`--protocol grpc` and `grpc-stream`), on @grpc/grpc-js
- * with the protocol's own framing but none of the per-request message work, so a comparison
- * with HTTP measures the server rather than the client library:
+ * The load generator's gRPC client (`--protocol grpc` and `grpc-stream`): gRPC's framing over
+ * node:http2 directly, with none of the per-request message work, so a comparison with HTTP
+ * measures the server rather than a client library (the server stays grpc-js):
  *
- * - The ModelInferRequest is encoded once (raw_input_contents) and sent as bytes through an
- *   identity serializer. Each stream lane appends its own `id` (field 3) to those bytes: in
- *   protobuf the last occurrence of a scalar field wins, so no re-encoding is needed.
- * - Answers are never decoded: a unary answer only counts, a stream answer is walked just far
- *   enough to read its `id` and whether `error_message` is set.
+ * - The ModelInferRequest is encoded and framed once (raw_input_contents); each request
+ *   writes those bytes. Each stream lane appends its own `id` (field 3) to them: in protobuf
+ *   the last occurrence of a scalar field wins, so no re-encoding is needed.
+ * - Answers are never decoded: a unary answer only counts (its grpc-status trailer says how it
+ *   went), a stream answer is walked just far enough to read its `id` and whether
+ *   `error_message` is set.
  *
  * One channel (HTTP/2 connection) carries `lanes` requests in flight (`--pipeline N`): unary
  * calls multiplexed on it (grpc), or one ModelStreamInfer stream (grpc-stream). Each lane is
  * a `Connection` to the load runner with one request in flight.
  */
+import * as http2 from 'node:http2';
+import type { ClientHttp2Session, ClientHttp2Stream } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import type { WireTensor } from '../client/tensor';
 import { TensorwireError } from '../errors';
@@ -20,6 +23,17 @@ import { loadProtos } from '../grpc/proto';
 import type { Completion, Connection, ConnectionEvents } from './connections';
 
 const INFER_PATH = '/inference.GRPCInferenceService/ModelInfer';
+export const GRPC_INFER_PATH = INFER_PATH;
+export const GRPC_STREAM_PATH = '/inference.GRPCInferenceService/ModelStreamInfer';
+
+/** The host of a `host:port` gRPC address (brackets of an IPv6 host removed). */
+export function grpcHost(address: string): string {
+  return address.slice(0, address.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1');
+}
+
+export function grpcPort(address: string): number {
+  return Number(address.slice(address.lastIndexOf(':') + 1));
+}
 const STREAM_PATH = '/inference.GRPCInferenceService/ModelStreamInfer';
 const identity = (b: Buffer): Buffer => b;
 
@@ -96,18 +110,87 @@ export function streamAnswerInfo(b: Buffer): { id: string; failed: boolean } {
   return { id, failed };
 }
 
-class GrpcLane implements Connection {
+/** gRPC's length-prefixed message: a 0 (not compressed) byte, the length (u32 BE), the message. */
+export function grpcFrame(message: Buffer): Buffer {
+  const framed = Buffer.allocUnsafe(5 + message.length);
+  framed[0] = 0;
+  framed.writeUInt32BE(message.length, 1);
+  message.copy(framed, 5);
+  return framed;
+}
+
+/**
+ * Splits a stream of DATA chunks into gRPC messages (a message may span chunks, a chunk may
+ * hold several). Each message is handed over as a Buffer (a view when it lies in one chunk).
+ */
+export class GrpcFrameReader {
+  /** Chunks of an incomplete message, and how many bytes they hold and the message needs. */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private needed = 0;
+
+  constructor(private readonly onMessage: (message: Buffer) => void) {}
+
+  /** Drops a partial message (the connection it came from is gone). */
+  reset(): void {
+    this.pending = [];
+    this.pendingBytes = 0;
+  }
+
+  push(chunk: Buffer): void {
+    let b = chunk;
+    if (this.pending.length > 0) {
+      this.pending.push(chunk);
+      this.pendingBytes += chunk.length;
+      if (this.pendingBytes < this.needed) return;
+      b = Buffer.concat(this.pending, this.pendingBytes);
+      this.pending = [];
+      this.pendingBytes = 0;
+    }
+    let at = 0;
+    while (b.length - at >= 5) {
+      const length = b.readUInt32BE(at + 1);
+      if (b.length - at - 5 < length) break;
+      this.onMessage(b.subarray(at + 5, at + 5 + length));
+      at += 5 + length;
+    }
+    if (at < b.length) {
+      const rest = b.subarray(at);
+      this.pending.push(rest);
+      this.pendingBytes = rest.length;
+      this.needed = rest.length >= 5 ? 5 + rest.readUInt32BE(1) : 5;
+    }
+  }
+}
+
+/** What a lane needs of the connection it shares (GrpcMux, or RawGrpcMux for unary calls). */
+export interface GrpcLaneOwner {
+  readonly isOpen: boolean;
+  readonly streaming: boolean;
+  readonly events: ConnectionEvents;
+  requestFor(id: string): Buffer;
+  connect(lane: GrpcLane): void;
+  send(lane: GrpcLane): void;
+  /** Abandons the lane's request in flight (timeout). */
+  cancel(lane: GrpcLane): void;
+  close(): void;
+}
+
+export class GrpcLane implements Connection {
   startedAt = NaN;
   busy = false;
   wanted = false;
   /** Stream lanes: the id of the request in flight; a timed-out request's id is never reused. */
   id: string;
+  /** The framed request this lane sends. */
   request: Buffer;
-  call: grpc.ClientUnaryCall | undefined;
+  /** Unary lanes: the HTTP/2 stream of the call in flight (node:http2), or its stream id (raw frames). */
+  call: ClientHttp2Stream | undefined;
+  streamId = 0;
   private seq = 0;
 
   constructor(
-    private readonly mux: GrpcMux,
+    private readonly mux: GrpcLaneOwner,
     readonly index: number,
   ) {
     this.id = `${index}`;
@@ -131,10 +214,8 @@ class GrpcLane implements Connection {
 
   fail(kind: string): void {
     if (!this.busy) return;
-    this.call?.cancel();
-    this.call = undefined;
+    this.mux.cancel(this);
     if (this.mux.streaming) {
-      this.mux.forget(this);
       this.id = `${this.index}.${++this.seq}`;
       this.request = this.mux.requestFor(this.id);
     }
@@ -151,17 +232,25 @@ class GrpcLane implements Connection {
     this.busy = false;
     this.startedAt = NaN;
     this.call = undefined;
+    this.streamId = 0;
     this.mux.events.onComplete(this, result, startedAt);
   }
 }
 
-/** One gRPC channel shared by `lanes` request slots (unary calls, or one stream). */
-export class GrpcMux {
-  private readonly client: grpc.Client;
+/**
+ * One HTTP/2 connection (node:http2, gRPC's framing written by hand) shared by `lanes`
+ * request slots: unary calls multiplexed on it, or one ModelStreamInfer stream. The
+ * generator's own per-request cost is then one HTTP/2 stream (unary) or one DATA frame
+ * (stream): grpc-js's client spent ~1 ms of CPU per unary call on the development box, more
+ * than the server's whole cost, so a comparison through it measured the client.
+ */
+export class GrpcMux implements GrpcLaneOwner {
   private readonly laneList: GrpcLane[] = [];
   private readonly byId = new Map<string, GrpcLane>();
   private state: 'idle' | 'connecting' | 'open' | 'closed' = 'idle';
-  private stream: grpc.ClientDuplexStream<Buffer, Buffer> | undefined;
+  private session: ClientHttp2Session | undefined;
+  private stream: ClientHttp2Stream | undefined;
+  private readonly authority: string;
 
   constructor(
     address: string,
@@ -170,8 +259,7 @@ export class GrpcMux {
     readonly streaming: boolean,
     readonly events: ConnectionEvents,
   ) {
-    // A local subchannel pool: each mux is its own HTTP/2 connection, as each HTTP connection is.
-    this.client = new grpc.Client(address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1, 'grpc.max_receive_message_length': -1, 'grpc.max_send_message_length': -1 });
+    this.authority = `http://${address}`;
   }
 
   get full(): boolean {
@@ -190,7 +278,7 @@ export class GrpcMux {
   }
 
   requestFor(id: string): Buffer {
-    return this.streaming ? withGrpcId(this.request, id) : this.request;
+    return grpcFrame(this.streaming ? withGrpcId(this.request, id) : this.request);
   }
 
   connect(lane: GrpcLane): void {
@@ -200,42 +288,65 @@ export class GrpcMux {
     }
     if (this.state !== 'idle') return;
     this.state = 'connecting';
-    this.client.waitForReady(Date.now() + 10_000, (error) => {
-      if (this.state === 'closed') return;
-      if (error) {
-        this.state = 'idle';
-        for (const l of this.laneList) if (l.wanted) this.events.onConnectError(l, `cannot connect: ${error.message}`);
-        return;
-      }
-      if (this.streaming) this.openStream();
+    // Windows as large as the server allows, so flow control never paces a pipelined stream.
+    const session = http2.connect(this.authority, { settings: { initialWindowSize: 16 * 1024 * 1024 } });
+    this.session = session;
+    session.once('connect', () => {
+      if (this.state === 'closed' || this.session !== session) return;
+      session.setLocalWindowSize(64 * 1024 * 1024);
+      if (this.streaming) this.openStream(session);
       this.state = 'open';
       for (const l of this.laneList) if (l.wanted) this.events.onReady(l);
     });
+    const lost = (error?: Error): void => {
+      if (this.session !== session) return;
+      this.session = undefined;
+      if (this.state === 'closed') return;
+      const wasConnecting = this.state === 'connecting';
+      this.state = 'idle';
+      if (wasConnecting) {
+        for (const l of this.laneList) if (l.wanted) this.events.onConnectError(l, `cannot connect: ${error?.message ?? 'connection closed'}`);
+        return;
+      }
+      this.failAll('connection closed');
+      for (const l of this.laneList) if (l.wanted) this.connect(l);
+    };
+    session.on('error', lost);
+    session.on('close', () => lost());
+    session.on('goaway', () => lost());
   }
 
-  private openStream(): void {
-    const stream = this.client.makeBidiStreamRequest(STREAM_PATH, identity, identity);
+  private headers(path: string): http2.OutgoingHttpHeaders {
+    return { ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' };
+  }
+
+  private openStream(session: ClientHttp2Session): void {
+    const stream = session.request(this.headers(STREAM_PATH));
     this.stream = stream;
-    stream.on('data', (answer: Buffer) => {
+    const reader = new GrpcFrameReader((answer) => {
       const { id, failed } = streamAnswerInfo(answer);
       const lane = this.byId.get(id);
       if (lane === undefined) return; // the answer to a request abandoned on timeout
       this.byId.delete(id);
       lane.finish(failed ? { ok: false, kind: 'stream error' } : { ok: true });
     });
+    stream.on('data', (chunk: Buffer) => reader.push(chunk));
     const lost = (): void => {
       if (this.stream !== stream) return;
       this.stream = undefined;
       if (this.state === 'closed') return;
       // Every request of the stream is lost with it; the next connect opens a new one.
-      this.state = 'idle';
-      const busy = [...this.byId.values()];
-      this.byId.clear();
-      for (const lane of busy) lane.finish({ ok: false, kind: 'stream closed' });
-      for (const lane of this.laneList) if (lane.wanted) this.connect(lane);
+      this.failAll('stream closed');
+      if (this.session !== undefined && !this.session.closed && !this.session.destroyed) this.openStream(this.session);
     };
     stream.on('error', lost);
-    stream.on('end', lost);
+    stream.on('close', lost);
+  }
+
+  private failAll(kind: string): void {
+    const busy = this.streaming ? [...this.byId.values()] : this.laneList.filter((l) => l.busy);
+    this.byId.clear();
+    for (const lane of busy) lane.finish({ ok: false, kind });
   }
 
   send(lane: GrpcLane): void {
@@ -244,24 +355,46 @@ export class GrpcMux {
       this.stream!.write(lane.request);
       return;
     }
-    lane.call = this.client.makeUnaryRequest(INFER_PATH, identity, identity, lane.request, (error) => {
-      if (!lane.busy) return;
-      lane.finish(error ? { ok: false, kind: `gRPC ${grpc.status[error.code] ?? error.code}` } : { ok: true });
+    const call = this.session!.request(this.headers(INFER_PATH), { endStream: false });
+    lane.call = call;
+    let status: string | undefined;
+    call.on('response', (headers) => {
+      // A trailers-only answer (an error) carries grpc-status in the headers.
+      const s = headers['grpc-status'];
+      if (s !== undefined) status = String(s);
     });
+    call.on('trailers', (trailers) => {
+      const s = trailers['grpc-status'];
+      if (s !== undefined) status = String(s);
+    });
+    // The answer's bytes are not read, only drained (its status says how it went).
+    call.on('data', noop);
+    call.on('close', () => {
+      if (lane.call !== call || !lane.busy) return;
+      const code = status === undefined ? undefined : Number(status);
+      lane.finish(code === 0 ? { ok: true } : { ok: false, kind: code === undefined ? 'gRPC no status' : `gRPC ${grpc.status[code] ?? code}` });
+    });
+    call.on('error', noop);
+    call.end(lane.request);
   }
 
-  forget(lane: GrpcLane): void {
-    this.byId.delete(lane.id);
+  cancel(lane: GrpcLane): void {
+    if (this.streaming) this.byId.delete(lane.id);
+    const call = lane.call;
+    lane.call = undefined;
+    call?.close(http2.constants.NGHTTP2_CANCEL);
   }
 
   close(): void {
     if (this.state === 'closed') return;
     if (this.laneList.some((l) => l.wanted)) return;
     this.state = 'closed';
-    this.stream?.cancel();
-    this.client.close();
+    this.stream?.close(http2.constants.NGHTTP2_CANCEL);
+    this.session?.close();
   }
 }
+
+const noop = (): void => undefined;
 
 /**
  * Sends the encoded request once before the load, as preflight() does for HTTP: a refusal

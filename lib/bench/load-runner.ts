@@ -15,7 +15,8 @@
 import { performance } from 'node:perf_hooks';
 import { HttpConnection, type Completion, type Connection, type ConnectionEvents } from './connections';
 import { WsMux } from './ws-connection';
-import { GrpcMux } from './grpc-connection';
+import { GRPC_INFER_PATH, GRPC_STREAM_PATH, GrpcMux, grpcHost, grpcPort } from './grpc-connection';
+import { RAW_MAX_MESSAGE, RawGrpcMux } from './grpc-raw';
 import { LatencyHistogram, type HistogramData } from './histogram';
 
 /** What one runner is asked to do. Plain data: it crosses to a worker thread. */
@@ -91,7 +92,7 @@ export class LoadRunner implements ConnectionEvents {
   private readonly readBuffer = Buffer.allocUnsafe(256 * 1024);
   /** The WebSocket that takes the next ws lane (a new one once it carries `plan.pipeline`). */
   private mux: WsMux | undefined;
-  private grpcMux: GrpcMux | undefined;
+  private grpcMux: GrpcMux | RawGrpcMux | undefined;
 
   constructor(private readonly plan: LoadPlan) {}
 
@@ -207,7 +208,13 @@ export class LoadRunner implements ConnectionEvents {
       conn = this.mux.addLane();
     } else if (p.protocol === 'grpc' || p.protocol === 'grpc-stream') {
       if (this.grpcMux === undefined || this.grpcMux.full) {
-        this.grpcMux = new GrpcMux(p.grpcAddress!, Buffer.from(p.request.buffer, p.request.byteOffset, p.request.byteLength), Math.max(1, p.pipeline ?? 1), p.protocol === 'grpc-stream', this);
+        const request = Buffer.from(p.request.buffer, p.request.byteOffset, p.request.byteLength);
+        const lanes = Math.max(1, p.pipeline ?? 1);
+        const streaming = p.protocol === 'grpc-stream';
+        // Raw HTTP/2 frames (grpc-raw.ts) when a request fits one frame; node:http2 otherwise.
+        this.grpcMux = request.length <= RAW_MAX_MESSAGE - 16
+          ? new RawGrpcMux(grpcHost(p.grpcAddress!), grpcPort(p.grpcAddress!), streaming ? GRPC_STREAM_PATH : GRPC_INFER_PATH, request, lanes, streaming, this)
+          : new GrpcMux(p.grpcAddress!, request, lanes, streaming, this);
       }
       conn = this.grpcMux.addLane();
     } else {

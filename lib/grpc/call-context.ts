@@ -34,9 +34,13 @@ export function selectedMetadata(metadata: grpc.Metadata): Record<string, string
   return headers;
 }
 
-/** A request context for a call; `clientId` is the message's `id` (a stream carries one per message). */
-export function callContext(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>, headers: Record<string, string>, clientId: string | undefined): RequestContext {
-  return createRequestContext('grpc', peerAddress(call.getPeer()), headers, clientId);
+/**
+ * A request context for a call; `clientId` is the message's `id` (a stream carries one per
+ * message). The address is taken now, while the call is open (grpc-js formats it anew per
+ * getPeer() call, so a stream passes the one it took at its start).
+ */
+export function callContext(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>, headers: Record<string, string>, clientId: string | undefined, address: string = peerAddress(call.getPeer())): RequestContext {
+  return createRequestContext('grpc', address, headers, clientId);
 }
 
 /**
@@ -51,10 +55,18 @@ export function deadlineMicros(call: { getDeadline(): grpc.Deadline }): number |
   return Math.max(1, Math.ceil((at - Date.now()) * 1000));
 }
 
-/** A signal that aborts (CANCELLED) when the call is cancelled: client cancel, disconnect or deadline. */
-export function cancellationSignal(call: { cancelled: boolean; once(event: 'cancelled', listener: () => void): unknown }, reason: () => unknown): RequestSignal {
+/**
+ * A signal that aborts (CANCELLED) when the call is cancelled: client cancel, disconnect or
+ * deadline. grpc-js also emits 'cancelled' when a call's stream closes after its answer was
+ * sent, every call: `answered()` says the call is over, and then nothing is aborted (an
+ * abort there built an error, with its stack, per call for nothing).
+ */
+export function cancellationSignal(call: { cancelled: boolean; once(event: 'cancelled', listener: () => void): unknown }, reason: () => unknown, answered: () => boolean = () => false): RequestSignal {
   const signal = new RequestSignal();
   if (call.cancelled) signal.abort(reason());
-  else call.once('cancelled', () => signal.abort(reason()));
+  else
+    call.once('cancelled', () => {
+      if (!answered()) signal.abort(reason());
+    });
   return signal;
 }

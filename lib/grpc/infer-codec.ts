@@ -3,6 +3,11 @@
  * form of the same decoded request the HTTP codecs produce (lib/protocol/types.ts), so
  * everything past the transport is shared.
  *
+ * BYTES tensors travel in the one form of lib/protocol/bytes-tensor.ts (4-byte LE length +
+ * bytes per element): raw_input_contents already is that form (checked, passed through),
+ * typed `bytes_contents` are serialized into it, and BYTES outputs leave as raw bytes as they
+ * are.
+ *
  * Tensor data comes either as `raw_input_contents` (one entry per input, little-endian, the
  * fast path: the entry, a view of the received message, becomes the tensor's `data` without a
  * copy, exactly as an HTTP binary input is a view of the body) or as typed `contents`,
@@ -16,6 +21,7 @@
 import type { Datatype } from '../engine/types';
 import { DATATYPE_SIZE } from '../engine/types';
 import { TensorwireError } from '../errors';
+import { BYTES_PREFIX, bytesElementOffsets, serializeBytesElements } from '../protocol/bytes-tensor';
 import { DATATYPES, describeValue, elementCount, formatShape, isDatatype, jsonToTensorBytes } from '../protocol/tensor-data';
 import type { InferInputTensor, InferRequest, InferResponse, RequestedOutput } from '../protocol/types';
 import { checkDecoded } from './malformed';
@@ -61,6 +67,9 @@ const CONTENTS_FIELD: Readonly<Record<Datatype, keyof WireContents>> = {
 const CONTENTS_FIELDS: readonly (keyof WireContents)[] = [
   'bool_contents', 'int_contents', 'int64_contents', 'uint_contents', 'uint64_contents', 'fp32_contents', 'fp64_contents', 'bytes_contents',
 ];
+
+/** BYTES, which this layer reads and writes whether or not the engine's Datatype lists it yet (the model's checks refuse it where no model input has it). */
+const BYTES = 'BYTES' as unknown as Datatype;
 
 const EMPTY_PARAMETERS: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 const DIGITS = /^\d+$/;
@@ -158,11 +167,12 @@ function readInput(input: WireInferInput, index: number, raw: Buffer | undefined
   const name = input.name ?? '';
   if (name === '') throw invalid(`input ${index}: 'name' is required`);
   const label = `input '${clip(name)}'`;
-  const datatype = readDatatype(label, input.datatype);
   const shape = readShape(label, input.shape);
   if (input.parameters.shared_memory_region !== undefined) throw invalid(`${label}: shared memory inputs are not supported`);
-
   const contents = input.contents;
+  if (input.datatype === 'BYTES') return { name, datatype: BYTES, shape, data: readBytesData(label, shape, raw, contents) };
+  const datatype = readDatatype(label, input.datatype);
+
   if (raw !== undefined) {
     if (contents !== undefined && hasContents(contents)) {
       throw invalid(`${label}: has both typed 'contents' and raw_input_contents; use one or the other for every input`);
@@ -186,6 +196,36 @@ function readInput(input: WireInferInput, index: number, raw: Buffer | undefined
   return { name, datatype, shape, data: jsonToTensorBytes(label, datatype, shape, values) };
 }
 
+/**
+ * A BYTES tensor's data in the one form every layer carries (lib/protocol/bytes-tensor.ts):
+ * raw_input_contents already is that form and is checked and passed through as it is;
+ * typed `bytes_contents` (one entry per element) are serialized into it.
+ */
+function readBytesData(label: string, shape: number[], raw: Buffer | undefined, contents: WireContents | undefined): Buffer {
+  const count = elementCount(shape);
+  if (raw !== undefined) {
+    if (contents !== undefined && hasContents(contents)) {
+      throw invalid(`${label}: has both typed 'contents' and raw_input_contents; use one or the other for every input`);
+    }
+    // Each element takes at least its length prefix: checked before sizing anything by the shape.
+    if (count > raw.byteLength / BYTES_PREFIX) {
+      throw invalid(`${label}: BYTES shape ${formatShape(shape)} has ${count} elements but raw_input_contents holds only ${raw.byteLength} bytes (each element takes a 4-byte length and its bytes)`);
+    }
+    bytesElementOffsets(label, raw, count);
+    return raw;
+  }
+  if (contents !== undefined) {
+    for (const other of CONTENTS_FIELDS) {
+      if (other !== 'bytes_contents' && contents[other].length > 0) throw invalid(`${label}: BYTES data belongs in contents.bytes_contents, got contents.${other}`);
+    }
+  }
+  const values = contents?.bytes_contents ?? [];
+  if (values.length !== count) {
+    throw invalid(`${label}: contents.bytes_contents holds ${values.length} elements but BYTES shape ${formatShape(shape)} needs ${count}`);
+  }
+  return serializeBytesElements(values);
+}
+
 function hasContents(contents: WireContents): boolean {
   for (const field of CONTENTS_FIELDS) if (contents[field].length > 0) return true;
   return false;
@@ -193,7 +233,6 @@ function hasContents(contents: WireContents): boolean {
 
 function readDatatype(label: string, datatype: string | undefined): Datatype {
   if (isDatatype(datatype)) return datatype;
-  if (datatype === 'BYTES') throw invalid(`${label}: datatype BYTES is not supported`);
   throw invalid(`${label}: unknown datatype ${describeValue(datatype ?? '')}; expected one of ${DATATYPES.join(', ')}`);
 }
 

@@ -57,10 +57,17 @@ export function modelInfer(ctx: GrpcContext): grpc.handleUnaryCall<WireInferRequ
       return;
     }
     applyDeadline(decoded, deadlineMicros(call));
-    const signal = cancellationSignal(call, clientCancelled);
+    let answered = false;
+    const signal = cancellationSignal(call, clientCancelled, () => answered);
     runDecoded(ctx, decoded, context, signal).then(
-      (response) => callback(null, encodeInferResponse(response)),
-      (e: unknown) => callback(toServiceError(e)),
+      (response) => {
+        answered = true;
+        callback(null, encodeInferResponse(response));
+      },
+      (e: unknown) => {
+        answered = true;
+        callback(toServiceError(e));
+      },
     );
   };
 }

@@ -17,8 +17,10 @@ import { healthService } from './health';
 import { tolerantDefinition } from './malformed';
 import { loadProtos } from './proto';
 import { inferenceService } from './rpc-handlers';
+import { withHandWrittenInferCodec } from './infer-wire';
 import { FrontDoor } from '../frontdoor/front-door';
 import { DEFAULT_GRPC_PORT } from './defaults';
+import { grpcServerCredentials, type GrpcTlsFiles } from './tls';
 
 export { DEFAULT_GRPC_PORT } from './defaults';
 /** The body limit's default, 64 MiB: the largest message either way. */
@@ -51,6 +53,8 @@ export interface GrpcServerOptions {
   maxConcurrentStreams?: number;
   keepaliveTimeMs?: number;
   keepaliveTimeoutMs?: number;
+  /** Serve TLS with these files (the HTTPS server's, `--tls-cert/--tls-key[/--tls-ca]`); with a CA, client certificates are required. Default: plaintext. */
+  tls?: GrpcTlsFiles;
 }
 
 /** A listening gRPC server. */
@@ -60,6 +64,8 @@ export interface RunningGrpcServer {
   readonly port: number;
   /** `host:port` as gRPC clients take it (brackets around IPv6). */
   readonly address: string;
+  /** Whether it serves TLS. */
+  readonly tls: boolean;
   /** Calls handed to the gateway and not settled. */
   readonly inflight: number;
   /** Open ModelStreamInfer streams. */
@@ -97,15 +103,18 @@ export async function startGrpcServer(service: InferenceService, options: GrpcSe
     'grpc.max_concurrent_streams': positive('maxConcurrentStreams', options.maxConcurrentStreams, DEFAULT_GRPC_MAX_CONCURRENT_STREAMS),
     'grpc.keepalive_time_ms': positive('keepaliveTimeMs', options.keepaliveTimeMs, DEFAULT_GRPC_KEEPALIVE_TIME_MS),
     'grpc.keepalive_timeout_ms': positive('keepaliveTimeoutMs', options.keepaliveTimeoutMs, DEFAULT_GRPC_KEEPALIVE_TIMEOUT_MS),
+    // Channelz (per-call bookkeeping for a debugging service tensorwire does not serve) costs on every call.
+    'grpc.enable_channelz': 0,
   });
   const protos = loadProtos();
-  server.addService(tolerantDefinition(protos.inference), inferenceService(ctx));
+  server.addService(tolerantDefinition(withHandWrittenInferCodec(protos.inference)), inferenceService(ctx));
   const health = healthService(ctx);
   server.addService(tolerantDefinition(protos.health), health.implementation);
 
+  const credentials = grpcServerCredentials(options.tls);
   const hostPort = `${host.includes(':') ? `[${host}]` : host}`;
   const boundPort = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${hostPort}:${port}`, grpc.ServerCredentials.createInsecure(), (error, bound) => {
+    server.bindAsync(`${hostPort}:${port}`, credentials, (error, bound) => {
       if (error) reject(new Error(`cannot listen for gRPC on ${host}:${port} (${error.message.includes('EADDRINUSE') || /in use/i.test(error.message) ? 'address in use' : error.message})`));
       else resolve(bound);
     });
@@ -116,6 +125,7 @@ export async function startGrpcServer(service: InferenceService, options: GrpcSe
     host,
     port: boundPort,
     address: `${hostPort}:${boundPort}`,
+    tls: options.tls !== undefined,
     get inflight() {
       return ctx.inflight.size;
     },

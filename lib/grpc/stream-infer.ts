@@ -20,7 +20,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { toTensorwireError } from '../errors';
 import type { RequestContext } from '../frontdoor/types';
 import { RequestSignal } from '../server/request-signal';
-import { callContext, deadlineMicros, selectedMetadata } from './call-context';
+import { callContext, deadlineMicros, peerAddress, selectedMetadata } from './call-context';
 import type { GrpcContext, OpenStream } from './grpc-context';
 import { decodeInferRequest, encodeInferResponse, type DecodedInfer } from './infer-codec';
 import { applyDeadline, clientCancelled, runDecoded } from './model-infer';
@@ -54,12 +54,15 @@ class InferStream implements OpenStream {
   private readonly running = new Set<RequestSignal>();
   /** Metadata is per call: read once, shared by every request's context. */
   private readonly headers: Record<string, string>;
+  /** The peer's address, taken once at the stream's start. */
+  private readonly address: string;
 
   constructor(
     private readonly call: Duplex,
     private readonly ctx: GrpcContext,
   ) {
     this.headers = selectedMetadata(call.metadata);
+    this.address = peerAddress(call.getPeer());
   }
 
   start(): void {
@@ -81,7 +84,7 @@ class InferStream implements OpenStream {
       this.paused = true;
       this.call.pause();
     }
-    const context = callContext(this.call, this.headers, message.id || undefined);
+    const context = callContext(this.call, this.headers, message.id || undefined, this.address);
     let decoded: DecodedInfer;
     try {
       if (this.ctx.draining) throw shuttingDown();

@@ -1,0 +1,377 @@
+/**
+ * gRPC for the load generator (`--protocol grpc` and `grpc-stream`) as HTTP/2 frames written
+ * on a plain TCP socket: Node's HTTP/2 client costs ~0.5 ms of CPU per unary call on the
+ * development box (a stream object, header objects, async-hook bindings, timers per call)
+ * and ~40-50 µs per stream message, which made the generator, not the server, the limit.
+ *
+ * Unary: each call is one write of pre-built bytes: a HEADERS frame whose HPACK block uses
+ * only the static table and literals "without indexing" (so it never depends on, or changes,
+ * any HPACK state) and a DATA frame ending the stream, with the stream id patched in. A call
+ * succeeded when its stream carried DATA before the trailers ending it (grpc-js answers a
+ * failure trailers-only, without DATA); RST_STREAM fails it.
+ *
+ * Streaming: one ModelStreamInfer stream (stream 1) per connection; each request is one DATA
+ * frame built once per lane id; answers are split out of the stream's DATA and matched by
+ * `id` (streamAnswerInfo). The stream ending for any reason loses the connection's requests
+ * and reconnects.
+ *
+ * The server's HPACK-encoded headers are skipped unread, which is safe because this side
+ * never decodes a header block (the dynamic table only matters to a decoder). Flow control:
+ * the send windows (connection, per stream) are tracked and a request waits when it would
+ * overrun them; the receive windows are opened wide at the start and topped up as answers
+ * arrive. Requests larger than one default frame go through node:http2 (GrpcMux) instead.
+ */
+import { connect, type Socket } from 'node:net';
+import type { Completion, ConnectionEvents } from './connections';
+import { GrpcFrameReader, GrpcLane, grpcFrame, streamAnswerInfo, withGrpcId, type GrpcLaneOwner } from './grpc-connection';
+
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+const DATA = 0;
+const HEADERS = 1;
+const RST_STREAM = 3;
+const SETTINGS = 4;
+const PING = 6;
+const GOAWAY = 7;
+const WINDOW_UPDATE = 8;
+const END_STREAM = 0x1;
+const ACK = 0x1;
+const END_HEADERS = 0x4;
+const MAX_WINDOW = 0x7fffffff;
+const DEFAULT_WINDOW = 65_535;
+/** HTTP/2's default largest frame: a request whose framed message is larger goes through node:http2 (GrpcMux) instead. */
+export const RAW_MAX_MESSAGE = 16_384 - 5;
+
+function frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(9 + payload.length);
+  out.writeUIntBE(payload.length, 0, 3);
+  out[3] = type;
+  out[4] = flags;
+  out.writeUInt32BE(streamId, 5);
+  payload.copy(out, 9);
+  return out;
+}
+
+/** An HPACK string literal, not Huffman-coded (lengths below 127). */
+function literal(text: string): Buffer {
+  const bytes = Buffer.from(text, 'latin1');
+  if (bytes.length >= 127) throw new RangeError('header value too long for this encoder');
+  return Buffer.concat([Buffer.from([bytes.length]), bytes]);
+}
+
+/** The request headers of a call to `path`, as a static HPACK block. */
+function headerBlock(path: string, authority: string): Buffer {
+  return Buffer.concat([
+    Buffer.from([0x83, 0x86]), // :method POST, :scheme http (static table 3, 6)
+    Buffer.from([0x04]), literal(path), // :path, literal without indexing, name index 4
+    Buffer.from([0x01]), literal(authority), // :authority, name index 1
+    Buffer.from([0x0f, 0x10]), literal('application/grpc'), // content-type, name index 31
+    Buffer.from([0x00]), literal('te'), literal('trailers'), // te: trailers, new name
+  ]);
+}
+
+function windowUpdate(streamId: number, increment: number): Buffer {
+  const payload = Buffer.allocUnsafe(4);
+  payload.writeUInt32BE(increment, 0);
+  return frame(WINDOW_UPDATE, 0, streamId, payload);
+}
+
+interface Call {
+  lane: GrpcLane;
+  gotData: boolean;
+}
+
+/** The stream id of the one ModelStreamInfer stream: the first a client opens on a connection. */
+const STREAM_ID = 1;
+
+/** One TCP connection carrying up to `lanes` unary calls at once, or one ModelStreamInfer stream of `lanes` requests in flight. */
+export class RawGrpcMux implements GrpcLaneOwner {
+  private readonly laneList: GrpcLane[] = [];
+  /** Streaming: lanes by the id of their request in flight. */
+  private readonly byId = new Map<string, GrpcLane>();
+  private readonly reader = new GrpcFrameReader((answer) => this.onAnswer(answer));
+  /** Streaming: what the server still lets us send on the stream. */
+  private streamSendWindow = DEFAULT_WINDOW;
+  private readonly calls = new Map<number, Call>();
+  private state: 'idle' | 'connecting' | 'open' | 'closed' = 'idle';
+  private socket: Socket | undefined;
+  private nextStreamId = 1;
+  /** HEADERS + DATA of one call; stream ids at byte 5 and at dataIdAt. */
+  private readonly template: Buffer;
+  private readonly dataIdAt: number;
+  private readonly dataBytes: number;
+  private sendWindow = DEFAULT_WINDOW;
+  private streamWindow = DEFAULT_WINDOW;
+  private readonly waiting: GrpcLane[] = [];
+  private received = 0;
+  private pending: Buffer | undefined;
+  private readonly streamHeaders: Buffer;
+
+  constructor(
+    private readonly host: string,
+    private readonly port: number,
+    path: string,
+    private readonly request: Buffer,
+    readonly lanes: number,
+    readonly streaming: boolean,
+    readonly events: ConnectionEvents,
+  ) {
+    const headers = frame(HEADERS, END_HEADERS, 0, headerBlock(path, `${host.includes(':') ? `[${host}]` : host}:${port}`));
+    // Streaming: the stream's HEADERS (not ending it), sent once per connection.
+    this.streamHeaders = Buffer.from(headers);
+    this.streamHeaders.writeUInt32BE(STREAM_ID, 5);
+    const framed = Buffer.allocUnsafe(5 + request.length);
+    framed[0] = 0;
+    framed.writeUInt32BE(request.length, 1);
+    request.copy(framed, 5);
+    const data = frame(DATA, END_STREAM, 0, framed);
+    this.template = Buffer.concat([headers, data]);
+    this.dataIdAt = headers.length + 5;
+    this.dataBytes = framed.length;
+  }
+
+  get full(): boolean {
+    return this.laneList.length >= this.lanes;
+  }
+
+  get isOpen(): boolean {
+    return this.state === 'open';
+  }
+
+  addLane(): GrpcLane {
+    if (this.full) throw new RangeError(`this gRPC connection already carries ${this.lanes} lanes`);
+    const lane = new GrpcLane(this, this.laneList.length);
+    this.laneList.push(lane);
+    return lane;
+  }
+
+  requestFor(id: string): Buffer {
+    // Streaming: a DATA frame of the stream carrying the request with the lane's id.
+    return this.streaming ? frame(DATA, 0, STREAM_ID, grpcFrame(withGrpcId(this.request, id))) : this.template;
+  }
+
+  connect(lane: GrpcLane): void {
+    if (this.state === 'open') {
+      queueMicrotask(() => lane.wanted && this.events.onReady(lane));
+      return;
+    }
+    if (this.state !== 'idle') return;
+    this.state = 'connecting';
+    const socket = connect({ host: this.host, port: this.port, noDelay: true });
+    this.socket = socket;
+    this.nextStreamId = 1;
+    this.sendWindow = DEFAULT_WINDOW;
+    this.streamWindow = DEFAULT_WINDOW;
+    this.streamSendWindow = DEFAULT_WINDOW;
+    this.pending = undefined;
+    this.reader.reset();
+    socket.once('connect', () => {
+      if (this.socket !== socket) return;
+      // Our SETTINGS: no push, the largest stream window; then the largest connection window.
+      const settings = Buffer.from([0, 2, 0, 0, 0, 0, 0, 4, 0x7f, 0xff, 0xff, 0xff]);
+      socket.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0, settings), windowUpdate(0, MAX_WINDOW - DEFAULT_WINDOW), ...(this.streaming ? [this.streamHeaders] : [])]));
+      this.state = 'open';
+      for (const l of this.laneList) if (l.wanted) this.events.onReady(l);
+    });
+    socket.on('data', (chunk: Buffer) => this.read(chunk));
+    const lost = (error?: Error): void => {
+      if (this.socket !== socket) return;
+      this.socket = undefined;
+      socket.destroy();
+      if (this.state === 'closed') return;
+      const wasConnecting = this.state === 'connecting';
+      this.state = 'idle';
+      if (wasConnecting) {
+        for (const l of this.laneList) if (l.wanted) this.events.onConnectError(l, `cannot connect: ${error?.message ?? 'connection closed'}`);
+        return;
+      }
+      this.failAll('connection closed');
+      for (const l of this.laneList) if (l.wanted) this.connect(l);
+    };
+    socket.on('error', lost);
+    socket.on('close', () => lost());
+  }
+
+  send(lane: GrpcLane): void {
+    if (this.streaming) {
+      const bytes = lane.request.length - 9;
+      if (this.sendWindow < bytes || this.streamSendWindow < bytes || this.waiting.length > 0) {
+        this.waiting.push(lane);
+        return;
+      }
+      this.sendWindow -= bytes;
+      this.streamSendWindow -= bytes;
+      this.byId.set(lane.id, lane);
+      this.socket!.write(lane.request);
+      return;
+    }
+    if (this.sendWindow < this.dataBytes || this.streamWindow < this.dataBytes) {
+      this.waiting.push(lane);
+      return;
+    }
+    this.sendWindow -= this.dataBytes;
+    const id = this.nextStreamId;
+    this.nextStreamId += 2;
+    const bytes = Buffer.from(this.template);
+    bytes.writeUInt32BE(id, 5);
+    bytes.writeUInt32BE(id, this.dataIdAt);
+    lane.streamId = id;
+    this.calls.set(id, { lane, gotData: false });
+    this.socket!.write(bytes);
+  }
+
+  cancel(lane: GrpcLane): void {
+    const i = this.waiting.indexOf(lane);
+    if (i >= 0) this.waiting.splice(i, 1);
+    if (this.streaming) {
+      this.byId.delete(lane.id);
+      return;
+    }
+    const id = lane.streamId;
+    if (id === 0 || !this.calls.delete(id)) return;
+    const code = Buffer.alloc(4);
+    code.writeUInt32BE(8, 0); // CANCEL
+    this.socket?.write(frame(RST_STREAM, 0, id, code));
+  }
+
+  close(): void {
+    if (this.state === 'closed') return;
+    if (this.laneList.some((l) => l.wanted)) return;
+    this.state = 'closed';
+    this.socket?.destroy();
+    this.socket = undefined;
+  }
+
+  private failAll(kind: string): void {
+    const calls = [...this.calls.values(), ...[...this.byId.values()].map((lane) => ({ lane }))];
+    this.calls.clear();
+    this.byId.clear();
+    const waiting = this.waiting.splice(0);
+    for (const { lane } of calls) this.finish(lane, { ok: false, kind });
+    for (const lane of waiting) this.finish(lane, { ok: false, kind });
+  }
+
+  private finish(lane: GrpcLane, result: Completion): void {
+    if (lane.busy) lane.finish(result);
+  }
+
+  private read(chunk: Buffer): void {
+    let b = chunk;
+    if (this.pending !== undefined) {
+      b = Buffer.concat([this.pending, chunk]);
+      this.pending = undefined;
+    }
+    let at = 0;
+    while (b.length - at >= 9) {
+      const length = b.readUIntBE(at, 3);
+      if (b.length - at - 9 < length) break;
+      this.onFrame(b[at + 3]!, b[at + 4]!, b.readUInt32BE(at + 5) & 0x7fffffff, b.subarray(at + 9, at + 9 + length));
+      at += 9 + length;
+    }
+    if (at < b.length) this.pending = Buffer.from(b.subarray(at));
+  }
+
+  /** A ModelStreamInferResponse: finish the lane whose request it answers. */
+  private onAnswer(answer: Buffer): void {
+    const { id, failed } = streamAnswerInfo(answer);
+    const lane = this.byId.get(id);
+    if (lane === undefined) return; // the answer to a request abandoned on timeout
+    this.byId.delete(id);
+    this.finish(lane, failed ? { ok: false, kind: 'stream error' } : { ok: true });
+  }
+
+  private onFrame(type: number, flags: number, streamId: number, payload: Buffer): void {
+    if (this.streaming && streamId === STREAM_ID) {
+      // The stream's answers; its end (trailers, END_STREAM, a reset) loses the connection's requests: reconnect.
+      if (type === DATA) {
+        this.received += payload.length;
+        this.reader.push(payload);
+      }
+      if (type === RST_STREAM || ((type === DATA || type === HEADERS) && flags & END_STREAM)) {
+        this.socket?.destroy();
+        return;
+      }
+      if (type === WINDOW_UPDATE) {
+        this.streamSendWindow += payload.readUInt32BE(0) & 0x7fffffff;
+        this.flushWaiting();
+      }
+      if (type !== DATA) return;
+      if (this.received > 256 * 1024 * 1024) {
+        this.socket?.write(windowUpdate(0, this.received));
+        this.received = 0;
+      }
+      return;
+    }
+    switch (type) {
+      case DATA: {
+        this.received += payload.length;
+        // Keep the connection window open: top it up after every 256 MiB received.
+        if (this.received > 256 * 1024 * 1024) {
+          this.socket?.write(windowUpdate(0, this.received));
+          this.received = 0;
+        }
+        const call = this.calls.get(streamId);
+        if (call !== undefined && payload.length > 0) call.gotData = true;
+        if (flags & END_STREAM) this.end(streamId, call?.gotData === true);
+        return;
+      }
+      case HEADERS:
+        if (flags & END_STREAM) this.end(streamId, this.calls.get(streamId)?.gotData === true);
+        return;
+      case RST_STREAM: {
+        const call = this.calls.get(streamId);
+        if (call === undefined) return;
+        this.calls.delete(streamId);
+        this.finish(call.lane, { ok: false, kind: 'gRPC stream reset' });
+        return;
+      }
+      case SETTINGS:
+        if (flags & ACK) return;
+        for (let i = 0; i + 6 <= payload.length; i += 6) {
+          if (payload.readUInt16BE(i) === 4) {
+            const window = payload.readUInt32BE(i + 2);
+            // A change of the initial window applies to the open stream too (RFC 9113 6.9.2).
+            this.streamSendWindow += window - this.streamWindow;
+            this.streamWindow = window;
+          }
+        }
+        this.socket?.write(frame(SETTINGS, ACK, 0, Buffer.alloc(0)));
+        this.flushWaiting();
+        return;
+      case PING:
+        if (!(flags & ACK)) this.socket?.write(frame(PING, ACK, 0, payload));
+        return;
+      case WINDOW_UPDATE:
+        if (streamId === 0) this.sendWindow += payload.readUInt32BE(0) & 0x7fffffff;
+        this.flushWaiting();
+        return;
+      case GOAWAY:
+        this.socket?.destroy();
+        return;
+      default:
+    }
+  }
+
+  private end(streamId: number, ok: boolean): void {
+    const call = this.calls.get(streamId);
+    if (call === undefined) return;
+    this.calls.delete(streamId);
+    // grpc-js answers a failed call trailers-only: no DATA before the trailers.
+    this.finish(call.lane, ok ? { ok: true } : { ok: false, kind: 'gRPC error status' });
+  }
+
+  private flushWaiting(): void {
+    if (this.streaming) {
+      while (this.waiting.length > 0) {
+        const bytes = this.waiting[0]!.request.length - 9;
+        if (this.sendWindow < bytes || this.streamSendWindow < bytes) return;
+        const lane = this.waiting.shift()!;
+        this.sendWindow -= bytes;
+        this.streamSendWindow -= bytes;
+        this.byId.set(lane.id, lane);
+        this.socket!.write(lane.request);
+      }
+      return;
+    }
+    while (this.waiting.length > 0 && this.sendWindow >= this.dataBytes && this.streamWindow >= this.dataBytes) this.send(this.waiting.shift()!);
+  }
+}
