@@ -25,6 +25,8 @@ import { Scrape, type Sample } from './helpers/prometheus-text';
 import { binaryRequest, bytes, call, f32, postBinary, postJson, startHarness, waitFor, type BinaryReply, type Harness } from './helpers/server-harness';
 
 const ACCESS_CONTROL_FAMILIES = new Set(['tensorwire_auth_requests_total', 'tensorwire_audit_events_total']);
+/** Families registered only on servers with a traffic policy or a response cache (routing-stage and response-cache tests check them on such servers). */
+const ROUTING_FAMILY = /^tensorwire_(routing|shadow|cache)_/;
 
 /** Rows of docs/metrics.md's tensorwire table: name, type, label names. */
 function documentedFamilies(): { name: string; type: string; labels: string[] }[] {
@@ -33,7 +35,7 @@ function documentedFamilies(): { name: string; type: string; labels: string[] }[
   return rows
     .map((r) => ({ name: r[1]!, type: r[2]!, labels: [...r[3]!.matchAll(/`(\w+)`/g)].map((l) => l[1]!) }))
     // Access-control families exist only on servers with access control (test/integration-auth.test.ts checks them).
-    .filter((f) => !ACCESS_CONTROL_FAMILIES.has(f.name));
+    .filter((f) => !ACCESS_CONTROL_FAMILIES.has(f.name) && !ROUTING_FAMILY.test(f.name));
 }
 
 // ---------------------------------------------------------------------------------------------
