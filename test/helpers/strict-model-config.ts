@@ -8,7 +8,8 @@
 import { join } from 'node:path';
 import * as protobuf from 'protobufjs';
 
-const PROTO = join(__dirname, '..', 'fixtures', 'triton-model-config.proto');
+// The same schema the gRPC service answers ModelConfig with (proto/model_config.proto).
+const PROTO = join(__dirname, '..', '..', 'proto', 'model_config.proto');
 
 let modelConfig: protobuf.Type | undefined;
 
@@ -17,7 +18,7 @@ function rootType(): protobuf.Type {
     const root = new protobuf.Root();
     root.loadSync(PROTO, { keepCase: true });
     root.resolveAll();
-    modelConfig = root.lookupType('fixture.triton.ModelConfig');
+    modelConfig = root.lookupType('inference.ModelConfig');
   }
   return modelConfig;
 }
