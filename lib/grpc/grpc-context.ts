@@ -8,6 +8,10 @@ import type { InferGateway } from '../frontdoor/types';
 import type { InFlightTracker } from '../frontdoor/inflight';
 import { TensorwireError } from '../errors';
 import type { InferResponse } from '../protocol/types';
+import type { Gate } from '../frontdoor/authorize';
+import type { SharedMemoryRegistry } from '../shm/region-registry';
+import type { TraceControl } from '../server/trace-control';
+import type { ServerLog } from '../server/server-log';
 
 /** An open ModelStreamInfer call, for shutdown. */
 export interface OpenStream {
@@ -27,6 +31,14 @@ export interface GrpcContext {
   readonly streams: Set<OpenStream>;
   /** True once a graceful shutdown began: readiness false, new work UNAVAILABLE. */
   draining: boolean;
+  /** The HTTP server's access check; undefined: every call is let in (no security configured). */
+  readonly gate: Gate | undefined;
+  /** The HTTP server's system shared memory regions (the SystemSharedMemory* RPCs); undefined: UNIMPLEMENTED. */
+  readonly sharedMemory: SharedMemoryRegistry | undefined;
+  /** The HTTP server's trace settings (TraceSetting); undefined: UNIMPLEMENTED. */
+  readonly trace: TraceControl | undefined;
+  /** The HTTP server's log (LogSettings); undefined: UNIMPLEMENTED. */
+  readonly log: ServerLog | undefined;
 }
 
 /** Refuses an answer whose tensors alone exceed the message limit (grpc-js would otherwise end the whole call, stream included, with a bare RESOURCE_EXHAUSTED). */
