@@ -191,7 +191,8 @@ function tensorLabel(kind: 'input' | 'output', name: string | undefined, index: 
 function readWireSharedMemory(label: string, parameters: Record<string, WireParameter>): SharedMemoryRef | undefined {
   if (parameters.shared_memory_region === undefined && parameters.shared_memory_offset === undefined && parameters.shared_memory_byte_size === undefined) return undefined;
   const values: Record<string, unknown> = {};
-  for (const key of SHM_PARAMETERS) if (parameters[key] !== undefined) values[key] = parameterValue(parameters[key]);
+  // A parameter sent without a value is refused as null is over HTTP, naming it.
+  for (const key of SHM_PARAMETERS) if (parameters[key] !== undefined) values[key] = parameterValue(parameters[key]) ?? null;
   return readSharedMemoryRef(label, values);
 }
 
