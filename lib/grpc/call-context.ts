@@ -45,7 +45,7 @@ export function callContext(
   call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
   headers: Record<string, string>,
   clientId: string | undefined,
-  peer: CallPeer = callPeer(call),
+  peer: CallPeer,
 ): RequestContext {
   const context = createRequestContext('grpc', peer.address, headers, clientId);
   if (peer.tlsSubject !== undefined) context.tlsSubject = peer.tlsSubject;
@@ -58,9 +58,12 @@ export interface CallPeer {
   readonly tlsSubject: string | undefined;
 }
 
-/** The call's peer, read now. */
-export function callPeer(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>): CallPeer {
-  return { address: peerAddress(call.getPeer()), tlsSubject: peerSubject(call) };
+/**
+ * The call's peer, read now. The certificate subject only when `subjects` (TLS with an auth
+ * file: reading it parses the peer's certificate, a cost no other server should pay per call).
+ */
+export function callPeer(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>, subjects: boolean): CallPeer {
+  return { address: peerAddress(call.getPeer()), tlsSubject: subjects ? peerSubject(call) : undefined };
 }
 
 /**

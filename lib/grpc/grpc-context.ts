@@ -33,6 +33,8 @@ export interface GrpcContext {
   draining: boolean;
   /** The HTTP server's access check; undefined: every call is let in (no security configured). */
   readonly gate: Gate | undefined;
+  /** Whether calls' client certificate subjects are read (TLS and credentials configured: they may name `mtls` principals). */
+  readonly readsSubjects: boolean;
   /** The HTTP server's system shared memory regions (the SystemSharedMemory* RPCs); undefined: UNIMPLEMENTED. */
   readonly sharedMemory: SharedMemoryRegistry | undefined;
   /** The HTTP server's trace settings (TraceSetting); undefined: UNIMPLEMENTED. */

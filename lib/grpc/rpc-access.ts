@@ -10,7 +10,7 @@ import { toTensorwireError } from '../errors';
 import { isRefusal, type Admission } from '../frontdoor/authorize';
 import type { RequestContext } from '../frontdoor/types';
 import { grpcRouteOf, needOf, type GrpcRpc } from '../auth/route-scopes';
-import { callContext, selectedMetadata } from './call-context';
+import { callContext, callPeer, selectedMetadata } from './call-context';
 import type { GrpcContext } from './grpc-context';
 
 /** What the check needs to know of a request besides its RPC. */
@@ -37,7 +37,7 @@ const NOTHING = (): void => undefined;
  * access control (no gate) every call is let in.
  */
 export function admitRpc(ctx: GrpcContext, call: grpc.ServerUnaryCall<unknown, unknown>, rpc: GrpcRpc, facts: RpcFacts): AdmittedRpc | Promise<AdmittedRpc> {
-  const context = callContext(call, selectedMetadata(call.metadata), undefined);
+  const context = callContext(call, selectedMetadata(call.metadata), undefined, callPeer(call, ctx.readsSubjects));
   const gate = ctx.gate;
   if (gate === undefined) return { context, release: NOTHING };
   const route = grpcRouteOf(rpc, facts.changes === true);

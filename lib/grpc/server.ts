@@ -110,6 +110,7 @@ export async function startGrpcServer(service: InferenceService, options: GrpcSe
     streams: new Set<OpenStream>(),
     draining: false,
     gate: options.gate,
+    readsSubjects: options.tls?.ca_file_name !== undefined && options.gate?.enabled === true,
     sharedMemory: options.sharedMemory,
     trace: options.trace,
     log: options.log,

@@ -62,7 +62,7 @@ class InferStream implements OpenStream {
     private readonly ctx: GrpcContext,
   ) {
     this.headers = selectedMetadata(call.metadata);
-    this.peer = callPeer(call);
+    this.peer = callPeer(call, ctx.readsSubjects);
   }
 
   start(): void {
