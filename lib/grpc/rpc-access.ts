@@ -15,8 +15,8 @@ import type { GrpcContext } from './grpc-context';
 
 /** What the check needs to know of a request besides its RPC. */
 export interface RpcFacts {
-  /** The model the request names (needs of `infer-model` routes). */
-  model?: string;
+  /** The model the request names (the need of `infer-model` RPCs), or what a management action acts on (a region; audit target). */
+  target?: string;
   /** TraceSetting / LogSettings: the request changes settings (else it reads them). */
   changes?: boolean;
   /** The front door action it runs, for the audit of a refusal ('repository.load'). */
@@ -41,7 +41,7 @@ export function admitRpc(ctx: GrpcContext, call: grpc.ServerUnaryCall<unknown, u
   const gate = ctx.gate;
   if (gate === undefined) return { context, release: NOTHING };
   const route = grpcRouteOf(rpc, facts.changes === true);
-  const need = needOf(route.need, facts.model);
+  const need = needOf(route.need, facts.target);
   const info = context.tlsSubject === undefined ? { address: context.address } : { address: context.address, tlsSubject: context.tlsSubject };
   const admission = gate.admit(context.headers['authorization'], info, need);
   return admission instanceof Promise ? admission.then((a) => admitted(ctx, context, a, facts)) : admitted(ctx, context, admission, facts);
@@ -50,7 +50,7 @@ export function admitRpc(ctx: GrpcContext, call: grpc.ServerUnaryCall<unknown, u
 function admitted(ctx: GrpcContext, context: RequestContext, admission: Admission, facts: RpcFacts): AdmittedRpc {
   if (isRefusal(admission)) {
     if (admission.principal !== undefined) context.principal = admission.principal;
-    if (facts.action !== undefined) ctx.gateway.controlRefused?.({ action: facts.action, target: facts.model, context }, toTensorwireError(admission.refused));
+    if (facts.action !== undefined) ctx.gateway.controlRefused?.({ action: facts.action, target: facts.target, context }, toTensorwireError(admission.refused));
     throw admission.refused;
   }
   context.principal = admission.principal;

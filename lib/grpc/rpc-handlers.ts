@@ -117,7 +117,7 @@ function unimplemented(rpc: string, what: string): grpc.handleUnaryCall<unknown,
 }
 
 /** The model a request names, for the need of `infer-model` RPCs. */
-const modelNamed = (request: WireModelRequest): RpcFacts => ({ model: request.name ?? '' });
+const modelNamed = (request: WireModelRequest): RpcFacts => ({ target: request.name ?? '' });
 const changing = (action: string) => (request: { settings: Record<string, unknown> }): RpcFacts => ({ changes: changesSettings(request), action: `${action}.${changesSettings(request) ? 'update' : 'read'}` });
 
 /** The implementation of inference.GRPCInferenceService. */
@@ -152,7 +152,7 @@ export function inferenceService(ctx: GrpcContext): grpc.UntypedServiceImplement
           return {};
         });
       },
-      (request: WireRepositoryRequest) => ({ model: request.model_name, action: 'repository.load' }),
+      (request: WireRepositoryRequest) => ({ target: request.model_name, action: 'repository.load' }),
     ),
     RepositoryModelUnload: unary(
       ctx,
@@ -167,7 +167,7 @@ export function inferenceService(ctx: GrpcContext): grpc.UntypedServiceImplement
           return {};
         });
       },
-      (request: WireRepositoryRequest) => ({ model: request.model_name, action: 'repository.unload' }),
+      (request: WireRepositoryRequest) => ({ target: request.model_name, action: 'repository.unload' }),
     ),
     ModelInfer: modelInfer(ctx),
     ModelStreamInfer: modelStreamInfer(ctx),
@@ -191,20 +191,20 @@ function sharedMemoryHandlers(ctx: GrpcContext): grpc.UntypedServiceImplementati
           ctx,
           'SystemSharedMemoryRegister',
           (request: WireSharedMemoryRegister, _call, context) => control(ctx, context, 'shm.register', request.name, () => systemRegister(registry, request)),
-          (request: WireSharedMemoryRegister) => ({ action: 'shm.register', model: request.name }),
+          (request: WireSharedMemoryRegister) => ({ action: 'shm.register', target: request.name }),
         ),
         SystemSharedMemoryUnregister: unary(
           ctx,
           'SystemSharedMemoryUnregister',
           (request: WireRegionRequest, _call, context) => control(ctx, context, 'shm.unregister', request.name || undefined, () => systemUnregister(registry, request)),
-          (request: WireRegionRequest) => ({ action: 'shm.unregister', model: request.name || undefined }),
+          (request: WireRegionRequest) => ({ action: 'shm.unregister', target: request.name || undefined }),
         ),
       };
   return {
     ...system,
     CudaSharedMemoryStatus: unary(ctx, 'CudaSharedMemoryStatus', (request: WireRegionRequest, _call, context) => control(ctx, context, 'cudashm.status', request.name || undefined, () => cudaStatus(request))),
-    CudaSharedMemoryRegister: unary(ctx, 'CudaSharedMemoryRegister', (request: WireRegionRequest, _call, context) => control(ctx, context, 'cudashm.register', request.name, cudaRegister), (request: WireRegionRequest) => ({ action: 'cudashm.register', model: request.name })),
-    CudaSharedMemoryUnregister: unary(ctx, 'CudaSharedMemoryUnregister', (request: WireRegionRequest, _call, context) => control(ctx, context, 'cudashm.unregister', request.name || undefined, () => ({})), (request: WireRegionRequest) => ({ action: 'cudashm.unregister', model: request.name || undefined })),
+    CudaSharedMemoryRegister: unary(ctx, 'CudaSharedMemoryRegister', (request: WireRegionRequest, _call, context) => control(ctx, context, 'cudashm.register', request.name, cudaRegister), (request: WireRegionRequest) => ({ action: 'cudashm.register', target: request.name })),
+    CudaSharedMemoryUnregister: unary(ctx, 'CudaSharedMemoryUnregister', (request: WireRegionRequest, _call, context) => control(ctx, context, 'cudashm.unregister', request.name || undefined, () => ({})), (request: WireRegionRequest) => ({ action: 'cudashm.unregister', target: request.name || undefined })),
   };
 }
 
