@@ -6,10 +6,9 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { TensorwireError } from '../errors';
-import type { ControlCall } from '../frontdoor/types';
+import type { ControlCall, RequestContext } from '../frontdoor/types';
 import { loadConfig, wireIndexEntry } from '../server/routes-repository';
 import { serverMetadata } from '../server/server-info';
-import type { RequestContext } from '../frontdoor/types';
 import type { GrpcRpc } from '../auth/route-scopes';
 import { admitRpc, type AdmittedRpc, type RpcFacts } from './rpc-access';
 import { cudaRegister, cudaStatus, systemRegister, systemStatus, systemUnregister, type WireRegionRequest, type WireSharedMemoryRegister } from './shared-memory-rpcs';
