@@ -9,6 +9,8 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadProtos } from '../lib/grpc/proto';
+import { startGrpcServer } from '../lib/grpc/server';
 import { multiIoModel, multiIoReference } from './fixtures/models';
 import { failure, openStream, rawOf, startGrpcHarness, unary, type GrpcHarness, type StreamAnswer } from './helpers/grpc-harness';
 
@@ -230,6 +232,37 @@ describe('ModelInfer with shared memory', () => {
       expect(new Float32Array(Uint8Array.from(readFileSync(SHM_DIR + key).subarray(72, 96)).buffer)).toEqual(EXPECTED.sum);
     } finally {
       await unary(h.client, 'SystemSharedMemoryUnregister', { name: 'streamed' });
+    }
+  });
+});
+
+describe('a gRPC server started on its own (startGrpcServer without the HTTP server\'s parts)', () => {
+  it('has no regions: the shared memory, trace and log RPCs answer UNIMPLEMENTED, a shared memory tensor is refused by name', async () => {
+    const alone = await startGrpcServer(h.tw.service, { port: 0 });
+    const { Inference } = loadProtos().clients;
+    const client = new Inference(alone.address, grpc.credentials.createInsecure());
+    try {
+      for (const rpc of ['SystemSharedMemoryStatus', 'SystemSharedMemoryRegister', 'SystemSharedMemoryUnregister', 'TraceSetting', 'LogSettings']) {
+        const f = await failure(client, rpc, {});
+        expect(f.code, rpc).toBe(grpc.status.UNIMPLEMENTED);
+        expect(f.details).toContain('this gRPC server was started without');
+      }
+      const f = await failure(client, 'ModelInfer', {
+        model_name: 'multi_io',
+        inputs: [
+          { name: 'a', datatype: 'INT64', shape: [2, 3], parameters: shmParameters('io', 48) },
+          { name: 'b', datatype: 'FP32', shape: [2, 3] },
+        ],
+        raw_input_contents: [bBytes()],
+      });
+      expect(f.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(f.details).toBe("'a' names a shared memory region, but this gRPC server was started without shared memory regions");
+      // Raw tensors are served as ever.
+      const ok = await unary(client, 'ModelInfer', { model_name: 'multi_io', inputs: [{ name: 'a', datatype: 'INT64', shape: [2, 3] }, { name: 'b', datatype: 'FP32', shape: [2, 3] }], outputs: [{ name: 'sum' }], raw_input_contents: [aBytes(), bBytes()] });
+      expect(new Float32Array(Uint8Array.from(ok.raw_output_contents[0]).buffer)).toEqual(EXPECTED.sum);
+    } finally {
+      client.close();
+      await alone.close(1000);
     }
   });
 });

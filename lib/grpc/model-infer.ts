@@ -10,8 +10,8 @@ import type { RequestContext } from '../frontdoor/types';
 import type { InferResponse } from '../protocol/types';
 import type { RequestSignal } from '../server/request-signal';
 import { callContext, callPeer, cancellationSignal, deadlineMicros, selectedMetadata } from './call-context';
-import { checkAnswerSize, type GrpcContext } from './grpc-context';
-import { decodeInferRequest, encodeInferResponse, type DecodedInfer } from './infer-codec';
+import { checkAnswerSize, decodeFor, type GrpcContext } from './grpc-context';
+import { encodeInferResponse, type DecodedInfer } from './infer-codec';
 import { shuttingDown, toServiceError } from './status';
 import type { WireInferRequest, WireInferResponse } from './wire-types';
 
@@ -50,7 +50,7 @@ export function modelInfer(ctx: GrpcContext): grpc.handleUnaryCall<WireInferRequ
     let decoded: DecodedInfer;
     try {
       if (ctx.draining) throw shuttingDown();
-      decoded = decodeInferRequest(message);
+      decoded = decodeFor(ctx, message);
     } catch (e) {
       ctx.gateway.refused(message.model_name || undefined, e, context);
       callback(toServiceError(e));

@@ -21,8 +21,8 @@ import { toTensorwireError } from '../errors';
 import type { RequestContext } from '../frontdoor/types';
 import { RequestSignal } from '../server/request-signal';
 import { callContext, callPeer, deadlineMicros, selectedMetadata, type CallPeer } from './call-context';
-import type { GrpcContext, OpenStream } from './grpc-context';
-import { decodeInferRequest, encodeInferResponse, type DecodedInfer } from './infer-codec';
+import { decodeFor, type GrpcContext, type OpenStream } from './grpc-context';
+import { encodeInferResponse, type DecodedInfer } from './infer-codec';
 import { applyDeadline, clientCancelled, runDecoded } from './model-infer';
 import { shuttingDown, statusDetails, toServiceError } from './status';
 import type { WireInferRequest, WireStreamResponse } from './wire-types';
@@ -88,7 +88,7 @@ class InferStream implements OpenStream {
     let decoded: DecodedInfer;
     try {
       if (this.ctx.draining) throw shuttingDown();
-      decoded = decodeInferRequest(message);
+      decoded = decodeFor(this.ctx, message);
     } catch (e) {
       this.ctx.gateway.refused(message.model_name || undefined, e, context);
       this.answerError(message, e);
