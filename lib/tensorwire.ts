@@ -122,6 +122,11 @@ export async function createTensorwire(options: TensorwireOptions & CreateOption
       grpc = await startGrpcServer(service, {
         // One front door for every transport: admission, stages, in-flight, feed, refusals.
         gateway: server.frontDoor,
+        // ...and the HTTP server's access check, shared memory regions, trace settings and log.
+        ...(server.gate !== undefined ? { gate: server.gate } : {}),
+        sharedMemory: server.sharedMemory,
+        trace: server.trace,
+        log: server.log,
         host: options.host ?? '127.0.0.1',
         port: options.grpcPort,
         ...(options.maxBodyBytes !== undefined ? { maxMessageBytes: options.maxBodyBytes } : {}),

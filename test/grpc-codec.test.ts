@@ -72,7 +72,7 @@ describe('decodeInferRequest', () => {
     expect(invalid(() => decodeInferRequest(message({ model_name: 'm', inputs: [input('a', 'FP99', ['2'])] })))).toContain("input 'a': unknown datatype \"FP99\"");
     expect(invalid(() => decodeInferRequest(message({ model_name: 'm', inputs: [input('a', 'FP32', ['-1'])] })))).toContain("'shape' must hold non-negative integers");
     expect(invalid(() => decodeInferRequest(message({ model_name: 'm', inputs: [input('a'.repeat(500), 'FP32', ['1'])], raw_input_contents: [Buffer.alloc(1)] })))).toMatch(/^input 'a{61}\.\.\.': raw_input_contents/);
-    expect(invalid(() => decodeInferRequest(message({ model_name: 'm', inputs: [{ ...input('a', 'FP32', ['1']), parameters: { shared_memory_region: {} } }] })))).toContain('shared memory inputs are not supported');
+    expect(invalid(() => decodeInferRequest(message({ model_name: 'm', inputs: [{ ...input('a', 'FP32', ['1']), parameters: { shared_memory_region: {} } }] })))).toBe("input 'a': parameters shared_memory_region and shared_memory_byte_size must be given together");
     expect(invalid(() => decodeInferRequest(message({ model_name: 'm', outputs: [{ name: 'y', parameters: { classification: {} } }] })))).toContain('classification extension is not supported');
     expect(invalid(() => decodeInferRequest(message({ model_name: 'm', outputs: [{ name: '', parameters: {} }] })))).toBe("output 0: 'name' is required");
   });

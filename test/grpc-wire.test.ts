@@ -135,6 +135,43 @@ describe('ModelInferResponse and ModelStreamInferResponse: written by hand, read
   });
 });
 
+describe('shared memory outputs through the hand-written writer', () => {
+  it('an output written into a region: its parameters (string and int64, large offsets too) and an empty raw entry, as protobufjs reads them', () => {
+    const written: WireInferResponse = {
+      model_name: 'm', model_version: '1', id: '',
+      outputs: [
+        { name: 'in_shm', datatype: 'FP32', shape: [2, 3], parameters: { shared_memory_region: { string_param: 'région' }, shared_memory_byte_size: { int64_param: 24 }, shared_memory_offset: { int64_param: 2 ** 40 + 5 } } },
+        { name: 'raw', datatype: 'INT64', shape: [1] },
+      ],
+      raw_output_contents: [new Uint8Array(0), new Uint8Array(8).fill(1)],
+    };
+    const decoded = method('ModelInfer').responseDeserialize(writeInferResponse(written)) as { outputs: { name: string; parameters: Record<string, unknown> }[]; raw_output_contents: Buffer[] };
+    expect(decoded.outputs[0]!.parameters).toEqual({
+      shared_memory_region: { string_param: 'région', parameter_choice: 'string_param' },
+      shared_memory_byte_size: { int64_param: '24', parameter_choice: 'int64_param' },
+      shared_memory_offset: { int64_param: String(2 ** 40 + 5), parameter_choice: 'int64_param' },
+    });
+    expect(decoded.outputs[1]!.parameters).toEqual({});
+    expect(decoded.raw_output_contents.map((r) => r.length)).toEqual([0, 8]);
+  });
+
+  it('shared memory parameters of inputs and outputs decode to the request fields HTTP\'s decoder makes', () => {
+    const request = decodeInferRequest(readInferRequest(encodeRequest({
+      model_name: 'm',
+      inputs: [
+        { name: 'a', datatype: 'FP32', shape: [2], parameters: { shared_memory_region: { string_param: 'r' }, shared_memory_byte_size: { int64_param: 8 }, shared_memory_offset: { int64_param: 16 } } },
+        { name: 'b', datatype: 'INT32', shape: [1] },
+      ],
+      outputs: [{ name: 'y', parameters: { shared_memory_region: { string_param: 'r' }, shared_memory_byte_size: { int64_param: 4 } } }],
+      raw_input_contents: [Buffer.alloc(4)],
+    }))).request;
+    expect(request.inputs[0]).toMatchObject({ name: 'a', datatype: 'FP32', shape: [2], sharedMemory: { region: 'r', offset: 16, byteSize: 8 } });
+    expect(request.inputs[0]!.data.byteLength).toBe(0);
+    expect(request.inputs[1]!.data.byteLength).toBe(4);
+    expect(request.outputs).toEqual([{ name: 'y', binary: true, sharedMemory: { region: 'r', offset: 0, byteSize: 4 } }]);
+  });
+});
+
 describe('BYTES tensors through the gRPC codec', () => {
   const decode = (fields: object) => decodeInferRequest(readInferRequest(encodeRequest(fields))).request.inputs[0]!;
   const refusal = (fields: object): string => {

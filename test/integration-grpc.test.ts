@@ -290,12 +290,12 @@ describe('errors: one status per catalogue code, and the server serves on', () =
     expect(f.details).toContain('batch size 65 exceeds max_batch_size 64');
   });
 
-  it('shared memory, trace and log RPCs: UNIMPLEMENTED with a clear message', async () => {
-    for (const rpc of ['SystemSharedMemoryStatus', 'SystemSharedMemoryRegister', 'SystemSharedMemoryUnregister', 'CudaSharedMemoryStatus', 'CudaSharedMemoryRegister', 'CudaSharedMemoryUnregister', 'TraceSetting', 'LogSettings']) {
-      const f = await failure(h.client, rpc, {});
-      expect(f.code, rpc).toBe(grpc.status.UNIMPLEMENTED);
-      expect(f.details).toMatch(/is not supported by tensorwire/);
-    }
+  it('shared memory, trace and log RPCs answer (test/integration-grpc-shm.test.ts and -settings test them)', async () => {
+    expect(await unary(h.client, 'SystemSharedMemoryStatus', {})).toEqual({ regions: {} });
+    expect(await unary(h.client, 'CudaSharedMemoryStatus', {})).toEqual({ regions: {} });
+    expect((await failure(h.client, 'CudaSharedMemoryRegister', { name: 'x', byte_size: 4 })).code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect((await unary(h.client, 'LogSettings', { settings: {} })).settings.log_verbose_level).toEqual({ uint32_param: 0, parameter_choice: 'uint32_param' });
+    expect((await unary(h.client, 'TraceSetting', { settings: {} })).settings.trace_level).toEqual({ value: ['OFF'] });
     await ok();
   });
 

@@ -81,6 +81,49 @@ export const HTTP_ROUTE_SCOPES: readonly RouteScope[] = Object.freeze([
   { method: 'any', pattern: '/*', need: 'authenticated', changesState: false },
 ] satisfies RouteScope[]);
 
+type HttpRoute = readonly ['get' | 'post', string];
+
+/**
+ * Each RPC of inference.GRPCInferenceService and the HTTP route that answers the same
+ * question: the RPC needs what that route needs (HTTP_ROUTE_SCOPES stays the one table of
+ * needs). TraceSetting and LogSettings read with no settings and change with some: `read`
+ * and `change` are the GET and the POST. grpc.health.v1 is open, as HTTP's health routes.
+ */
+export const GRPC_RPC_ROUTES = Object.freeze({
+  ServerLive: ['get', '/v2/health/live'],
+  ServerReady: ['get', '/v2/health/ready'],
+  ServerMetadata: ['get', '/v2'],
+  ModelReady: ['get', '/v2/models/:model/ready'],
+  ModelMetadata: ['get', '/v2/models/:model'],
+  ModelConfig: ['get', '/v2/models/:model/config'],
+  ModelStatistics: ['get', '/v2/models/stats'],
+  ModelInfer: ['post', '/v2/models/:model/infer'],
+  ModelStreamInfer: ['post', '/v2/models/:model/infer'],
+  RepositoryIndex: ['post', '/v2/repository/index'],
+  RepositoryModelLoad: ['post', '/v2/repository/models/:model/load'],
+  RepositoryModelUnload: ['post', '/v2/repository/models/:model/unload'],
+  SystemSharedMemoryStatus: ['get', '/v2/systemsharedmemory/status'],
+  SystemSharedMemoryRegister: ['post', '/v2/systemsharedmemory/region/:name/register'],
+  SystemSharedMemoryUnregister: ['post', '/v2/systemsharedmemory/unregister'],
+  CudaSharedMemoryStatus: ['get', '/v2/cudasharedmemory/status'],
+  CudaSharedMemoryRegister: ['post', '/v2/cudasharedmemory/region/:name/register'],
+  CudaSharedMemoryUnregister: ['post', '/v2/cudasharedmemory/unregister'],
+  TraceSetting: { read: ['get', '/v2/trace/setting'], change: ['post', '/v2/trace/setting'] },
+  LogSettings: { read: ['get', '/v2/logging'], change: ['post', '/v2/logging'] },
+} as const satisfies Record<string, HttpRoute | { read: HttpRoute; change: HttpRoute }>);
+
+/** An RPC of GRPCInferenceService. */
+export type GrpcRpc = keyof typeof GRPC_RPC_ROUTES;
+
+/** The HTTP route answering what `rpc` answers (for TraceSetting/LogSettings, the read or the change). */
+export function grpcRouteOf(rpc: GrpcRpc, changes: boolean): RouteScope {
+  const entry: HttpRoute | { read: HttpRoute; change: HttpRoute } = GRPC_RPC_ROUTES[rpc];
+  const [method, pattern] = 'read' in entry ? (changes ? entry.change : entry.read) : entry;
+  const route = routeScopeOf(method, pattern);
+  if (route === undefined) throw new Error(`gRPC ${rpc}: no HTTP route ${method.toUpperCase()} ${pattern} in HTTP_ROUTE_SCOPES`);
+  return route;
+}
+
 /** Stream operations (lib/protocol/stream-frame.ts) and what each needs. */
 export const STREAM_OP_SCOPES = Object.freeze({
   /** An inference frame (text or binary) for `model_name`. */

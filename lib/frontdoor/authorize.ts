@@ -168,11 +168,13 @@ export class Gate {
   }
 }
 
-/** The context's address, read only if authentication needs it. */
+/** The context's address, read only if authentication needs it, and its verified client certificate subject. */
 function addressOf(context: RequestContext): AuthenticationInfo {
-  return {
+  const tlsSubject = context.tlsSubject;
+  const info = {
     get address() {
       return context.address;
     },
   };
+  return tlsSubject === undefined ? info : Object.defineProperty(info, 'tlsSubject', { value: tlsSubject, enumerable: true }) as AuthenticationInfo;
 }

@@ -7,6 +7,7 @@
  * request id echo, metrics of refused requests) happens once, in the front door, whatever
  * the wire.
  */
+import type { TensorwireError } from '../errors';
 import type { InferRequest, InferResponse } from '../protocol/types';
 
 /** The wire a request came in on. */
@@ -34,6 +35,8 @@ export interface RequestContext {
   authorized?: boolean;
   /** The client's address (IP, without port), as the transport saw it. */
   readonly address: string;
+  /** Subject of the client certificate the TLS layer verified ("CN=batch-job"), where the transport can read it (gRPC): authenticates as the auth file's `mtls` entry. */
+  tlsSubject?: string;
   /**
    * Selected request headers (HTTP) or metadata (gRPC), lower-case names: only those the
    * front door's stages read (authorization, route keys, trace ids), never the body.
@@ -94,4 +97,6 @@ export interface InferGateway {
   refused(model: string | undefined, error: unknown, context: RequestContext, version?: string): void;
   /** Runs a control action after admission and authorization (and audits it). */
   control<T>(call: ControlCall, run: () => T | Promise<T>): Promise<T>;
+  /** Records a management action the transport refused before calling `control` (audit). */
+  controlRefused?(call: ControlCall, error: TensorwireError): void;
 }

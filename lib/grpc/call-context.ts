@@ -7,6 +7,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { createRequestContext } from '../frontdoor/request-context';
 import type { RequestContext } from '../frontdoor/types';
 import { RequestSignal } from '../server/request-signal';
+import { peerSubject } from './peer-subject';
 
 /** Metadata keys copied into the request context (credentials, trace and request ids); never anything else. */
 export const CONTEXT_METADATA_KEYS = ['authorization', 'x-api-key', 'x-request-id', 'traceparent'] as const;
@@ -36,11 +37,33 @@ export function selectedMetadata(metadata: grpc.Metadata): Record<string, string
 
 /**
  * A request context for a call; `clientId` is the message's `id` (a stream carries one per
- * message). The address is taken now, while the call is open (grpc-js formats it anew per
- * getPeer() call, so a stream passes the one it took at its start).
+ * message). The address and the client certificate's subject (mTLS: the principal of the
+ * auth file's `mtls` entry) are taken now, while the call is open; a stream takes both once,
+ * at its start, and passes them (`peer`).
  */
-export function callContext(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>, headers: Record<string, string>, clientId: string | undefined, address: string = peerAddress(call.getPeer())): RequestContext {
-  return createRequestContext('grpc', address, headers, clientId);
+export function callContext(
+  call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
+  headers: Record<string, string>,
+  clientId: string | undefined,
+  peer: CallPeer,
+): RequestContext {
+  const context = createRequestContext('grpc', peer.address, headers, clientId);
+  if (peer.tlsSubject !== undefined) context.tlsSubject = peer.tlsSubject;
+  return context;
+}
+
+/** Who is at the other end of a call. */
+export interface CallPeer {
+  readonly address: string;
+  readonly tlsSubject: string | undefined;
+}
+
+/**
+ * The call's peer, read now. The certificate subject only when `subjects` (TLS with an auth
+ * file: reading it parses the peer's certificate, a cost no other server should pay per call).
+ */
+export function callPeer(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>, subjects: boolean): CallPeer {
+  return { address: peerAddress(call.getPeer()), tlsSubject: subjects ? peerSubject(call) : undefined };
 }
 
 /**

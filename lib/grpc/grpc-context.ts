@@ -8,6 +8,12 @@ import type { InferGateway } from '../frontdoor/types';
 import type { InFlightTracker } from '../frontdoor/inflight';
 import { TensorwireError } from '../errors';
 import type { InferResponse } from '../protocol/types';
+import { clip, decodeInferRequest, type DecodedInfer } from './infer-codec';
+import type { WireInferRequest } from './wire-types';
+import type { Gate } from '../frontdoor/authorize';
+import type { SharedMemoryRegistry } from '../shm/region-registry';
+import type { TraceControl } from '../server/trace-control';
+import type { ServerLog } from '../server/server-log';
 
 /** An open ModelStreamInfer call, for shutdown. */
 export interface OpenStream {
@@ -27,6 +33,30 @@ export interface GrpcContext {
   readonly streams: Set<OpenStream>;
   /** True once a graceful shutdown began: readiness false, new work UNAVAILABLE. */
   draining: boolean;
+  /** The HTTP server's access check; undefined: every call is let in (no security configured). */
+  readonly gate: Gate | undefined;
+  /** Whether calls' client certificate subjects are read (TLS and credentials configured: they may name `mtls` principals). */
+  readonly readsSubjects: boolean;
+  /** The HTTP server's system shared memory regions (the SystemSharedMemory* RPCs); undefined: UNIMPLEMENTED. */
+  readonly sharedMemory: SharedMemoryRegistry | undefined;
+  /** The HTTP server's trace settings (TraceSetting); undefined: UNIMPLEMENTED. */
+  readonly trace: TraceControl | undefined;
+  /** The HTTP server's log (LogSettings); undefined: UNIMPLEMENTED. */
+  readonly log: ServerLog | undefined;
+}
+
+/**
+ * Decodes a request for this server: one naming shared memory regions is refused when the
+ * server has no regions (startGrpcServer without the HTTP server's registry), rather than
+ * reaching the model with its tensors unresolved.
+ */
+export function decodeFor(ctx: GrpcContext, message: WireInferRequest): DecodedInfer {
+  const decoded = decodeInferRequest(message);
+  if (ctx.sharedMemory !== undefined) return decoded;
+  const { inputs, outputs } = decoded.request;
+  const named = inputs.find((t) => t.sharedMemory !== undefined) ?? outputs?.find((t) => t.sharedMemory !== undefined);
+  if (named !== undefined) throw new TensorwireError('INVALID_INPUT', `'${clip(named.name)}' names a shared memory region, but this gRPC server was started without shared memory regions`);
+  return decoded;
 }
 
 /** Refuses an answer whose tensors alone exceed the message limit (grpc-js would otherwise end the whole call, stream included, with a bare RESOURCE_EXHAUSTED). */

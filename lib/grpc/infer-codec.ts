@@ -23,7 +23,9 @@ import { DATATYPE_SIZE } from '../engine/types';
 import { TensorwireError } from '../errors';
 import { BYTES_PREFIX, bytesElementOffsets, serializeBytesElements } from '../protocol/bytes-tensor';
 import { DATATYPES, describeValue, elementCount, formatShape, isDatatype, jsonToTensorBytes } from '../protocol/tensor-data';
-import type { InferInputTensor, InferRequest, InferResponse, RequestedOutput } from '../protocol/types';
+import { sharedMemoryInput } from '../protocol/request-object';
+import { readSharedMemoryRef } from '../protocol/shared-memory-parameters';
+import type { InferInputTensor, InferOutputTensor, InferRequest, InferResponse, RequestedOutput, SharedMemoryRef } from '../protocol/types';
 import { checkDecoded } from './malformed';
 import type { WireContents, WireInferInput, WireInferRequest, WireInferResponse, WireParameter, WireRequestedOutput } from './wire-types';
 
@@ -101,10 +103,19 @@ export function decodeInferRequest(msg: WireInferRequest): DecodedInfer {
 
   const inputs = msg.inputs;
   const raw = msg.raw_input_contents;
-  if (raw.length > 0 && raw.length !== inputs.length) {
-    throw invalid(`the request has ${inputs.length} input(s) but ${raw.length} raw_input_contents entries; give one per input, in the order of 'inputs'`);
+  // Inputs in shared memory take no raw_input_contents entry (Triton's clients send none for them).
+  const shm = inputs.map(sharedMemoryOf);
+  let carried = 0;
+  for (const ref of shm) if (ref === undefined) carried++;
+  if (raw.length > 0 && raw.length !== carried) {
+    const without = carried === inputs.length ? '' : ` not in shared memory`;
+    throw invalid(`the request has ${carried} input(s)${without} but ${raw.length} raw_input_contents entries; give one per input${without}, in the order of 'inputs'`);
   }
-  for (let i = 0; i < inputs.length; i++) request.inputs.push(readInput(inputs[i], i, raw.length > 0 ? raw[i] : undefined));
+  let next = 0;
+  for (let i = 0; i < inputs.length; i++) {
+    const ref = shm[i];
+    request.inputs.push(ref !== undefined ? readSharedMemoryInput(inputs[i]!, i, ref) : readInput(inputs[i]!, i, raw.length > 0 ? raw[next++] : undefined));
+  }
   if (msg.outputs.length > 0) request.outputs = readOutputs(msg.outputs);
   return { model, version, request };
 }
@@ -163,12 +174,47 @@ function readRequestParameters(parameters: Record<string, WireParameter>, reques
   if (others !== undefined) request.parameters = others;
 }
 
-function readInput(input: WireInferInput, index: number, raw: Buffer | undefined): InferInputTensor {
-  const name = input.name ?? '';
-  if (name === '') throw invalid(`input ${index}: 'name' is required`);
-  const label = `input '${clip(name)}'`;
+/** The names of the shared memory parameters (lib/protocol/shared-memory-parameters.ts reads their values). */
+const SHM_PARAMETERS = ['shared_memory_region', 'shared_memory_offset', 'shared_memory_byte_size'] as const;
+
+/** A tensor's label for messages, as HTTP's decoder writes it. */
+function tensorLabel(kind: 'input' | 'output', name: string | undefined, index: number): string {
+  if (name === undefined || name === '') throw invalid(`${kind} ${index}: 'name' is required`);
+  return `${kind} '${clip(name)}'`;
+}
+
+/**
+ * The shared memory reference of a tensor's parameters (InferParameter string_param /
+ * int64_param, as Triton's gRPC clients send them), read by HTTP's reader so both transports
+ * accept and refuse the same; undefined when the tensor names no region.
+ */
+function readWireSharedMemory(label: string, parameters: Record<string, WireParameter>): SharedMemoryRef | undefined {
+  if (parameters.shared_memory_region === undefined && parameters.shared_memory_offset === undefined && parameters.shared_memory_byte_size === undefined) return undefined;
+  const values: Record<string, unknown> = {};
+  // A parameter sent without a value is refused as null is over HTTP, naming it.
+  for (const key of SHM_PARAMETERS) if (parameters[key] !== undefined) values[key] = parameterValue(parameters[key]) ?? null;
+  return readSharedMemoryRef(label, values);
+}
+
+function sharedMemoryOf(input: WireInferInput, index: number): SharedMemoryRef | undefined {
+  const p = input.parameters;
+  if (p.shared_memory_region === undefined && p.shared_memory_offset === undefined && p.shared_memory_byte_size === undefined) return undefined;
+  return readWireSharedMemory(tensorLabel('input', input.name, index), p);
+}
+
+/** An input whose bytes are in a region: the same tensor HTTP's decoder makes (resolved by lib/shm/shared-memory-stage.ts). */
+function readSharedMemoryInput(input: WireInferInput, index: number, ref: SharedMemoryRef): InferInputTensor {
+  const label = tensorLabel('input', input.name, index);
   const shape = readShape(label, input.shape);
-  if (input.parameters.shared_memory_region !== undefined) throw invalid(`${label}: shared memory inputs are not supported`);
+  const datatype = input.datatype === 'BYTES' ? BYTES : readDatatype(label, input.datatype);
+  if (input.contents !== undefined && hasContents(input.contents)) throw invalid(`${label}: has both typed 'contents' and shared memory parameters`);
+  return sharedMemoryInput(label, input.name!, datatype, shape, undefined, ref).tensor;
+}
+
+function readInput(input: WireInferInput, index: number, raw: Buffer | undefined): InferInputTensor {
+  const label = tensorLabel('input', input.name, index);
+  const name = input.name!;
+  const shape = readShape(label, input.shape);
   const contents = input.contents;
   if (input.datatype === 'BYTES') return { name, datatype: BYTES, shape, data: readBytesData(label, shape, raw, contents) };
   const datatype = readDatatype(label, input.datatype);
@@ -250,25 +296,40 @@ function readShape(label: string, shape: string[]): number[] {
 function readOutputs(outputs: WireRequestedOutput[]): RequestedOutput[] {
   const result: RequestedOutput[] = new Array(outputs.length);
   for (let i = 0; i < outputs.length; i++) {
-    const output = outputs[i];
-    const name = output.name ?? '';
-    if (name === '') throw invalid(`output ${i}: 'name' is required`);
+    const output = outputs[i]!;
+    const label = tensorLabel('output', output.name, i);
+    const name = output.name!;
     const parameters = output.parameters;
-    if (parameters.classification !== undefined) throw invalid(`output '${clip(name)}': the classification extension is not supported`);
-    if (parameters.shared_memory_region !== undefined) throw invalid(`output '${clip(name)}': shared memory outputs are not supported`);
-    result[i] = { name, binary: true };
+    if (parameters.classification !== undefined) throw invalid(`${label}: the classification extension is not supported`);
+    const shm = readWireSharedMemory(label, parameters);
+    result[i] = shm === undefined ? { name, binary: true } : { name, binary: true, sharedMemory: shm };
   }
   return result;
 }
 
-/** The answer as Triton sends it: output descriptions, and their bytes in raw_output_contents, in the same order. */
+/** Where an output written into shared memory went, as Triton answers it (parameters, no data). */
+function sharedMemoryParameters(ref: SharedMemoryRef): Record<string, WireParameter> {
+  const parameters: Record<string, WireParameter> = {
+    shared_memory_region: { parameter_choice: 'string_param', string_param: ref.region },
+    shared_memory_byte_size: { parameter_choice: 'int64_param', int64_param: ref.byteSize },
+  };
+  if (ref.offset !== 0) parameters.shared_memory_offset = { parameter_choice: 'int64_param', int64_param: ref.offset };
+  return parameters;
+}
+
+/**
+ * The answer as Triton sends it: output descriptions, and their bytes in raw_output_contents,
+ * in the same order. An output written into a shared memory region carries its parameters
+ * and an empty raw_output_contents entry (its data is in the region; the empty entry keeps
+ * the entries in step with `outputs`).
+ */
 export function encodeInferResponse(response: InferResponse): WireInferResponse {
   const outputs = response.outputs;
   const described = new Array<WireInferResponse['outputs'][number]>(outputs.length);
   const raw = new Array<Uint8Array>(outputs.length);
   for (let i = 0; i < outputs.length; i++) {
-    const o = outputs[i];
-    described[i] = { name: o.name, datatype: o.datatype, shape: o.shape };
+    const o: InferOutputTensor = outputs[i]!;
+    described[i] = o.sharedMemory === undefined ? { name: o.name, datatype: o.datatype, shape: o.shape } : { name: o.name, datatype: o.datatype, shape: o.shape, parameters: sharedMemoryParameters(o.sharedMemory) };
     raw[i] = o.data;
   }
   return { model_name: response.modelName, model_version: response.modelVersion, id: response.id ?? '', outputs: described, raw_output_contents: raw };

@@ -244,21 +244,34 @@ function writeDim(w: Writer, d: number): void {
   w.buf[w.pos++] = Number(big >> 63n);
 }
 
-/** Bytes of one map entry's content. The only parameters an answer carries: error_code (string) on a failed stream request. */
+/**
+ * Bytes of one map entry's content. The only parameters an answer carries: error_code
+ * (string) on a failed stream request, and the shared memory parameters of an output written
+ * into a region (a string and non-negative int64s).
+ */
 function parameterEntrySize(key: string, p: WireParameter): number {
   const keyBytes = Buffer.byteLength(key);
-  const value = p.string_param !== undefined ? fieldSize(Buffer.byteLength(p.string_param)) : 0;
-  return fieldSize(keyBytes) + fieldSize(value);
+  return fieldSize(keyBytes) + fieldSize(parameterSize(p));
+}
+
+/** Bytes of an InferParameter holding a string_param or a non-negative int64_param. */
+function parameterSize(p: WireParameter): number {
+  if (p.string_param !== undefined) return fieldSize(Buffer.byteLength(p.string_param));
+  if (p.int64_param !== undefined) return 1 + varintSize(Number(p.int64_param));
+  return 0;
 }
 
 function writeParameter(w: Writer, field: number, key: string, p: WireParameter): void {
   const keyBytes = Buffer.byteLength(key);
-  const valueBytes = p.string_param !== undefined ? Buffer.byteLength(p.string_param) : 0;
-  const value = p.string_param !== undefined ? fieldSize(valueBytes) : 0;
+  const value = parameterSize(p);
   w.head(field, fieldSize(keyBytes) + fieldSize(value));
   w.string(1, key, keyBytes);
   w.head(2, value);
-  if (p.string_param !== undefined) w.string(3, p.string_param, valueBytes);
+  if (p.string_param !== undefined) w.string(3, p.string_param, Buffer.byteLength(p.string_param));
+  else if (p.int64_param !== undefined) {
+    w.buf[w.pos++] = (2 << 3) | VARINT;
+    w.varint(Number(p.int64_param));
+  }
 }
 
 interface Sizes {
@@ -283,7 +296,8 @@ function responseSizes(m: WireInferResponse): Sizes {
     const d = Buffer.byteLength(o.datatype);
     let shape = 0;
     for (const dim of o.shape) shape += dimSize(dim);
-    const size = fieldSize(n) + fieldSize(d) + (shape > 0 ? fieldSize(shape) : 0);
+    let size = fieldSize(n) + fieldSize(d) + (shape > 0 ? fieldSize(shape) : 0);
+    if (o.parameters !== undefined) for (const key in o.parameters) size += fieldSize(parameterEntrySize(key, o.parameters[key]!));
     outputs.push(n, d, shape, size);
     total += fieldSize(size);
   }
@@ -306,6 +320,7 @@ function writeResponse(w: Writer, m: WireInferResponse, s: Sizes): void {
       w.head(3, shape);
       for (const dim of o.shape) writeDim(w, dim);
     }
+    if (o.parameters !== undefined) for (const key in o.parameters) writeParameter(w, 4, key, o.parameters[key]!);
   }
   for (const raw of m.raw_output_contents) w.bytes(6, raw);
 }

@@ -9,9 +9,9 @@ import { TensorwireError } from '../errors';
 import type { RequestContext } from '../frontdoor/types';
 import type { InferResponse } from '../protocol/types';
 import type { RequestSignal } from '../server/request-signal';
-import { callContext, cancellationSignal, deadlineMicros, selectedMetadata } from './call-context';
-import { checkAnswerSize, type GrpcContext } from './grpc-context';
-import { decodeInferRequest, encodeInferResponse, type DecodedInfer } from './infer-codec';
+import { callContext, callPeer, cancellationSignal, deadlineMicros, selectedMetadata } from './call-context';
+import { checkAnswerSize, decodeFor, type GrpcContext } from './grpc-context';
+import { encodeInferResponse, type DecodedInfer } from './infer-codec';
 import { shuttingDown, toServiceError } from './status';
 import type { WireInferRequest, WireInferResponse } from './wire-types';
 
@@ -46,11 +46,11 @@ export async function runDecoded(ctx: GrpcContext, decoded: DecodedInfer, contex
 export function modelInfer(ctx: GrpcContext): grpc.handleUnaryCall<WireInferRequest, WireInferResponse> {
   return (call, callback) => {
     const message = call.request;
-    const context = callContext(call, selectedMetadata(call.metadata), message.id || undefined);
+    const context = callContext(call, selectedMetadata(call.metadata), message.id || undefined, callPeer(call, ctx.readsSubjects));
     let decoded: DecodedInfer;
     try {
       if (ctx.draining) throw shuttingDown();
-      decoded = decodeInferRequest(message);
+      decoded = decodeFor(ctx, message);
     } catch (e) {
       ctx.gateway.refused(message.model_name || undefined, e, context);
       callback(toServiceError(e));

@@ -21,6 +21,10 @@ import { withHandWrittenInferCodec } from './infer-wire';
 import { FrontDoor } from '../frontdoor/front-door';
 import { DEFAULT_GRPC_PORT } from './defaults';
 import { grpcServerCredentials, type GrpcTlsFiles } from './tls';
+import type { Gate } from '../frontdoor/authorize';
+import type { SharedMemoryRegistry } from '../shm/region-registry';
+import type { TraceControl } from '../server/trace-control';
+import type { ServerLog } from '../server/server-log';
 
 export { DEFAULT_GRPC_PORT } from './defaults';
 /** The body limit's default, 64 MiB: the largest message either way. */
@@ -53,6 +57,15 @@ export interface GrpcServerOptions {
   maxConcurrentStreams?: number;
   keepaliveTimeMs?: number;
   keepaliveTimeoutMs?: number;
+  /**
+   * The HTTP server's access check (RunningServer.gate): every RPC needs what the HTTP route
+   * answering the same question needs. Default: none (every call let in, as HTTP without security).
+   */
+  gate?: Gate;
+  /** The HTTP server's shared memory regions, trace settings and log (RunningServer's): the SystemSharedMemory*, TraceSetting and LogSettings RPCs act on them. Each absent: its RPCs answer UNIMPLEMENTED. */
+  sharedMemory?: SharedMemoryRegistry;
+  trace?: TraceControl;
+  log?: ServerLog;
   /** Serve TLS with these files (the HTTPS server's, `--tls-cert/--tls-key[/--tls-ca]`); with a CA, client certificates are required. Default: plaintext. */
   tls?: GrpcTlsFiles;
 }
@@ -96,6 +109,11 @@ export async function startGrpcServer(service: InferenceService, options: GrpcSe
     streamMaxInflight: positive('streamMaxInflight', options.streamMaxInflight, DEFAULT_GRPC_STREAM_MAX_INFLIGHT),
     streams: new Set<OpenStream>(),
     draining: false,
+    gate: options.gate,
+    readsSubjects: options.tls?.ca_file_name !== undefined && options.gate?.enabled === true,
+    sharedMemory: options.sharedMemory,
+    trace: options.trace,
+    log: options.log,
   };
   const server = new grpc.Server({
     'grpc.max_receive_message_length': Math.min(maxMessageBytes, 0x7fffffff),

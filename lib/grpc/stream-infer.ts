@@ -20,9 +20,9 @@ import type * as grpc from '@grpc/grpc-js';
 import { toTensorwireError } from '../errors';
 import type { RequestContext } from '../frontdoor/types';
 import { RequestSignal } from '../server/request-signal';
-import { callContext, deadlineMicros, peerAddress, selectedMetadata } from './call-context';
-import type { GrpcContext, OpenStream } from './grpc-context';
-import { decodeInferRequest, encodeInferResponse, type DecodedInfer } from './infer-codec';
+import { callContext, callPeer, deadlineMicros, selectedMetadata, type CallPeer } from './call-context';
+import { decodeFor, type GrpcContext, type OpenStream } from './grpc-context';
+import { encodeInferResponse, type DecodedInfer } from './infer-codec';
 import { applyDeadline, clientCancelled, runDecoded } from './model-infer';
 import { shuttingDown, statusDetails, toServiceError } from './status';
 import type { WireInferRequest, WireStreamResponse } from './wire-types';
@@ -54,15 +54,15 @@ class InferStream implements OpenStream {
   private readonly running = new Set<RequestSignal>();
   /** Metadata is per call: read once, shared by every request's context. */
   private readonly headers: Record<string, string>;
-  /** The peer's address, taken once at the stream's start. */
-  private readonly address: string;
+  /** The peer's address and certificate subject, taken once at the stream's start. */
+  private readonly peer: CallPeer;
 
   constructor(
     private readonly call: Duplex,
     private readonly ctx: GrpcContext,
   ) {
     this.headers = selectedMetadata(call.metadata);
-    this.address = peerAddress(call.getPeer());
+    this.peer = callPeer(call, ctx.readsSubjects);
   }
 
   start(): void {
@@ -84,11 +84,11 @@ class InferStream implements OpenStream {
       this.paused = true;
       this.call.pause();
     }
-    const context = callContext(this.call, this.headers, message.id || undefined, this.address);
+    const context = callContext(this.call, this.headers, message.id || undefined, this.peer);
     let decoded: DecodedInfer;
     try {
       if (this.ctx.draining) throw shuttingDown();
-      decoded = decodeInferRequest(message);
+      decoded = decodeFor(this.ctx, message);
     } catch (e) {
       this.ctx.gateway.refused(message.model_name || undefined, e, context);
       this.answerError(message, e);

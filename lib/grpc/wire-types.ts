@@ -55,6 +55,8 @@ export interface WireInferOutput {
   name: string;
   datatype: string;
   shape: number[];
+  /** Only for an output written into shared memory: where it went. */
+  parameters?: Record<string, WireParameter>;
 }
 
 /** ModelInferResponse as tensorwire writes it: every output's bytes in raw_output_contents. */

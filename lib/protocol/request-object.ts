@@ -183,8 +183,8 @@ function readInput(input: unknown, index: number, binary: BinarySection | undefi
   return { tensor: { name, datatype, shape, data }, binarySize };
 }
 
-/** An input whose bytes are in a shared memory region: checked against its shape now, resolved by lib/shm later. */
-function sharedMemoryInput(label: string, name: string, datatype: Datatype, shape: number[], data: unknown, shm: SharedMemoryRef): { tensor: InferInputTensor; binarySize: number } {
+/** An input whose bytes are in a shared memory region: checked against its shape now, resolved by lib/shm later (gRPC's decoder uses it too). */
+export function sharedMemoryInput(label: string, name: string, datatype: Datatype, shape: number[], data: unknown, shm: SharedMemoryRef): { tensor: InferInputTensor; binarySize: number } {
   if (data !== undefined) throw invalid(`${label}: has both 'data' and shared memory parameters`);
   const elementSize = DATATYPE_SIZE[datatype] as number | undefined;
   // Variable-size types (BYTES) have no fixed size to compare with.

@@ -31,7 +31,8 @@ function registerFields(name: string, body: unknown): { key: unknown; offset: un
   return { key: fields.key, offset: fields.offset ?? 0, byteSize: fields.byte_size };
 }
 
-const cudaUnsupported = (): TensorwireError =>
+/** CUDA shared memory registration's refusal (gRPC's CudaSharedMemoryRegister answers the same). */
+export const cudaUnsupported = (): TensorwireError =>
   new TensorwireError('INVALID_INPUT', 'CUDA shared memory is not supported by this server yet: register system shared memory (/v2/systemsharedmemory/region/{name}/register) instead');
 
 /** The routes of both shared memory extensions, over `registry` (the server's). */

@@ -128,6 +128,10 @@ export interface RunningServer {
   readonly sharedMemory: SharedMemoryRegistry;
   /** Request tracing (Triton's trace extension): settings and trace files. */
   readonly trace: TraceControl;
+  /** The access check of every call (undefined without `security`): gRPC admits its calls through it too. */
+  readonly gate: Gate | undefined;
+  /** The server log GET/POST /v2/logging governs. */
+  readonly log: ServerLog;
   /**
    * Begins a graceful shutdown: readiness turns false, new inference requests and stream
    * connections get 503, and the promise resolves true once every in-flight request settled
@@ -362,6 +366,8 @@ export function startServer(service: InferenceService, options: ServerOptions = 
       frontDoor: context.frontDoor,
       sharedMemory,
       trace,
+      gate: security?.gate,
+      log: serverLog,
       async reloadTls(): Promise<void> {
         await reloadTls();
       },

@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { loadProtos } from '../../lib/grpc/proto';
 import type { ModelControl } from '../../lib/core/service';
 import { createTensorwire, type Tensorwire } from '../../lib/tensorwire';
+import type { TensorwireOptions } from '../../lib/tensorwire-options';
 import { tempDir } from './engine-run';
 import { writeHarnessModel, type HarnessModel } from './server-harness';
 
@@ -18,6 +19,10 @@ export interface GrpcHarnessOptions {
   maxBodyBytes?: number;
   streamMaxInflight?: number;
   drainTimeoutMs?: number;
+  /** createTensorwire's `traceDir` (trace files may be named only then). */
+  traceDir?: string;
+  /** createTensorwire's `security` (an auth file, TLS). */
+  security?: TensorwireOptions['security'];
 }
 
 export interface GrpcHarness {
@@ -49,6 +54,8 @@ export async function startGrpcHarness(options: GrpcHarnessOptions): Promise<Grp
       ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
       ...(options.streamMaxInflight !== undefined ? { streamMaxInflight: options.streamMaxInflight } : {}),
       ...(options.drainTimeoutMs !== undefined ? { drainTimeoutMs: options.drainTimeoutMs } : {}),
+      ...(options.traceDir !== undefined ? { traceDir: options.traceDir } : {}),
+      ...(options.security !== undefined ? { security: options.security } : {}),
       log: () => undefined,
     });
     const address = tw.grpc!.address;
