@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it, test } from 'vitest';
 import { bytesTensorStrings, HttpClient, StreamClient } from '../lib/client';
-import { serializeBytesElements } from '../lib/protocol/bytes-tensor';
+import { MAX_BYTES_INPUT_ELEMENTS, serializeBytesElements } from '../lib/protocol/bytes-tensor';
 import { labelModel, NOT_UTF8, stringIdentityModel, textModel, TEXT_VOCABULARY } from './fixtures/string-models';
 import { binaryRequest, call, postBinary, postJson, startHarness, type Harness } from './helpers/server-harness';
 import { binaryFrame, decodeAnswer, RawStream } from './helpers/raw-stream';
@@ -23,6 +23,7 @@ beforeAll(async () => {
         config: { max_batch_size: 16, dynamic_batching: { max_queue_delay_microseconds: 20000 }, instance_group: [{ count: 1, kind: 'KIND_CPU' }] },
       },
       { name: 'text', versions: { 1: async (d) => textModel(d) } },
+      { name: 'wide', versions: { 1: async (d) => stringIdentityModel(d, 'model.onnx', -1) }, config: { max_batch_size: 1 } },
       { name: 'labels', versions: { 1: async (d) => labelModel(d) } },
       {
         name: 'echo_pbtxt',
@@ -210,6 +211,16 @@ describe('malformed BYTES inputs get a 400 naming the tensor and the element', (
     const serialized = serializeBytesElements(['ok', 'fine']);
     serialized.writeUInt32LE(0xffffffff, 0);
     await bad(binaryRequest([{ name: 'text', datatype: 'BYTES', shape: [1, 2], bytes: serialized }]), "input 'text'", 'element 0 declares 4294967295 bytes');
+  });
+
+  it('more elements than a request may carry: refused before any walk (16M empty strings cost 150-250 ms of event loop)', async () => {
+    const count = MAX_BYTES_INPUT_ELEMENTS + 1;
+    const serialized = Buffer.alloc(count * 4); // every element an empty string
+    await bad(binaryRequest([{ name: 'text', datatype: 'BYTES', shape: [1, count], bytes: serialized }]), "input 'text'", `at most ${MAX_BYTES_INPUT_ELEMENTS} elements per request, got ${count}`);
+    // At the bound it is served (the echo model returns every element).
+    const ok = binaryRequest([{ name: 'text', datatype: 'BYTES', shape: [1, MAX_BYTES_INPUT_ELEMENTS], bytes: Buffer.alloc(MAX_BYTES_INPUT_ELEMENTS * 4) }], { parameters: { binary_data_output: true } });
+    const atBound = await postBinary(h.base, '/v2/models/wide/infer', ok.body, ok.headerLength);
+    expect(atBound.status, atBound.body.toString('utf8', 0, 300)).toBe(200);
   });
 
   it('fewer elements than the shape says', async () => {

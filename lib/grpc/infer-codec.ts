@@ -21,7 +21,7 @@
 import type { Datatype } from '../engine/types';
 import { DATATYPE_SIZE } from '../engine/types';
 import { TensorwireError } from '../errors';
-import { BYTES_PREFIX, bytesElementOffsets, serializeBytesElements } from '../protocol/bytes-tensor';
+import { BYTES_PREFIX, checkBytesElements, checkBytesInputCount, serializeBytesElements } from '../protocol/bytes-tensor';
 import { DATATYPES, describeValue, elementCount, formatShape, isDatatype, jsonToTensorBytes } from '../protocol/tensor-data';
 import { sharedMemoryInput } from '../protocol/request-object';
 import { readSharedMemoryRef } from '../protocol/shared-memory-parameters';
@@ -257,9 +257,11 @@ function readBytesData(label: string, shape: number[], raw: Buffer | undefined, 
     if (count > raw.byteLength / BYTES_PREFIX) {
       throw invalid(`${label}: BYTES shape ${formatShape(shape)} has ${count} elements but raw_input_contents holds only ${raw.byteLength} bytes (each element takes a 4-byte length and its bytes)`);
     }
-    bytesElementOffsets(label, raw, count);
+    checkBytesInputCount(label, count);
+    checkBytesElements(label, raw, count);
     return raw;
   }
+  checkBytesInputCount(label, count);
   if (contents !== undefined) {
     for (const other of CONTENTS_FIELDS) {
       if (other !== 'bytes_contents' && contents[other].length > 0) throw invalid(`${label}: BYTES data belongs in contents.bytes_contents, got contents.${other}`);

@@ -122,6 +122,22 @@ function walkElements(label: string, data: Uint8Array, count: number, code: Erro
   if (at !== size) throw invalid(label, `the shape says ${count} BYTES elements but the data holds ${size - at} more bytes after them`, code);
 }
 
+/**
+ * Most elements a BYTES tensor of a request may hold. Checking a BYTES tensor walks its
+ * length prefixes on the event loop (5-15 ns an element, at decode and again against the
+ * model), so the count is what bounds that time: 256Ki elements is at most a few
+ * milliseconds. A 64 MiB body could otherwise carry 16M empty strings (150-250 ms). The same
+ * bound as the JSON output limit's 256K strings per response.
+ */
+export const MAX_BYTES_INPUT_ELEMENTS = 256 * 1024;
+
+/** Refuses a request's BYTES tensor of more than MAX_BYTES_INPUT_ELEMENTS elements, before any walk. */
+export function checkBytesInputCount(label: string, count: number): void {
+  if (count > MAX_BYTES_INPUT_ELEMENTS) {
+    throw invalid(label, `a BYTES tensor holds at most ${MAX_BYTES_INPUT_ELEMENTS} elements per request, got ${count}; split the request`, 'INVALID_INPUT');
+  }
+}
+
 /** Checks that `data` holds exactly `count` well-formed elements; throws `code` naming `label` and the element. */
 export function checkBytesElements(label: string, data: Uint8Array, count: number, code: ErrorCode = 'INVALID_INPUT'): void {
   walkElements(label, data, count, code, false);

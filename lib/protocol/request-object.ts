@@ -9,7 +9,7 @@
 import type { Datatype } from '../engine/types';
 import { DATATYPE_SIZE, isFixedSize } from '../engine/types';
 import { TensorwireError } from '../errors';
-import { checkBytesElements } from './bytes-tensor';
+import { checkBytesElements, checkBytesInputCount } from './bytes-tensor';
 import { MAX_CLASSIFICATION_COUNT } from './classification';
 import { checkCount, checkLength, clip, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_PARAMETER_CHARS, MAX_PARAMETERS, MAX_RANK, MAX_TENSORS } from './request-limits';
 import { DATATYPES, describeValue, elementCount, formatShape, isDatatype, jsonToTensorBytes, type JsonDecodeState } from './tensor-data';
@@ -179,7 +179,11 @@ function readInput(input: unknown, index: number, binary: BinarySection | undefi
   }
   const data = binary.body.subarray(offset, offset + binarySize);
   // BYTES: binary_data_size is the serialized size (Triton's); the prefixes must account for exactly those bytes.
-  if (!isFixedSize(datatype)) checkBytesElements(label, data, elementCount(shape));
+  if (!isFixedSize(datatype)) {
+    const count = elementCount(shape);
+    checkBytesInputCount(label, count);
+    checkBytesElements(label, data, count);
+  }
   return { tensor: { name, datatype, shape, data }, binarySize };
 }
 

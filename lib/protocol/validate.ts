@@ -6,7 +6,7 @@
  */
 import type { ModelMetadata, TensorSpec } from '../engine/types';
 import { DATATYPE_SIZE } from '../engine/types';
-import { checkBytesText } from './bytes-tensor';
+import { checkBytesInputCount, checkBytesText } from './bytes-tensor';
 import { TensorwireError } from '../errors';
 import { clip } from './request-limits';
 import { elementCount, formatShape } from './tensor-data';
@@ -84,7 +84,9 @@ export function validateRequest(request: InferRequest, metadata: ModelMetadata, 
     }
     if (spec.datatype === 'BYTES') {
       // The model's tensor is an ONNX string: well-formed elements, each UTF-8 text.
-      checkBytesText(`input '${spec.name}'`, input.data, elementCount(shape));
+      const count = elementCount(shape);
+      checkBytesInputCount(`input '${spec.name}'`, count);
+      checkBytesText(`input '${spec.name}'`, input.data, count);
       continue;
     }
     const bytes = elementCount(shape) * DATATYPE_SIZE[spec.datatype];
