@@ -10,10 +10,16 @@
  * succeeded when its stream carried DATA before the trailers ending it (grpc-js answers a
  * failure trailers-only, without DATA); RST_STREAM fails it.
  *
- * Streaming: one ModelStreamInfer stream (stream 1) per connection; each request is one DATA
- * frame built once per lane id; answers are split out of the stream's DATA and matched by
- * `id` (streamAnswerInfo). The stream ending for any reason loses the connection's requests
- * and reconnects.
+ * Streaming: one ModelStreamInfer stream (stream 1) per connection; each request is a gRPC
+ * message built once per lane id, and the requests sent in one tick leave in as few DATA
+ * frames as the frame size allows (several messages per frame, as gRPC's C++ and Go clients
+ * send them); answers are split out of the stream's DATA and matched by `id`
+ * (streamAnswerInfo). The stream ending for any reason loses the connection's requests and
+ * reconnects.
+ *
+ * Everything written in one tick leaves in one system call (the socket is corked until the
+ * next tick), and reads land in one reused buffer (raw-socket.ts), as for HTTP and the
+ * WebSocket stream.
  *
  * The server's HPACK-encoded headers are skipped unread, which is safe because this side
  * never decodes a header block (the dynamic table only matters to a decoder). Flow control:
@@ -21,8 +27,9 @@
  * overrun them; the receive windows are opened wide at the start and topped up as answers
  * arrive. Requests larger than one default frame go through node:http2 (GrpcMux) instead.
  */
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Completion, ConnectionEvents } from './connections';
+import { connectReusingBuffer } from './raw-socket';
 import { GrpcFrameReader, GrpcLane, grpcFrame, streamAnswerInfo, withGrpcId, type GrpcLaneOwner } from './grpc-connection';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -38,6 +45,8 @@ const ACK = 0x1;
 const END_HEADERS = 0x4;
 const MAX_WINDOW = 0x7fffffff;
 const DEFAULT_WINDOW = 65_535;
+/** HTTP/2's default largest frame payload (SETTINGS_MAX_FRAME_SIZE), which grpc-js's server keeps. */
+const MAX_FRAME = 16_384;
 /** HTTP/2's default largest frame: a request whose framed message is larger goes through node:http2 (GrpcMux) instead. */
 export const RAW_MAX_MESSAGE = 16_384 - 5;
 
@@ -102,9 +111,16 @@ export class RawGrpcMux implements GrpcLaneOwner {
   private sendWindow = DEFAULT_WINDOW;
   private streamWindow = DEFAULT_WINDOW;
   private readonly waiting: GrpcLane[] = [];
+  /** Streaming: messages sent this tick, not yet written (sendMessages). */
+  private outgoing: Buffer[] = [];
+  private outgoingBytes = 0;
   private received = 0;
   private pending: Buffer | undefined;
   private readonly streamHeaders: Buffer;
+  /** Reads land here (connectReusingBuffer); each is parsed before the next. */
+  private readonly readBuffer = Buffer.allocUnsafe(256 * 1024);
+  /** The socket is corked until the end of this tick: the frames of one tick leave in one system call. */
+  private corked = false;
 
   constructor(
     private readonly host: string,
@@ -146,7 +162,8 @@ export class RawGrpcMux implements GrpcLaneOwner {
 
   requestFor(id: string): Buffer {
     // Streaming: a DATA frame of the stream carrying the request with the lane's id.
-    return this.streaming ? frame(DATA, 0, STREAM_ID, grpcFrame(withGrpcId(this.request, id))) : this.template;
+    // Streaming: the gRPC message carrying the lane's id; the DATA frames around it are built as it leaves (sendMessages).
+    return this.streaming ? grpcFrame(withGrpcId(this.request, id)) : this.template;
   }
 
   connect(lane: GrpcLane): void {
@@ -156,23 +173,32 @@ export class RawGrpcMux implements GrpcLaneOwner {
     }
     if (this.state !== 'idle') return;
     this.state = 'connecting';
-    const socket = connect({ host: this.host, port: this.port, noDelay: true });
+    const socket = connectReusingBuffer(
+      this.host,
+      this.port,
+      this.readBuffer,
+      (s) => this.socket === s,
+      (bytes) => this.read(bytes),
+      () => socket.destroy(),
+    );
     this.socket = socket;
+    this.corked = false;
     this.nextStreamId = 1;
     this.sendWindow = DEFAULT_WINDOW;
     this.streamWindow = DEFAULT_WINDOW;
     this.streamSendWindow = DEFAULT_WINDOW;
     this.pending = undefined;
+    this.outgoing = [];
+    this.outgoingBytes = 0;
     this.reader.reset();
     socket.once('connect', () => {
       if (this.socket !== socket) return;
       // Our SETTINGS: no push, the largest stream window; then the largest connection window.
       const settings = Buffer.from([0, 2, 0, 0, 0, 0, 0, 4, 0x7f, 0xff, 0xff, 0xff]);
-      socket.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0, settings), windowUpdate(0, MAX_WINDOW - DEFAULT_WINDOW), ...(this.streaming ? [this.streamHeaders] : [])]));
+      this.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0, settings), windowUpdate(0, MAX_WINDOW - DEFAULT_WINDOW), ...(this.streaming ? [this.streamHeaders] : [])]));
       this.state = 'open';
       for (const l of this.laneList) if (l.wanted) this.events.onReady(l);
     });
-    socket.on('data', (chunk: Buffer) => this.read(chunk));
     const lost = (error?: Error): void => {
       if (this.socket !== socket) return;
       this.socket = undefined;
@@ -193,7 +219,7 @@ export class RawGrpcMux implements GrpcLaneOwner {
 
   send(lane: GrpcLane): void {
     if (this.streaming) {
-      const bytes = lane.request.length - 9;
+      const bytes = lane.request.length;
       if (this.sendWindow < bytes || this.streamSendWindow < bytes || this.waiting.length > 0) {
         this.waiting.push(lane);
         return;
@@ -201,7 +227,7 @@ export class RawGrpcMux implements GrpcLaneOwner {
       this.sendWindow -= bytes;
       this.streamSendWindow -= bytes;
       this.byId.set(lane.id, lane);
-      this.socket!.write(lane.request);
+      this.queueMessage(lane.request);
       return;
     }
     if (this.sendWindow < this.dataBytes || this.streamWindow < this.dataBytes) {
@@ -216,7 +242,59 @@ export class RawGrpcMux implements GrpcLaneOwner {
     bytes.writeUInt32BE(id, this.dataIdAt);
     lane.streamId = id;
     this.calls.set(id, { lane, gotData: false });
-    this.socket!.write(bytes);
+    this.write(bytes);
+  }
+
+  /** Streaming: queues a gRPC message; the messages of one tick leave together (sendMessages). */
+  private queueMessage(message: Buffer): void {
+    if (this.outgoing.length === 0) process.nextTick(() => this.sendMessages());
+    this.outgoing.push(message);
+    this.outgoingBytes += message.length;
+  }
+
+  /**
+   * The stream's queued messages as few DATA frames as HTTP/2's default largest frame allows
+   * (a DATA frame may carry several gRPC messages, as gRPC's C++ and Go clients send them):
+   * the server's HTTP/2 layer then handles one frame, and grpc-js one chunk, per ~14 requests
+   * instead of one per request.
+   */
+  private sendMessages(): void {
+    const messages = this.outgoing;
+    const total = this.outgoingBytes;
+    this.outgoing = [];
+    this.outgoingBytes = 0;
+    if (this.socket === undefined || messages.length === 0) return;
+    const out = Buffer.allocUnsafe(total + 9 * messages.length) // at worst a frame per message (each fits one: RAW_MAX_MESSAGE);
+    let at = 0;
+    let frameStart = -1;
+    for (const message of messages) {
+      if (frameStart < 0 || at - frameStart - 9 + message.length > MAX_FRAME) {
+        if (frameStart >= 0) out.writeUIntBE(at - frameStart - 9, frameStart, 3);
+        frameStart = at;
+        out[at + 3] = DATA;
+        out[at + 4] = 0;
+        out.writeUInt32BE(STREAM_ID, at + 5);
+        at += 9;
+      }
+      at += message.copy(out, at);
+    }
+    out.writeUIntBE(at - frameStart - 9, frameStart, 3);
+    this.write(out.subarray(0, at));
+  }
+
+  /** Queues bytes on the socket; everything written in one tick (every request sent while one read's answers are handled) leaves in one system call. */
+  private write(bytes: Buffer): void {
+    const socket = this.socket;
+    if (socket === undefined) return;
+    if (!this.corked) {
+      this.corked = true;
+      socket.cork();
+      process.nextTick(() => {
+        if (this.socket === socket) this.corked = false;
+        socket.uncork();
+      });
+    }
+    socket.write(bytes);
   }
 
   cancel(lane: GrpcLane): void {
@@ -230,7 +308,7 @@ export class RawGrpcMux implements GrpcLaneOwner {
     if (id === 0 || !this.calls.delete(id)) return;
     const code = Buffer.alloc(4);
     code.writeUInt32BE(8, 0); // CANCEL
-    this.socket?.write(frame(RST_STREAM, 0, id, code));
+    this.write(frame(RST_STREAM, 0, id, code));
   }
 
   close(): void {
@@ -296,7 +374,7 @@ export class RawGrpcMux implements GrpcLaneOwner {
       }
       if (type !== DATA) return;
       if (this.received > 256 * 1024 * 1024) {
-        this.socket?.write(windowUpdate(0, this.received));
+        this.write(windowUpdate(0, this.received));
         this.received = 0;
       }
       return;
@@ -306,7 +384,7 @@ export class RawGrpcMux implements GrpcLaneOwner {
         this.received += payload.length;
         // Keep the connection window open: top it up after every 256 MiB received.
         if (this.received > 256 * 1024 * 1024) {
-          this.socket?.write(windowUpdate(0, this.received));
+          this.write(windowUpdate(0, this.received));
           this.received = 0;
         }
         const call = this.calls.get(streamId);
@@ -334,11 +412,11 @@ export class RawGrpcMux implements GrpcLaneOwner {
             this.streamWindow = window;
           }
         }
-        this.socket?.write(frame(SETTINGS, ACK, 0, Buffer.alloc(0)));
+        this.write(frame(SETTINGS, ACK, 0, Buffer.alloc(0)));
         this.flushWaiting();
         return;
       case PING:
-        if (!(flags & ACK)) this.socket?.write(frame(PING, ACK, 0, payload));
+        if (!(flags & ACK)) this.write(frame(PING, ACK, 0, payload));
         return;
       case WINDOW_UPDATE:
         if (streamId === 0) this.sendWindow += payload.readUInt32BE(0) & 0x7fffffff;
@@ -362,13 +440,13 @@ export class RawGrpcMux implements GrpcLaneOwner {
   private flushWaiting(): void {
     if (this.streaming) {
       while (this.waiting.length > 0) {
-        const bytes = this.waiting[0]!.request.length - 9;
+        const bytes = this.waiting[0]!.request.length;
         if (this.sendWindow < bytes || this.streamSendWindow < bytes) return;
         const lane = this.waiting.shift()!;
         this.sendWindow -= bytes;
         this.streamSendWindow -= bytes;
         this.byId.set(lane.id, lane);
-        this.socket!.write(lane.request);
+        this.queueMessage(lane.request);
       }
       return;
     }
