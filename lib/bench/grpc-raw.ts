@@ -31,58 +31,12 @@ import type { Socket } from 'node:net';
 import type { Completion, ConnectionEvents } from './connections';
 import { connectReusingBuffer } from './raw-socket';
 import { GrpcFrameReader, GrpcLane, grpcFrame, streamAnswerInfo, withGrpcId, type GrpcLaneOwner } from './grpc-connection';
+import {
+  ACK, DATA, DEFAULT_WINDOW, END_HEADERS, END_STREAM, GOAWAY, HEADERS, MAX_WINDOW, PING, PREFACE, RST_STREAM, SETTINGS, WINDOW_UPDATE,
+  dataFrames, frame, headerBlock, windowUpdate,
+} from './http2-frames';
 
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
-const DATA = 0;
-const HEADERS = 1;
-const RST_STREAM = 3;
-const SETTINGS = 4;
-const PING = 6;
-const GOAWAY = 7;
-const WINDOW_UPDATE = 8;
-const END_STREAM = 0x1;
-const ACK = 0x1;
-const END_HEADERS = 0x4;
-const MAX_WINDOW = 0x7fffffff;
-const DEFAULT_WINDOW = 65_535;
-/** HTTP/2's default largest frame payload (SETTINGS_MAX_FRAME_SIZE), which grpc-js's server keeps. */
-const MAX_FRAME = 16_384;
-/** HTTP/2's default largest frame: a request whose framed message is larger goes through node:http2 (GrpcMux) instead. */
-export const RAW_MAX_MESSAGE = 16_384 - 5;
-
-function frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(9 + payload.length);
-  out.writeUIntBE(payload.length, 0, 3);
-  out[3] = type;
-  out[4] = flags;
-  out.writeUInt32BE(streamId, 5);
-  payload.copy(out, 9);
-  return out;
-}
-
-/** An HPACK string literal, not Huffman-coded (lengths below 127). */
-function literal(text: string): Buffer {
-  const bytes = Buffer.from(text, 'latin1');
-  if (bytes.length >= 127) throw new RangeError('header value too long for this encoder');
-  return Buffer.concat([Buffer.from([bytes.length]), bytes]);
-}
-
-/** The request headers of a call to `path`, as a static HPACK block. */
-function headerBlock(path: string, authority: string): Buffer {
-  return Buffer.concat([
-    Buffer.from([0x83, 0x86]), // :method POST, :scheme http (static table 3, 6)
-    Buffer.from([0x04]), literal(path), // :path, literal without indexing, name index 4
-    Buffer.from([0x01]), literal(authority), // :authority, name index 1
-    Buffer.from([0x0f, 0x10]), literal('application/grpc'), // content-type, name index 31
-    Buffer.from([0x00]), literal('te'), literal('trailers'), // te: trailers, new name
-  ]);
-}
-
-function windowUpdate(streamId: number, increment: number): Buffer {
-  const payload = Buffer.allocUnsafe(4);
-  payload.writeUInt32BE(increment, 0);
-  return frame(WINDOW_UPDATE, 0, streamId, payload);
-}
+export { RAW_MAX_MESSAGE } from './http2-frames';
 
 interface Call {
   lane: GrpcLane;
@@ -252,34 +206,14 @@ export class RawGrpcMux implements GrpcLaneOwner {
     this.outgoingBytes += message.length;
   }
 
-  /**
-   * The stream's queued messages as few DATA frames as HTTP/2's default largest frame allows
-   * (a DATA frame may carry several gRPC messages, as gRPC's C++ and Go clients send them):
-   * the server's HTTP/2 layer then handles one frame, and grpc-js one chunk, per ~14 requests
-   * instead of one per request.
-   */
+  /** The stream's queued messages, as few DATA frames as they fit in (dataFrames), in one write. */
   private sendMessages(): void {
     const messages = this.outgoing;
     const total = this.outgoingBytes;
     this.outgoing = [];
     this.outgoingBytes = 0;
     if (this.socket === undefined || messages.length === 0) return;
-    const out = Buffer.allocUnsafe(total + 9 * messages.length) // at worst a frame per message (each fits one: RAW_MAX_MESSAGE);
-    let at = 0;
-    let frameStart = -1;
-    for (const message of messages) {
-      if (frameStart < 0 || at - frameStart - 9 + message.length > MAX_FRAME) {
-        if (frameStart >= 0) out.writeUIntBE(at - frameStart - 9, frameStart, 3);
-        frameStart = at;
-        out[at + 3] = DATA;
-        out[at + 4] = 0;
-        out.writeUInt32BE(STREAM_ID, at + 5);
-        at += 9;
-      }
-      at += message.copy(out, at);
-    }
-    out.writeUIntBE(at - frameStart - 9, frameStart, 3);
-    this.write(out.subarray(0, at));
+    this.write(dataFrames(STREAM_ID, messages, total));
   }
 
   /** Queues bytes on the socket; everything written in one tick (every request sent while one read's answers are handled) leaves in one system call. */
