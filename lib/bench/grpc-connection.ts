@@ -137,10 +137,11 @@ export class GrpcFrameReader {
     this.pendingBytes = 0;
   }
 
+  /** `chunk` may be a view of a read buffer the caller reuses: what is kept past this call is copied. */
   push(chunk: Buffer): void {
     let b = chunk;
     if (this.pending.length > 0) {
-      this.pending.push(chunk);
+      this.pending.push(Buffer.from(chunk));
       this.pendingBytes += chunk.length;
       if (this.pendingBytes < this.needed) return;
       b = Buffer.concat(this.pending, this.pendingBytes);
@@ -155,7 +156,7 @@ export class GrpcFrameReader {
       at += 5 + length;
     }
     if (at < b.length) {
-      const rest = b.subarray(at);
+      const rest = Buffer.from(b.subarray(at));
       this.pending.push(rest);
       this.pendingBytes = rest.length;
       this.needed = rest.length >= 5 ? 5 + rest.readUInt32BE(1) : 5;

@@ -10,10 +10,16 @@
  * succeeded when its stream carried DATA before the trailers ending it (grpc-js answers a
  * failure trailers-only, without DATA); RST_STREAM fails it.
  *
- * Streaming: one ModelStreamInfer stream (stream 1) per connection; each request is one DATA
- * frame built once per lane id; answers are split out of the stream's DATA and matched by
- * `id` (streamAnswerInfo). The stream ending for any reason loses the connection's requests
- * and reconnects.
+ * Streaming: one ModelStreamInfer stream (stream 1) per connection; each request is a gRPC
+ * message built once per lane id, and the requests sent in one tick leave in as few DATA
+ * frames as the frame size allows (several messages per frame, as gRPC's C++ and Go clients
+ * send them); answers are split out of the stream's DATA and matched by `id`
+ * (streamAnswerInfo). The stream ending for any reason loses the connection's requests and
+ * reconnects.
+ *
+ * Everything written in one tick leaves in one system call (the socket is corked until the
+ * next tick), and reads land in one reused buffer (raw-socket.ts), as for HTTP and the
+ * WebSocket stream.
  *
  * The server's HPACK-encoded headers are skipped unread, which is safe because this side
  * never decodes a header block (the dynamic table only matters to a decoder). Flow control:
@@ -21,59 +27,16 @@
  * overrun them; the receive windows are opened wide at the start and topped up as answers
  * arrive. Requests larger than one default frame go through node:http2 (GrpcMux) instead.
  */
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Completion, ConnectionEvents } from './connections';
+import { connectReusingBuffer } from './raw-socket';
 import { GrpcFrameReader, GrpcLane, grpcFrame, streamAnswerInfo, withGrpcId, type GrpcLaneOwner } from './grpc-connection';
+import {
+  ACK, DATA, DEFAULT_WINDOW, END_HEADERS, END_STREAM, GOAWAY, HEADERS, MAX_WINDOW, PING, PREFACE, RST_STREAM, SETTINGS, WINDOW_UPDATE,
+  dataFrames, frame, headerBlock, windowUpdate,
+} from './http2-frames';
 
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
-const DATA = 0;
-const HEADERS = 1;
-const RST_STREAM = 3;
-const SETTINGS = 4;
-const PING = 6;
-const GOAWAY = 7;
-const WINDOW_UPDATE = 8;
-const END_STREAM = 0x1;
-const ACK = 0x1;
-const END_HEADERS = 0x4;
-const MAX_WINDOW = 0x7fffffff;
-const DEFAULT_WINDOW = 65_535;
-/** HTTP/2's default largest frame: a request whose framed message is larger goes through node:http2 (GrpcMux) instead. */
-export const RAW_MAX_MESSAGE = 16_384 - 5;
-
-function frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(9 + payload.length);
-  out.writeUIntBE(payload.length, 0, 3);
-  out[3] = type;
-  out[4] = flags;
-  out.writeUInt32BE(streamId, 5);
-  payload.copy(out, 9);
-  return out;
-}
-
-/** An HPACK string literal, not Huffman-coded (lengths below 127). */
-function literal(text: string): Buffer {
-  const bytes = Buffer.from(text, 'latin1');
-  if (bytes.length >= 127) throw new RangeError('header value too long for this encoder');
-  return Buffer.concat([Buffer.from([bytes.length]), bytes]);
-}
-
-/** The request headers of a call to `path`, as a static HPACK block. */
-function headerBlock(path: string, authority: string): Buffer {
-  return Buffer.concat([
-    Buffer.from([0x83, 0x86]), // :method POST, :scheme http (static table 3, 6)
-    Buffer.from([0x04]), literal(path), // :path, literal without indexing, name index 4
-    Buffer.from([0x01]), literal(authority), // :authority, name index 1
-    Buffer.from([0x0f, 0x10]), literal('application/grpc'), // content-type, name index 31
-    Buffer.from([0x00]), literal('te'), literal('trailers'), // te: trailers, new name
-  ]);
-}
-
-function windowUpdate(streamId: number, increment: number): Buffer {
-  const payload = Buffer.allocUnsafe(4);
-  payload.writeUInt32BE(increment, 0);
-  return frame(WINDOW_UPDATE, 0, streamId, payload);
-}
+export { RAW_MAX_MESSAGE } from './http2-frames';
 
 interface Call {
   lane: GrpcLane;
@@ -102,9 +65,16 @@ export class RawGrpcMux implements GrpcLaneOwner {
   private sendWindow = DEFAULT_WINDOW;
   private streamWindow = DEFAULT_WINDOW;
   private readonly waiting: GrpcLane[] = [];
+  /** Streaming: messages sent this tick, not yet written (sendMessages). */
+  private outgoing: Buffer[] = [];
+  private outgoingBytes = 0;
   private received = 0;
   private pending: Buffer | undefined;
   private readonly streamHeaders: Buffer;
+  /** Reads land here (connectReusingBuffer); each is parsed before the next. */
+  private readonly readBuffer = Buffer.allocUnsafe(256 * 1024);
+  /** The socket is corked until the end of this tick: the frames of one tick leave in one system call. */
+  private corked = false;
 
   constructor(
     private readonly host: string,
@@ -146,7 +116,8 @@ export class RawGrpcMux implements GrpcLaneOwner {
 
   requestFor(id: string): Buffer {
     // Streaming: a DATA frame of the stream carrying the request with the lane's id.
-    return this.streaming ? frame(DATA, 0, STREAM_ID, grpcFrame(withGrpcId(this.request, id))) : this.template;
+    // Streaming: the gRPC message carrying the lane's id; the DATA frames around it are built as it leaves (sendMessages).
+    return this.streaming ? grpcFrame(withGrpcId(this.request, id)) : this.template;
   }
 
   connect(lane: GrpcLane): void {
@@ -156,23 +127,32 @@ export class RawGrpcMux implements GrpcLaneOwner {
     }
     if (this.state !== 'idle') return;
     this.state = 'connecting';
-    const socket = connect({ host: this.host, port: this.port, noDelay: true });
+    const socket = connectReusingBuffer(
+      this.host,
+      this.port,
+      this.readBuffer,
+      (s) => this.socket === s,
+      (bytes) => this.read(bytes),
+      () => socket.destroy(),
+    );
     this.socket = socket;
+    this.corked = false;
     this.nextStreamId = 1;
     this.sendWindow = DEFAULT_WINDOW;
     this.streamWindow = DEFAULT_WINDOW;
     this.streamSendWindow = DEFAULT_WINDOW;
     this.pending = undefined;
+    this.outgoing = [];
+    this.outgoingBytes = 0;
     this.reader.reset();
     socket.once('connect', () => {
       if (this.socket !== socket) return;
       // Our SETTINGS: no push, the largest stream window; then the largest connection window.
       const settings = Buffer.from([0, 2, 0, 0, 0, 0, 0, 4, 0x7f, 0xff, 0xff, 0xff]);
-      socket.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0, settings), windowUpdate(0, MAX_WINDOW - DEFAULT_WINDOW), ...(this.streaming ? [this.streamHeaders] : [])]));
+      this.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0, settings), windowUpdate(0, MAX_WINDOW - DEFAULT_WINDOW), ...(this.streaming ? [this.streamHeaders] : [])]));
       this.state = 'open';
       for (const l of this.laneList) if (l.wanted) this.events.onReady(l);
     });
-    socket.on('data', (chunk: Buffer) => this.read(chunk));
     const lost = (error?: Error): void => {
       if (this.socket !== socket) return;
       this.socket = undefined;
@@ -193,7 +173,7 @@ export class RawGrpcMux implements GrpcLaneOwner {
 
   send(lane: GrpcLane): void {
     if (this.streaming) {
-      const bytes = lane.request.length - 9;
+      const bytes = lane.request.length;
       if (this.sendWindow < bytes || this.streamSendWindow < bytes || this.waiting.length > 0) {
         this.waiting.push(lane);
         return;
@@ -201,7 +181,7 @@ export class RawGrpcMux implements GrpcLaneOwner {
       this.sendWindow -= bytes;
       this.streamSendWindow -= bytes;
       this.byId.set(lane.id, lane);
-      this.socket!.write(lane.request);
+      this.queueMessage(lane.request);
       return;
     }
     if (this.sendWindow < this.dataBytes || this.streamWindow < this.dataBytes) {
@@ -216,7 +196,39 @@ export class RawGrpcMux implements GrpcLaneOwner {
     bytes.writeUInt32BE(id, this.dataIdAt);
     lane.streamId = id;
     this.calls.set(id, { lane, gotData: false });
-    this.socket!.write(bytes);
+    this.write(bytes);
+  }
+
+  /** Streaming: queues a gRPC message; the messages of one tick leave together (sendMessages). */
+  private queueMessage(message: Buffer): void {
+    if (this.outgoing.length === 0) process.nextTick(() => this.sendMessages());
+    this.outgoing.push(message);
+    this.outgoingBytes += message.length;
+  }
+
+  /** The stream's queued messages, as few DATA frames as they fit in (dataFrames), in one write. */
+  private sendMessages(): void {
+    const messages = this.outgoing;
+    const total = this.outgoingBytes;
+    this.outgoing = [];
+    this.outgoingBytes = 0;
+    if (this.socket === undefined || messages.length === 0) return;
+    this.write(dataFrames(STREAM_ID, messages, total));
+  }
+
+  /** Queues bytes on the socket; everything written in one tick (every request sent while one read's answers are handled) leaves in one system call. */
+  private write(bytes: Buffer): void {
+    const socket = this.socket;
+    if (socket === undefined) return;
+    if (!this.corked) {
+      this.corked = true;
+      socket.cork();
+      process.nextTick(() => {
+        if (this.socket === socket) this.corked = false;
+        socket.uncork();
+      });
+    }
+    socket.write(bytes);
   }
 
   cancel(lane: GrpcLane): void {
@@ -230,7 +242,7 @@ export class RawGrpcMux implements GrpcLaneOwner {
     if (id === 0 || !this.calls.delete(id)) return;
     const code = Buffer.alloc(4);
     code.writeUInt32BE(8, 0); // CANCEL
-    this.socket?.write(frame(RST_STREAM, 0, id, code));
+    this.write(frame(RST_STREAM, 0, id, code));
   }
 
   close(): void {
@@ -296,7 +308,7 @@ export class RawGrpcMux implements GrpcLaneOwner {
       }
       if (type !== DATA) return;
       if (this.received > 256 * 1024 * 1024) {
-        this.socket?.write(windowUpdate(0, this.received));
+        this.write(windowUpdate(0, this.received));
         this.received = 0;
       }
       return;
@@ -306,7 +318,7 @@ export class RawGrpcMux implements GrpcLaneOwner {
         this.received += payload.length;
         // Keep the connection window open: top it up after every 256 MiB received.
         if (this.received > 256 * 1024 * 1024) {
-          this.socket?.write(windowUpdate(0, this.received));
+          this.write(windowUpdate(0, this.received));
           this.received = 0;
         }
         const call = this.calls.get(streamId);
@@ -334,11 +346,11 @@ export class RawGrpcMux implements GrpcLaneOwner {
             this.streamWindow = window;
           }
         }
-        this.socket?.write(frame(SETTINGS, ACK, 0, Buffer.alloc(0)));
+        this.write(frame(SETTINGS, ACK, 0, Buffer.alloc(0)));
         this.flushWaiting();
         return;
       case PING:
-        if (!(flags & ACK)) this.socket?.write(frame(PING, ACK, 0, payload));
+        if (!(flags & ACK)) this.write(frame(PING, ACK, 0, payload));
         return;
       case WINDOW_UPDATE:
         if (streamId === 0) this.sendWindow += payload.readUInt32BE(0) & 0x7fffffff;
@@ -362,13 +374,13 @@ export class RawGrpcMux implements GrpcLaneOwner {
   private flushWaiting(): void {
     if (this.streaming) {
       while (this.waiting.length > 0) {
-        const bytes = this.waiting[0]!.request.length - 9;
+        const bytes = this.waiting[0]!.request.length;
         if (this.sendWindow < bytes || this.streamSendWindow < bytes) return;
         const lane = this.waiting.shift()!;
         this.sendWindow -= bytes;
         this.streamSendWindow -= bytes;
         this.byId.set(lane.id, lane);
-        this.socket!.write(lane.request);
+        this.queueMessage(lane.request);
       }
       return;
     }

@@ -25,6 +25,7 @@ import { decodeFor, type GrpcContext, type OpenStream } from './grpc-context';
 import { encodeInferResponse, type DecodedInfer } from './infer-codec';
 import { applyDeadline, clientCancelled, runDecoded } from './model-infer';
 import { shuttingDown, statusDetails, toServiceError } from './status';
+import { answerWriter, type AnswerWriter } from './answer-writer';
 import type { WireInferRequest, WireStreamResponse } from './wire-types';
 
 type Duplex = grpc.ServerDuplexStream<WireInferRequest, WireStreamResponse>;
@@ -56,6 +57,8 @@ class InferStream implements OpenStream {
   private readonly headers: Record<string, string>;
   /** The peer's address and certificate subject, taken once at the stream's start. */
   private readonly peer: CallPeer;
+  /** Writes answers; those of one tick leave in one HTTP/2 write (answer-writer.ts). */
+  private readonly writeAnswer: AnswerWriter<WireStreamResponse>;
 
   constructor(
     private readonly call: Duplex,
@@ -63,6 +66,7 @@ class InferStream implements OpenStream {
   ) {
     this.headers = selectedMetadata(call.metadata);
     this.peer = callPeer(call, ctx.readsSubjects);
+    this.writeAnswer = answerWriter(call);
   }
 
   start(): void {
@@ -134,7 +138,7 @@ class InferStream implements OpenStream {
       this.settled();
       return;
     }
-    this.call.write(response, () => this.settled());
+    this.writeAnswer(response, () => this.settled());
   }
 
   /** One request's answer left (or will never be written): make room, maybe resume reading, maybe end. */
