@@ -5,7 +5,6 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { HttpClient } from '../lib/client/http-client';
-import { TensorwireError } from '../lib/errors';
 import { startTrivialServer, type TrivialServer } from './bench-trivial-server';
 import { rejection } from './helpers/expect-error';
 

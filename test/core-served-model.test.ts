@@ -194,7 +194,7 @@ describe('ServedModel hot swap', () => {
   });
 
   it('an invalid config keeps the serving version and says why nothing new loads', async () => {
-    const { repo, m, apply, answer } = setup();
+    const { repo, apply, answer } = setup();
     await publishVersioned(repo, 'm', 1);
     await apply();
     writeConfig(repo, 'm', { max_batch_sizes: 8 });

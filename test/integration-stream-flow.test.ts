@@ -86,8 +86,6 @@ async function otherClientsServed(rounds: number): Promise<number> {
   return slowest;
 }
 
-const mib = (n: number) => n / (1 << 20);
-
 describe('stream flow control', () => {
   it('answers every request past the in-flight limit with a 429 frame, never drops one', async () => {
     const N = 1500;

@@ -59,10 +59,6 @@ function gate(id: string | number, x: number): unknown {
   return { id, model_name: 'gate', inputs: [{ name: 'X', datatype: 'INT32', shape: [1], data: [x] }] };
 }
 
-function big(id: string, n: number): unknown {
-  return { id, model_name: 'big', inputs: [{ name: 'N', datatype: 'INT32', shape: [1], data: [n] }] };
-}
-
 /** Splits a binary response frame into its JSON header and tensor bytes. */
 function splitBinary(frame: Buffer): { json: any; bytes: Buffer } {
   const length = frame.readUInt32LE(0);
