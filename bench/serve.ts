@@ -3,7 +3,10 @@
  * today (bench/peers/ort-node-http.ts: onnxruntime-node + node:http, one run per request),
  * in the same run, on the same model, under the same load generator (`tensorwire bench`, its
  * own process): batch-1 KServe JSON requests at 64 connections for N seconds each, then
- * tensorwire with binary-extension requests. Each server runs alone in its own process.
+ * tensorwire with binary-extension requests, then the same concurrency as gRPC streams
+ * (raw_input_contents, 4 streams of 16) and WebSocket streams (4 sockets of 16) on the same
+ * tensorwire process. Each server runs alone in its own process. bench/serve-grpc.ts compares
+ * the transports alone (unary gRPC too).
  *
  *   npx tsc -p tsconfig.json && node dist/bench/serve.js [--seconds 5] [--concurrency 64]
  *       [--rounds 1] [--workers N] [--cpu-prof DIR]
@@ -22,7 +25,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { mlpModel } from '../test/fixtures/models';
-import { cpuSeconds, runLoad, startPeer, startTensorwire, type LoadResult } from './serve-process';
+import { cpuSeconds, grpcAddressOf, runLoad, startPeer, startTensorwire, type LoadResult } from './serve-process';
 import { formatTable } from './table';
 
 const { values } = parseArgs({
@@ -41,7 +44,7 @@ const WORKERS = values.workers === undefined ? undefined : Number(values.workers
 
 interface Row {
   server: string;
-  protocol: 'http-json' | 'http-binary';
+  protocol: 'http-json' | 'http-binary' | 'grpc-stream' | 'ws';
   result?: LoadResult;
   /** Server CPU per request (µs), from the best round. */
   cpuUs?: number;
@@ -63,7 +66,11 @@ async function main(): Promise<void> {
     { server: 'onnxruntime-node + node:http', protocol: 'http-json' },
     { server: 'tensorwire', protocol: 'http-json' },
     { server: 'tensorwire', protocol: 'http-binary' },
+    { server: 'tensorwire', protocol: 'grpc-stream' },
+    { server: 'tensorwire', protocol: 'ws' },
   ];
+  /** Requests in flight per gRPC stream / WebSocket: CONCURRENCY in all, as the HTTP rows. */
+  const PIPELINE = 16;
   try {
     const versionDir = join(repo, 'mlp', '1');
     mkdirSync(versionDir, { recursive: true });
@@ -81,10 +88,13 @@ async function main(): Promise<void> {
 
       process.stderr.write(`round ${round}/${ROUNDS}: tensorwire...\n`);
       const profFlags = values['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', values['cpu-prof']] : [];
-      const tw = await startTensorwire(['--repo', repo], profFlags);
+      const tw = await startTensorwire(['--repo', repo, '--grpc-port', '0'], profFlags);
       try {
+        const grpcAddress = await grpcAddressOf(tw);
         await measure(rows[1]!, tw.child.pid, () => runLoad({ ...load, url: tw.url, protocol: 'http-json' }));
         await measure(rows[2]!, tw.child.pid, () => runLoad({ ...load, url: tw.url, protocol: 'http-binary' }));
+        await measure(rows[3]!, tw.child.pid, () => runLoad({ ...load, url: tw.url, grpcAddress, protocol: 'grpc-stream', pipeline: PIPELINE }));
+        await measure(rows[4]!, tw.child.pid, () => runLoad({ ...load, url: tw.url, protocol: 'ws', pipeline: PIPELINE }));
       } finally {
         await tw.stop();
       }
@@ -110,6 +120,7 @@ async function main(): Promise<void> {
     [`tensorwire JSON >= 5x the peer's req/s`, json.rps >= 5 * peer.rps, `${(json.rps / peer.rps).toFixed(2)}x`],
     [`tensorwire JSON p99 < the peer's`, json.p99 < peer.p99, `${json.p99.toFixed(2)} vs ${peer.p99.toFixed(2)} ms`],
     [`binary >= 1.3x JSON`, binary.rps >= 1.3 * json.rps, `${(binary.rps / json.rps).toFixed(2)}x`],
+    [`gRPC stream >= HTTP binary`, rows[3]!.result!.rps >= binary.rps, `${(rows[3]!.result!.rps / binary.rps).toFixed(2)}x`],
   ] as const;
   console.log('');
   for (const [what, ok, value] of checks) console.log(`${ok ? 'met   ' : 'MISSED'}  ${what}: ${value}`);
