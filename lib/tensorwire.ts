@@ -134,6 +134,9 @@ export async function createTensorwire(options: TensorwireOptions & CreateOption
         // gRPC serves TLS whenever HTTP does, with the same files.
         ...(security?.tls !== undefined ? { tls: security.tls.appOptions } : {}),
       });
+      // One certificate for both: a reload of the HTTPS one (SIGHUP, file watch) reloads gRPC's.
+      const started = grpc;
+      if (started.tls) server.onTlsReload(() => started.reloadTls());
     } catch (e) {
       // A gRPC port that cannot be bound stops the start, as the HTTP port does.
       await server.close();

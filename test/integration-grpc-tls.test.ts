@@ -4,7 +4,8 @@
  * here with openssl: inference over TLS with the server's CA; a plaintext client gets
  * nothing; with --tls-ca a client certificate is required and must come from that CA.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -30,7 +31,7 @@ beforeAll(() => {
   expect(existsSync('/usr/bin/openssl'), '/usr/bin/openssl is missing: apt-get install openssl').toBe(true);
   certs = mkdtempSync(join(tmpdir(), 'tw-grpctls-'));
   makeCertificates(certs, [
-    { ca: 'ca', issue: [{ name: 'server', cn: 'localhost' }, { name: 'client', cn: 'batch-job' }] },
+    { ca: 'ca', issue: [{ name: 'server', cn: 'localhost' }, { name: 'client', cn: 'batch-job' }, { name: 'renewed', cn: 'renewed' }] },
     { ca: 'other-ca', issue: [{ name: 'stranger', cn: 'batch-job' }] },
   ]);
 });
@@ -105,4 +106,49 @@ describe('gRPC over TLS with --tls-ca: client certificates required', () => {
     // The server serves on.
     expect((await infer(address, grpc.credentials.createSsl(file('ca.pem'), file('client.key'), file('client.pem')))).values).toHaveLength(2);
   });
+});
+
+/** The CN of the certificate the gRPC port presents to a new connection. */
+function servedCommonName(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port, ca: file('ca.pem'), servername: 'localhost', ALPNProtocols: ['h2'] }, () => {
+      const cn = socket.getPeerCertificate().subject.CN;
+      socket.end();
+      resolve(Array.isArray(cn) ? cn.join(',') : cn);
+    });
+    socket.on('error', reject);
+  });
+}
+
+describe('gRPC certificate reload', () => {
+  it('a reload of the server certificate reaches gRPC: new connections get the new one, an open channel keeps working, unusable files change nothing', async () => {
+    const live = mkdtempSync(join(tmpdir(), 'tw-grpctls-live-'));
+    copyFileSync(join(certs, 'server.pem'), join(live, 'cert.pem'));
+    copyFileSync(join(certs, 'server.key'), join(live, 'key.pem'));
+    const server = await start({ cert: join(live, 'cert.pem'), key: join(live, 'key.pem') });
+    const { Inference } = loadProtos().clients;
+    const channel = new Inference(server.tw.grpc!.address, grpc.credentials.createSsl(file('ca.pem')), { 'grpc.ssl_target_name_override': 'localhost', 'grpc.default_authority': 'localhost' }) as unknown as grpc.Client & { ModelInfer: (request: object, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null) => void) => void };
+    const callOn = (): Promise<grpc.ServiceError | null> => new Promise((resolve) => channel.ModelInfer(REQUEST, { deadline: Date.now() + 15_000 }, (error) => resolve(error)));
+    try {
+      const port = server.tw.grpc!.port;
+      expect(await servedCommonName(port)).toBe('localhost');
+      expect(await callOn()).toBeNull();
+
+      copyFileSync(join(certs, 'renewed.pem'), join(live, 'cert.pem'));
+      copyFileSync(join(certs, 'renewed.key'), join(live, 'key.pem'));
+      await server.tw.server.reloadTls(); // what SIGHUP and the file watch run
+      expect(await servedCommonName(port)).toBe('renewed');
+      expect(await callOn()).toBeNull(); // the channel opened before the reload
+
+      // A half-written certificate: the reload fails and the running certificate stays.
+      writeFileSync(join(live, 'cert.pem'), readFileSync(join(certs, 'server.pem'), 'utf8').slice(0, 200));
+      await expect(server.tw.server.reloadTls()).rejects.toThrow();
+      expect(await servedCommonName(port)).toBe('renewed');
+      expect((await infer(server.tw.grpc!.address, grpc.credentials.createSsl(file('ca.pem')))).error).toBeUndefined();
+    } finally {
+      channel.close();
+      await server.close();
+      rmSync(live, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -20,6 +20,7 @@ import { inferenceService } from './rpc-handlers';
 import { withHandWrittenInferCodec } from './infer-wire';
 import { FrontDoor } from '../frontdoor/front-door';
 import { DEFAULT_GRPC_PORT } from './defaults';
+import { TensorwireError } from '../errors';
 import { grpcServerCredentials, type GrpcTlsFiles } from './tls';
 import type { Gate } from '../frontdoor/authorize';
 import type { SharedMemoryRegistry } from '../shm/region-registry';
@@ -83,6 +84,11 @@ export interface RunningGrpcServer {
   readonly inflight: number;
   /** Open ModelStreamInfer streams. */
   readonly streams: number;
+  /**
+   * Reads the TLS files again and serves them to new connections (open ones keep theirs);
+   * rejects, keeping the running certificate, when they are unusable. Rejects without TLS.
+   */
+  reloadTls(): Promise<void>;
   /** Readiness false and new calls UNAVAILABLE at once; resolves true once nothing is in flight (false if `timeoutMs` passed first). */
   drain(timeoutMs: number): Promise<boolean>;
   /** Stops accepting, ends open streams (UNAVAILABLE) and watches, lets calls finish for `graceMs`, then cuts the rest. */
@@ -129,7 +135,7 @@ export async function startGrpcServer(service: InferenceService, options: GrpcSe
   const health = healthService(ctx);
   server.addService(tolerantDefinition(protos.health), health.implementation);
 
-  const credentials = grpcServerCredentials(options.tls);
+  const { credentials, reload: reloadCertificate } = grpcServerCredentials(options.tls);
   const hostPort = `${host.includes(':') ? `[${host}]` : host}`;
   const boundPort = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${hostPort}:${port}`, credentials, (error, bound) => {
@@ -144,6 +150,10 @@ export async function startGrpcServer(service: InferenceService, options: GrpcSe
     port: boundPort,
     address: `${hostPort}:${boundPort}`,
     tls: options.tls !== undefined,
+    reloadTls(): Promise<void> {
+      if (reloadCertificate === undefined) return Promise.reject(new TensorwireError('INVALID_INPUT', 'this gRPC server does not serve TLS (--tls-cert, --tls-key)'));
+      return reloadCertificate();
+    },
     get inflight() {
       return ctx.inflight.size;
     },

@@ -147,6 +147,11 @@ export interface RunningServer {
    * not usable; rejects on a server without TLS.
    */
   reloadTls(): Promise<void>;
+  /**
+   * Runs `reload` after each successful certificate reload of this server (SIGHUP, file
+   * watch, `reloadTls`): other transports serving the same files (gRPC) reload with it.
+   */
+  onTlsReload(reload: () => Promise<void>): void;
 }
 
 /** 64 MiB. */
@@ -345,10 +350,17 @@ export function startServer(service: InferenceService, options: ServerOptions = 
       }
       return checked.summary;
     };
+    const tlsReloadListeners: (() => Promise<void>)[] = [];
     let tlsReloading: Promise<string> | undefined;
     /** One swap at a time: a reload asked for during one runs after it, with the files as they are then. */
     const reloadTls = (): Promise<string> => {
-      const run = (tlsReloading ?? Promise.resolve('')).catch(() => '').then(swapCertificate);
+      const run = (tlsReloading ?? Promise.resolve(''))
+        .catch(() => '')
+        .then(swapCertificate)
+        .then(async (summary) => {
+          for (const reload of tlsReloadListeners) await reload();
+          return summary;
+        });
       tlsReloading = run;
       return run;
     };
@@ -368,6 +380,9 @@ export function startServer(service: InferenceService, options: ServerOptions = 
       trace,
       gate: security?.gate,
       log: serverLog,
+      onTlsReload(reload: () => Promise<void>): void {
+        tlsReloadListeners.push(reload);
+      },
       async reloadTls(): Promise<void> {
         await reloadTls();
       },
