@@ -239,16 +239,62 @@ export class GrpcLane implements Connection {
 }
 
 /**
+ * What both connection kinds (GrpcMux over node:http2, RawGrpcMux over raw frames) do the
+ * same way: their lanes, their state, and what a lost connection does to the lanes.
+ */
+export abstract class GrpcLaneHost implements GrpcLaneOwner {
+  protected readonly laneList: GrpcLane[] = [];
+  protected state: 'idle' | 'connecting' | 'open' | 'closed' = 'idle';
+  abstract readonly lanes: number;
+  abstract readonly streaming: boolean;
+  abstract readonly events: ConnectionEvents;
+
+  abstract requestFor(id: string): Buffer;
+  abstract connect(lane: GrpcLane): void;
+  abstract send(lane: GrpcLane): void;
+  abstract cancel(lane: GrpcLane): void;
+  abstract close(): void;
+  /** Fails every request in flight with `kind`. */
+  protected abstract failAll(kind: string): void;
+
+  get full(): boolean {
+    return this.laneList.length >= this.lanes;
+  }
+
+  get isOpen(): boolean {
+    return this.state === 'open';
+  }
+
+  addLane(): GrpcLane {
+    if (this.full) throw new RangeError(`this gRPC connection already carries ${this.lanes} lanes`);
+    const lane = new GrpcLane(this, this.laneList.length);
+    this.laneList.push(lane);
+    return lane;
+  }
+
+  /** The connection went away: lanes still connecting hear why; requests in flight fail and their lanes reconnect. */
+  protected connectionLost(error?: Error): void {
+    if (this.state === 'closed') return;
+    const wasConnecting = this.state === 'connecting';
+    this.state = 'idle';
+    if (wasConnecting) {
+      for (const l of this.laneList) if (l.wanted) this.events.onConnectError(l, `cannot connect: ${error?.message ?? 'connection closed'}`);
+      return;
+    }
+    this.failAll('connection closed');
+    for (const l of this.laneList) if (l.wanted) this.connect(l);
+  }
+}
+
+/**
  * One HTTP/2 connection (node:http2, gRPC's framing written by hand) shared by `lanes`
  * request slots: unary calls multiplexed on it, or one ModelStreamInfer stream. The
  * generator's own per-request cost is then one HTTP/2 stream (unary) or one DATA frame
  * (stream): grpc-js's client spent ~1 ms of CPU per unary call on the development box, more
  * than the server's whole cost, so a comparison through it measured the client.
  */
-export class GrpcMux implements GrpcLaneOwner {
-  private readonly laneList: GrpcLane[] = [];
+export class GrpcMux extends GrpcLaneHost {
   private readonly byId = new Map<string, GrpcLane>();
-  private state: 'idle' | 'connecting' | 'open' | 'closed' = 'idle';
   private session: ClientHttp2Session | undefined;
   private stream: ClientHttp2Stream | undefined;
   private readonly authority: string;
@@ -260,22 +306,8 @@ export class GrpcMux implements GrpcLaneOwner {
     readonly streaming: boolean,
     readonly events: ConnectionEvents,
   ) {
+    super();
     this.authority = `http://${address}`;
-  }
-
-  get full(): boolean {
-    return this.laneList.length >= this.lanes;
-  }
-
-  get isOpen(): boolean {
-    return this.state === 'open';
-  }
-
-  addLane(): Connection {
-    if (this.full) throw new RangeError(`this gRPC channel already carries ${this.lanes} lanes`);
-    const lane = new GrpcLane(this, this.laneList.length);
-    this.laneList.push(lane);
-    return lane;
   }
 
   requestFor(id: string): Buffer {
@@ -302,15 +334,7 @@ export class GrpcMux implements GrpcLaneOwner {
     const lost = (error?: Error): void => {
       if (this.session !== session) return;
       this.session = undefined;
-      if (this.state === 'closed') return;
-      const wasConnecting = this.state === 'connecting';
-      this.state = 'idle';
-      if (wasConnecting) {
-        for (const l of this.laneList) if (l.wanted) this.events.onConnectError(l, `cannot connect: ${error?.message ?? 'connection closed'}`);
-        return;
-      }
-      this.failAll('connection closed');
-      for (const l of this.laneList) if (l.wanted) this.connect(l);
+      this.connectionLost(error);
     };
     session.on('error', lost);
     session.on('close', () => lost());
@@ -344,7 +368,7 @@ export class GrpcMux implements GrpcLaneOwner {
     stream.on('close', lost);
   }
 
-  private failAll(kind: string): void {
+  protected failAll(kind: string): void {
     const busy = this.streaming ? [...this.byId.values()] : this.laneList.filter((l) => l.busy);
     this.byId.clear();
     for (const lane of busy) lane.finish({ ok: false, kind });

@@ -30,7 +30,7 @@
 import type { Socket } from 'node:net';
 import type { Completion, ConnectionEvents } from './connections';
 import { connectReusingBuffer } from './raw-socket';
-import { GrpcFrameReader, GrpcLane, grpcFrame, streamAnswerInfo, withGrpcId, type GrpcLaneOwner } from './grpc-connection';
+import { GrpcFrameReader, GrpcLaneHost, grpcFrame, streamAnswerInfo, withGrpcId, type GrpcLane } from './grpc-connection';
 import {
   ACK, DATA, DEFAULT_WINDOW, END_HEADERS, END_STREAM, GOAWAY, HEADERS, MAX_WINDOW, PING, PREFACE, RST_STREAM, SETTINGS, WINDOW_UPDATE,
   dataFrames, frame, headerBlock, windowUpdate,
@@ -47,15 +47,13 @@ interface Call {
 const STREAM_ID = 1;
 
 /** One TCP connection carrying up to `lanes` unary calls at once, or one ModelStreamInfer stream of `lanes` requests in flight. */
-export class RawGrpcMux implements GrpcLaneOwner {
-  private readonly laneList: GrpcLane[] = [];
+export class RawGrpcMux extends GrpcLaneHost {
   /** Streaming: lanes by the id of their request in flight. */
   private readonly byId = new Map<string, GrpcLane>();
   private readonly reader = new GrpcFrameReader((answer) => this.onAnswer(answer));
   /** Streaming: what the server still lets us send on the stream. */
   private streamSendWindow = DEFAULT_WINDOW;
   private readonly calls = new Map<number, Call>();
-  private state: 'idle' | 'connecting' | 'open' | 'closed' = 'idle';
   private socket: Socket | undefined;
   private nextStreamId = 1;
   /** HEADERS + DATA of one call; stream ids at byte 5 and at dataIdAt. */
@@ -85,6 +83,7 @@ export class RawGrpcMux implements GrpcLaneOwner {
     readonly streaming: boolean,
     readonly events: ConnectionEvents,
   ) {
+    super();
     const headers = frame(HEADERS, END_HEADERS, 0, headerBlock(path, `${host.includes(':') ? `[${host}]` : host}:${port}`));
     // Streaming: the stream's HEADERS (not ending it), sent once per connection.
     this.streamHeaders = Buffer.from(headers);
@@ -97,21 +96,6 @@ export class RawGrpcMux implements GrpcLaneOwner {
     this.template = Buffer.concat([headers, data]);
     this.dataIdAt = headers.length + 5;
     this.dataBytes = framed.length;
-  }
-
-  get full(): boolean {
-    return this.laneList.length >= this.lanes;
-  }
-
-  get isOpen(): boolean {
-    return this.state === 'open';
-  }
-
-  addLane(): GrpcLane {
-    if (this.full) throw new RangeError(`this gRPC connection already carries ${this.lanes} lanes`);
-    const lane = new GrpcLane(this, this.laneList.length);
-    this.laneList.push(lane);
-    return lane;
   }
 
   requestFor(id: string): Buffer {
@@ -157,15 +141,7 @@ export class RawGrpcMux implements GrpcLaneOwner {
       if (this.socket !== socket) return;
       this.socket = undefined;
       socket.destroy();
-      if (this.state === 'closed') return;
-      const wasConnecting = this.state === 'connecting';
-      this.state = 'idle';
-      if (wasConnecting) {
-        for (const l of this.laneList) if (l.wanted) this.events.onConnectError(l, `cannot connect: ${error?.message ?? 'connection closed'}`);
-        return;
-      }
-      this.failAll('connection closed');
-      for (const l of this.laneList) if (l.wanted) this.connect(l);
+      this.connectionLost(error);
     };
     socket.on('error', lost);
     socket.on('close', () => lost());
@@ -253,7 +229,7 @@ export class RawGrpcMux implements GrpcLaneOwner {
     this.socket = undefined;
   }
 
-  private failAll(kind: string): void {
+  protected failAll(kind: string): void {
     const calls = [...this.calls.values(), ...[...this.byId.values()].map((lane) => ({ lane }))];
     this.calls.clear();
     this.byId.clear();
