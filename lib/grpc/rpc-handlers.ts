@@ -81,6 +81,14 @@ function target(request: WireModelRequest): [string, string | undefined] {
 }
 
 /** tensorwire serves one repository: the only repository name it knows is the empty one. */
+/** The model a repository load/unload names (after checking the repository name); 400 when it names none. */
+function repositoryModel(request: WireRepositoryRequest): string {
+  checkRepositoryName(request.repository_name);
+  const model = request.model_name ?? '';
+  if (model === '') throw new TensorwireError('INVALID_INPUT', "'model_name' is required");
+  return model;
+}
+
 function checkRepositoryName(name: string | undefined): void {
   if (name !== undefined && name !== '') {
     throw new TensorwireError('NOT_FOUND', `unknown repository '${clip(name)}': tensorwire serves one repository; leave repository_name empty`);
@@ -140,9 +148,7 @@ export function inferenceService(ctx: GrpcContext): grpc.UntypedServiceImplement
       ctx,
       'RepositoryModelLoad',
       (request: WireRepositoryRequest, _call, context) => {
-        checkRepositoryName(request.repository_name);
-        const model = request.model_name ?? '';
-        if (model === '') throw new TensorwireError('INVALID_INPUT', "'model_name' is required");
+        const model = repositoryModel(request);
         if (ctx.draining) throw shuttingDown();
         const parameters = Object.fromEntries(Object.entries(request.parameters).map(([k, p]) => [k, repositoryParameterValue(p)]));
         const config = loadConfig(model, { parameters });
@@ -157,9 +163,7 @@ export function inferenceService(ctx: GrpcContext): grpc.UntypedServiceImplement
       ctx,
       'RepositoryModelUnload',
       (request: WireRepositoryRequest, _call, context) => {
-        checkRepositoryName(request.repository_name);
-        const model = request.model_name ?? '';
-        if (model === '') throw new TensorwireError('INVALID_INPUT', "'model_name' is required");
+        const model = repositoryModel(request);
         // Triton's unload_dependents: there are no dependents (ensembles) to unload here.
         return control(ctx, context, 'repository.unload', model, async () => {
           await service.unloadModel(model);

@@ -3,7 +3,7 @@
  * synchronously, turns anything a handler throws into an error response, and tracks
  * asynchronous handlers as in flight for graceful shutdown.
  */
-import type { TemplatedApp } from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { InferenceService } from '../core/types';
 import { TensorwireError } from '../errors';
 import { HttpExchange } from './http-response';
@@ -85,17 +85,25 @@ export function addRoute(app: TemplatedApp, context: ServerContext, spec: RouteS
   const headers = withCodingHeaders(spec.headers ?? NO_HEADERS, spec.method !== 'get', context);
   const compression = context.compression;
   app[spec.method](spec.pattern, (res, req) => {
-    const exchange = new HttpExchange(res, req, paramCount, headers, copyUrl);
-    exchange.compression = compression;
-    if (exchange.framingError !== undefined) {
-      exchange.sendErrorAndClose(new TensorwireError('INVALID_INPUT', exchange.framingError));
-      return;
-    }
+    const exchange = openExchange(res, req, paramCount, headers, copyUrl, compression);
+    if (exchange === undefined) return;
     run(exchange, context, spec, paramCount, NOTHING);
   });
 }
 
 const NOTHING = (): void => undefined;
+
+/**
+ * The exchange of a request, or undefined when its framing is malformed (conflicting
+ * Content-Length...): then it was already answered with a 400 and the connection closed.
+ */
+function openExchange(res: HttpResponse, req: HttpRequest, paramCount: number, headers: readonly string[], copyUrl: boolean, compression: HttpCompression | undefined): HttpExchange | undefined {
+  const exchange = new HttpExchange(res, req, paramCount, headers, copyUrl);
+  exchange.compression = compression;
+  if (exchange.framingError === undefined) return exchange;
+  exchange.sendErrorAndClose(new TensorwireError('INVALID_INPUT', exchange.framingError));
+  return undefined;
+}
 
 /**
  * A route's header names plus those of content codings (http-response.ts): every route with
@@ -136,12 +144,8 @@ function addSecuredRoute(app: TemplatedApp, context: ServerContext, spec: RouteS
   const fixedNeed = need === 'infer-model' ? undefined : needOf(need, undefined);
   const inflight = context.inflight;
   app[spec.method](spec.pattern, (res, req) => {
-    const exchange = new HttpExchange(res, req, paramCount, headers, copyUrl);
-    exchange.compression = compression;
-    if (exchange.framingError !== undefined) {
-      exchange.sendErrorAndClose(new TensorwireError('INVALID_INPUT', exchange.framingError));
-      return;
-    }
+    const exchange = openExchange(res, req, paramCount, headers, copyUrl, compression);
+    if (exchange === undefined) return;
     if (cors !== undefined) {
       const list = cors.headers(exchange.headers['origin'], false);
       if (list !== undefined) exchange.extraHeaders = list.flat();
